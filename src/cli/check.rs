@@ -1,0 +1,91 @@
+//! `switchboard check`: load and validate the configuration, the host-key seed
+//! and every route once; print a summary, or every problem (exit 2).
+//!
+//! Configuration errors never get here: `main` prints them all and exits 2
+//! before any subcommand runs.
+
+use anyhow::anyhow;
+
+use super::{ConfigArg, Error, fingerprint, host_key};
+use crate::config::Config;
+use crate::hostkey::SeedOrigin;
+use crate::routes::file;
+
+/// `check` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Check as `serve --dev` would run (a missing seed is then allowed).
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Prints the summary on stdout and each problem on stderr.
+pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
+    let mut problems = Vec::new();
+    let mut warnings = config.warnings.clone();
+    let listen: Vec<String> = config
+        .server
+        .listen
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    println!("config:   {}", args.config.describe());
+    println!("listen:   {}", listen.join(", "));
+    match host_key(config, args.dev) {
+        Ok((key, origin)) => {
+            println!("host key: {} (seed: {origin})", fingerprint(&key));
+            match origin {
+                SeedOrigin::Inline => warnings.push(
+                    "server.host_key_seed: the seed is inline in the configuration; \
+                     use host_key_seed_file or host_key_seed_env outside development"
+                        .into(),
+                ),
+                SeedOrigin::Dev => warnings.push(
+                    "--dev: the built-in development seed is public; anyone can impersonate this gateway".into(),
+                ),
+                SeedOrigin::File(_) | SeedOrigin::Env(_) => {}
+            }
+        }
+        Err(e) => problems.push(format!("{}: {e}", args.config.origin())),
+    }
+    let path = &config.sources.file.path;
+    let watch = if config.sources.file.watch {
+        "reloaded on change"
+    } else {
+        "not watched"
+    };
+    match file::load(path) {
+        Ok(load) => {
+            println!(
+                "routes:   {} from {} ({watch})",
+                load.routes.len(),
+                path.display()
+            );
+            if load.routes.is_empty() && load.errors.is_empty() {
+                warnings.push(format!(
+                    "{}: no routes: nobody can log in yet",
+                    path.display()
+                ));
+            }
+            problems.extend(load.errors.iter().map(ToString::to_string));
+        }
+        Err(e) => problems.push(e.to_string()),
+    }
+    for w in &warnings {
+        println!("warning:  {w}");
+    }
+    if problems.is_empty() {
+        println!("ok");
+        return Ok(());
+    }
+    for p in &problems {
+        eprintln!("error: {p}");
+    }
+    let n = problems.len();
+    Err(Error::Invalid(anyhow!(
+        "{n} problem{} found",
+        if n == 1 { "" } else { "s" }
+    )))
+}

@@ -1,0 +1,170 @@
+//! `switchboard serve`: load everything, bind every listen address, run the
+//! gateway until SIGTERM/SIGINT (drain), or a second signal (exit now).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, anyhow};
+use russh::keys::PrivateKey;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use super::{ConfigArg, Error, fingerprint, host_key};
+use crate::config::Config;
+use crate::routes::{RouteTable, SharedRoutes, file, shared};
+use crate::server::Gateway;
+
+/// How often the routes file is polled for changes when `sources.file.watch`.
+const WATCH_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Extra time past `shutdown_grace` before `serve` stops waiting for the
+/// listeners to finish draining and exits anyway.
+const FORCE_EXIT_MARGIN: Duration = Duration::from_secs(5);
+
+/// `serve` flags.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub config: ConfigArg,
+    /// Development mode: without a configured seed, use a built-in, public one
+    /// (loudly warned about; never for a gateway people rely on).
+    #[arg(long)]
+    pub dev: bool,
+}
+
+/// Loads the seed and the routes (every problem is exit 2), then runs.
+pub fn run(args: Args, config: Config) -> Result<(), Error> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let (key, _) = host_key(&config, args.dev)?;
+    let routes = initial_routes(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+        .map_err(Error::Runtime)?;
+    runtime.block_on(serve(config, key, routes))
+}
+
+/// The first load of the routes file: a broken route is logged and skipped; a
+/// file that cannot be read, or whose every route is broken, stops the start.
+fn initial_routes(config: &Config) -> Result<SharedRoutes, Error> {
+    let path = &config.sources.file.path;
+    let load = file::load(path).map_err(|e| Error::Invalid(e.into()))?;
+    if load.routes.is_empty() && !load.errors.is_empty() {
+        let all: Vec<String> = load.errors.iter().map(ToString::to_string).collect();
+        return Err(Error::Invalid(anyhow!(
+            "no usable route in {}:\n{}",
+            path.display(),
+            all.join("\n")
+        )));
+    }
+    for e in &load.errors {
+        error!("{e}; route skipped");
+    }
+    Ok(shared(RouteTable::new(load.routes)))
+}
+
+async fn serve(config: Config, key: PrivateKey, routes: SharedRoutes) -> Result<(), Error> {
+    let mut listeners = Vec::new();
+    for addr in &config.server.listen {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))
+            .map_err(Error::Runtime)?;
+        listeners.push(listener);
+    }
+    let shutdown = CancellationToken::new();
+    watch_signals(shutdown.clone(), config.server.shutdown_grace)?;
+    let watcher = config.sources.file.watch.then(|| {
+        file::spawn_watcher(
+            config.sources.file.path.clone(),
+            routes.clone(),
+            WATCH_INTERVAL,
+        )
+    });
+    let addrs: Vec<String> = listeners
+        .iter()
+        .map(|l| {
+            l.local_addr()
+                .map_or_else(|_| "?".into(), |a| a.to_string())
+        })
+        .collect();
+    info!(
+        "listening on {}, host key {}, {} routes",
+        addrs.join(", "),
+        fingerprint(&key),
+        routes.load().len()
+    );
+    let grace = config.server.shutdown_grace;
+    let gateway = Gateway::new(Arc::new(config), key, routes);
+    let mut tasks = JoinSet::new();
+    for listener in listeners {
+        tasks.spawn(gateway.clone().run(listener, shutdown.clone()));
+    }
+    let result = tokio::select! {
+        r = wait_all(&mut tasks, &shutdown) => r,
+        () = async {
+            shutdown.cancelled().await;
+            tokio::time::sleep(grace + FORCE_EXIT_MARGIN).await;
+        } => {
+            warn!("still draining {:?} after shutdown_grace; exiting", grace + FORCE_EXIT_MARGIN);
+            Ok(())
+        }
+    };
+    if let Some(watcher) = watcher {
+        watcher.abort();
+    }
+    result
+}
+
+/// Waits for every listener; the first failure stops the others.
+async fn wait_all(
+    tasks: &mut JoinSet<std::io::Result<()>>,
+    shutdown: &CancellationToken,
+) -> Result<(), Error> {
+    let mut result = Ok(());
+    while let Some(joined) = tasks.join_next().await {
+        let failure = match joined {
+            Ok(Ok(())) => continue,
+            Ok(Err(e)) => anyhow::Error::new(e).context("listener failed"),
+            Err(e) => anyhow::Error::new(e).context("listener task ended abnormally"),
+        };
+        error!(error = format!("{failure:#}"), "stopping");
+        shutdown.cancel();
+        if result.is_ok() {
+            result = Err(Error::Runtime(failure));
+        }
+    }
+    result
+}
+
+/// First SIGTERM/SIGINT cancels `shutdown` (stop accepting, drain); a second
+/// one exits at once.
+fn watch_signals(shutdown: CancellationToken, grace: Duration) -> Result<(), Error> {
+    let install = |kind, name| {
+        signal(kind)
+            .with_context(|| format!("installing the {name} handler"))
+            .map_err(Error::Runtime)
+    };
+    let mut term = install(SignalKind::terminate(), "SIGTERM")?;
+    let mut int = install(SignalKind::interrupt(), "SIGINT")?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => info!(signal = "SIGTERM", "shutting down; draining for up to {grace:?}"),
+            _ = int.recv() => info!(signal = "SIGINT", "shutting down; draining for up to {grace:?}"),
+        }
+        shutdown.cancel();
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        warn!("second signal: exiting now");
+        std::process::exit(1);
+    });
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! Typed configuration (`switchboard.toml`, SPEC §3): defaults, unknown keys
+//! refused by name, `SWITCHBOARD_<SECTION>_<KEY>` environment overrides, and
+//! validation that reports every problem at once.
+//!
+//! Loading and validation live in `config/load.rs`; this file is the shape.
+
+mod env;
+mod load;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use env::ENV_PREFIX;
+pub use load::{ConfigError, ConfigErrors, DEFAULT_FILE, Origin};
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub routing: RoutingConfig,
+    pub upstream: UpstreamConfig,
+    pub sources: SourcesConfig,
+    pub admin: AdminConfig,
+    pub log: LogConfig,
+    /// `[proxy_protocol]` (SPEC §9): accepted so a SPEC-shaped file parses; not implemented yet.
+    pub proxy_protocol: ProxyProtocolConfig,
+    /// `[http_tunnel]` (SPEC §11): accepted so a SPEC-shaped file parses; not implemented yet.
+    pub http_tunnel: HttpTunnelConfig,
+    /// Non-fatal findings of [`Config::load`] (options set but not implemented
+    /// yet, …), each naming where it was set. `serve` logs them, `check` prints them.
+    #[serde(skip)]
+    pub warnings: Vec<String>,
+}
+
+/// `[server]`: the listening side.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Listen addresses (a string or a list in TOML).
+    #[serde(deserialize_with = "one_or_many")]
+    pub listen: Vec<SocketAddr>,
+    /// File holding the host-key seed.
+    pub host_key_seed_file: Option<PathBuf>,
+    /// Environment variable holding the host-key seed.
+    pub host_key_seed_env: Option<String>,
+    /// Inline seed: development only, warned about loudly.
+    pub host_key_seed: Option<String>,
+    /// Additional host keys (SPEC §3, commented out there): not implemented
+    /// yet; `check` warns when set.
+    pub extra_host_keys: Vec<PathBuf>,
+    /// Whole pre-authentication phase.
+    #[serde(with = "humantime_serde")]
+    pub login_grace: Duration,
+    pub max_auth_tries: usize,
+    pub max_connections: usize,
+    pub max_unauthenticated: usize,
+    /// Keepalive interval on both legs; 0 disables.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// Close sessions idle this long; 0 = never.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    /// Optional pre-auth banner.
+    pub banner: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![SocketAddr::from(([0, 0, 0, 0], 2233))],
+            host_key_seed_file: None,
+            host_key_seed_env: None,
+            host_key_seed: None,
+            extra_host_keys: Vec::new(),
+            login_grace: Duration::from_secs(20),
+            max_auth_tries: 6,
+            max_connections: 10_000,
+            max_unauthenticated: 200,
+            keepalive_interval: Duration::from_secs(30),
+            idle_timeout: Duration::ZERO,
+            shutdown_grace: Duration::from_secs(30),
+            banner: String::new(),
+        }
+    }
+}
+
+/// How usernames are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsernameGrammar {
+    Default,
+    Sealos,
+}
+
+/// Who may use jump mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum JumpPolicy {
+    Authenticated,
+    AnyKey,
+    Off,
+}
+
+/// `[routing]`: choosing the route (SPEC §5).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RoutingConfig {
+    pub target_separator: String,
+    pub username_grammar: UsernameGrammar,
+    pub agent_login: bool,
+    pub jump: JumpPolicy,
+}
+
+impl Default for RoutingConfig {
+    fn default() -> Self {
+        Self {
+            target_separator: "@".into(),
+            username_grammar: UsernameGrammar::Default,
+            agent_login: true,
+            jump: JumpPolicy::Authenticated,
+        }
+    }
+}
+
+/// How the gateway treats the box's host key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyPolicy {
+    PinnedOrAccept,
+    RequirePinned,
+}
+
+/// `[upstream]`: the leg to the box.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpstreamConfig {
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// TCP connect + SSH handshake + authentication to the box.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    pub host_key_policy: HostKeyPolicy,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            host_key_policy: HostKeyPolicy::PinnedOrAccept,
+        }
+    }
+}
+
+/// `[sources]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SourcesConfig {
+    pub file: FileSourceConfig,
+    /// `[sources.kubernetes]` (SPEC §7): accepted, not implemented yet.
+    pub kubernetes: KubernetesSourceConfig,
+}
+
+/// `[sources.file]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FileSourceConfig {
+    pub path: PathBuf,
+    /// Reload on change (no restart; open sessions kept).
+    pub watch: bool,
+}
+
+impl Default for FileSourceConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::from("routes.toml"),
+            watch: true,
+        }
+    }
+}
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
+        }
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// `[log]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Text,
+            level: "info".into(),
+        }
+    }
+}
+
+/// Which Kubernetes objects describe boxes (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KubernetesMode {
+    /// `SSHRoute` custom resources.
+    #[default]
+    Crd,
+    /// The Sealos Devbox Secrets and Pods.
+    SealosDevbox,
+}
+
+/// `[sources.kubernetes]`: parsed so the SPEC's file shape is accepted; the
+/// source itself does not exist yet, and `check` says so when it is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KubernetesSourceConfig {
+    pub enabled: bool,
+    pub mode: KubernetesMode,
+}
+
+/// `[proxy_protocol]`: parsed so the SPEC's file shape is accepted; not
+/// implemented yet, and `check` says so when it is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProxyProtocolConfig {
+    pub enabled: bool,
+    pub trusted_cidrs: Vec<String>,
+}
+
+/// How HTTP tunnels authenticate (SPEC §11).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TunnelAuth {
+    #[default]
+    None,
+    Token,
+}
+
+/// `[http_tunnel]`: parsed so the SPEC's file shape is accepted; not
+/// implemented yet, and `check` says so when it is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpTunnelConfig {
+    pub enabled: bool,
+    pub auth: TunnelAuth,
+    pub host_suffix: String,
+}
+
+/// `listen` is one address or a list; errors name the bad address.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<SocketAddr>, D::Error> {
+    struct Visitor;
+
+    impl<'de> serde::de::Visitor<'de> for Visitor {
+        type Value = Vec<SocketAddr>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an address such as \"0.0.0.0:2233\", or a list of them")
+        }
+
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            parse_addr(s).map(|a| vec![a])
+        }
+
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(s) = seq.next_element::<String>()? {
+                out.push(parse_addr(&s)?);
+            }
+            Ok(out)
+        }
+    }
+
+    d.deserialize_any(Visitor)
+}
+
+fn parse_addr<E: serde::de::Error>(s: &str) -> Result<SocketAddr, E> {
+    s.parse().map_err(|_| {
+        E::custom(format!(
+            "invalid address `{s}`: expected IP:PORT such as 0.0.0.0:2233 or [::]:2233"
+        ))
+    })
+}

@@ -1,0 +1,342 @@
+//! Reading `switchboard.toml`, applying `SWITCHBOARD_<SECTION>_<KEY>`
+//! environment overrides on top, and validating, with every problem collected
+//! and each one naming where it came from (file or variable) and the field.
+//!
+//! Every leaf value is checked on its own (a one-key document through the same
+//! serde types), so one bad key does not hide the next one.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use super::Config;
+use super::env::apply_env;
+
+/// The file `serve`/`check` read when `--config` is not given (if it exists).
+pub const DEFAULT_FILE: &str = "switchboard.toml";
+
+/// Parsed so a SPEC-shaped file is accepted, but not acted on yet: setting
+/// one is a warning, never silence.
+const NOT_IMPLEMENTED: &[(&str, &str)] = &[
+    ("server.extra_host_keys", "extra host keys"),
+    ("sources.kubernetes", "the Kubernetes route source"),
+    ("proxy_protocol", "PROXY protocol"),
+    ("http_tunnel", "HTTP CONNECT / WebSocket tunnels"),
+    ("admin", "the admin HTTP endpoint"),
+];
+
+/// Path-valued keys; relative values in a file are taken relative to its directory.
+const PATH_KEYS: &[(&str, &str)] = &[
+    ("server", "host_key_seed_file"),
+    ("server", "extra_host_keys"),
+    ("sources", "file"),
+];
+
+/// Where a setting came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    File(PathBuf),
+    Env(String),
+    Default,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::File(p) => write!(f, "{}", p.display()),
+            Origin::Env(var) => write!(f, "environment variable {var}"),
+            Origin::Default => f.write_str("built-in defaults"),
+        }
+    }
+}
+
+/// One problem: where, which field, what.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{origin}: {field}: {message}")]
+pub struct ConfigError {
+    pub origin: Origin,
+    /// Dotted path (`server.listen`), or a position for a syntax error.
+    pub field: String,
+    pub message: String,
+}
+
+/// Every problem found; `Display` prints one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Which origin set each dotted leaf path.
+pub(super) type Provenance = BTreeMap<String, Origin>;
+
+impl Config {
+    /// Loads `path` (or `./switchboard.toml` if it exists, else the defaults),
+    /// applies the process environment's overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigErrors> {
+        Self::load_with_env(path, std::env::vars_os())
+    }
+
+    /// [`Config::load`] with an explicit environment (tests, embedding).
+    ///
+    /// `SWITCHBOARD_<SECTION>_<KEY>` sets `[section] key`; nested sections join
+    /// with `_` (`SWITCHBOARD_SOURCES_FILE_PATH` is `[sources.file] path`). The
+    /// value is read as a TOML value (`6`, `true`, `["a", "b"]`), else as a
+    /// string. Variables naming no section (`SWITCHBOARD_SEED`) and the one
+    /// named by `host_key_seed_env` are not overrides.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (OsString, OsString)>,
+    ) -> Result<Config, ConfigErrors> {
+        let mut errors = Vec::new();
+        let mut provenance = Provenance::new();
+        let file = match path {
+            Some(p) => Some(p.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.is_file()),
+        };
+        let mut table = match &file {
+            Some(file) => read_file(file, &mut provenance, &mut errors),
+            None => Table::new(),
+        };
+        apply_env(&mut table, env, &mut provenance, &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let mut config = Config::deserialize(Value::Table(table)).map_err(|e| {
+            let origin = file.clone().map_or(Origin::Default, Origin::File);
+            ConfigErrors(vec![ConfigError {
+                origin,
+                field: "-".into(),
+                message: e.message().into(),
+            }])
+        })?;
+        validate(&config, &provenance, &mut errors);
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        config.warnings = warnings(&provenance);
+        Ok(config)
+    }
+}
+
+fn read_file(file: &Path, provenance: &mut Provenance, errors: &mut Vec<ConfigError>) -> Table {
+    let origin = Origin::File(file.to_path_buf());
+    let error = |field: String, message: String| ConfigError {
+        origin: origin.clone(),
+        field,
+        message,
+    };
+    let text = match std::fs::read_to_string(file) {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(error(
+                "-".into(),
+                format!("cannot read the configuration file: {e}"),
+            ));
+            return Table::new();
+        }
+    };
+    let mut table = match text.parse::<Table>() {
+        Ok(t) => t,
+        Err(e) => {
+            // The message and position only: the snippet could show a secret.
+            let (line, col) = e.span().map_or((0, 0), |s| line_col(&text, s.start));
+            errors.push(error(
+                format!("line {line}, column {col}"),
+                e.message().trim().into(),
+            ));
+            return Table::new();
+        }
+    };
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        resolve_paths(&mut table, dir);
+    }
+    let mut leaves = Vec::new();
+    collect_leaves(&table, &mut Vec::new(), &mut leaves);
+    for (path, value) in leaves {
+        if let Err(message) = check_leaf(&path, value) {
+            errors.push(error(path.join("."), message));
+        }
+        provenance.insert(path.join("."), origin.clone());
+    }
+    table
+}
+
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+/// Makes relative path values relative to the configuration file's directory.
+fn resolve_paths(table: &mut Table, dir: &Path) {
+    let join = |v: &mut Value| {
+        if let Value::String(s) = v
+            && Path::new(s.as_str()).is_relative()
+            && !s.is_empty()
+        {
+            *s = dir.join(s.as_str()).to_string_lossy().into_owned();
+        }
+    };
+    for (section, key) in PATH_KEYS {
+        let Some(Value::Table(t)) = table.get_mut(*section) else {
+            continue;
+        };
+        match t.get_mut(*key) {
+            // `[sources.file] path`
+            Some(Value::Table(file)) => file.get_mut("path").into_iter().for_each(join),
+            Some(Value::Array(items)) => items.iter_mut().for_each(join),
+            Some(v) => join(v),
+            None => {}
+        }
+    }
+}
+
+/// Every non-table value, and every empty table (so `[typo]` is still seen).
+fn collect_leaves<'a>(
+    table: &'a Table,
+    prefix: &mut Vec<String>,
+    out: &mut Vec<(Vec<String>, &'a Value)>,
+) {
+    for (key, value) in table {
+        prefix.push(key.clone());
+        match value {
+            Value::Table(t) if !t.is_empty() => collect_leaves(t, prefix, out),
+            _ => out.push((prefix.clone(), value)),
+        }
+        prefix.pop();
+    }
+}
+
+/// Deserializes a document holding only `path = value`, so its error is its own.
+pub(super) fn check_leaf(path: &[String], value: &Value) -> Result<(), String> {
+    let mut doc = value.clone();
+    for key in path.iter().rev() {
+        doc = Value::Table(Table::from_iter([(key.clone(), doc)]));
+    }
+    match Config::deserialize(doc) {
+        Ok(_) => Ok(()),
+        // The inline seed is a secret: never echo what was written there.
+        Err(_) if path.last().is_some_and(|k| k == "host_key_seed") => {
+            Err("must be a string (value not shown)".into())
+        }
+        Err(e) => Err(e.message().trim().to_string()),
+    }
+}
+
+fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigError>) {
+    let mut fail = |field: &str, message: String| {
+        let origin = provenance.get(field).cloned().unwrap_or(Origin::Default);
+        errors.push(ConfigError {
+            origin,
+            field: field.into(),
+            message,
+        });
+    };
+    let s = &config.server;
+    if s.listen.is_empty() {
+        fail(
+            "server.listen",
+            "must name at least one address, e.g. \"0.0.0.0:2233\"".into(),
+        );
+    }
+    for (i, addr) in s.listen.iter().enumerate() {
+        if s.listen[..i].contains(addr) {
+            fail("server.listen", format!("{addr} is listed twice"));
+        }
+    }
+    let seeds = [
+        ("server.host_key_seed_file", s.host_key_seed_file.is_some()),
+        ("server.host_key_seed_env", s.host_key_seed_env.is_some()),
+        ("server.host_key_seed", s.host_key_seed.is_some()),
+    ];
+    if seeds.iter().filter(|(_, set)| *set).count() > 1 {
+        let field = seeds
+            .iter()
+            .rev()
+            .find(|(_, set)| *set)
+            .map_or("server", |(f, _)| f);
+        fail(
+            field,
+            "set only one of host_key_seed_file, host_key_seed_env, host_key_seed".into(),
+        );
+    }
+    if s.host_key_seed_file
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        fail("server.host_key_seed_file", "must not be empty".into());
+    }
+    if s.host_key_seed_env.as_ref().is_some_and(|v| v.is_empty()) {
+        fail("server.host_key_seed_env", "must not be empty".into());
+    }
+    for (field, n) in [
+        ("server.max_auth_tries", s.max_auth_tries),
+        ("server.max_connections", s.max_connections),
+        ("server.max_unauthenticated", s.max_unauthenticated),
+    ] {
+        if n == 0 {
+            fail(field, "must be at least 1".into());
+        }
+    }
+    for (field, d) in [
+        ("server.login_grace", s.login_grace),
+        ("upstream.connect_timeout", config.upstream.connect_timeout),
+        (
+            "upstream.handshake_timeout",
+            config.upstream.handshake_timeout,
+        ),
+    ] {
+        if d == Duration::ZERO {
+            fail(field, "must be longer than 0s".into());
+        }
+    }
+    if config.routing.target_separator.is_empty() {
+        fail(
+            "routing.target_separator",
+            "must not be empty (the default is \"@\")".into(),
+        );
+    }
+    if config.sources.file.path.as_os_str().is_empty() {
+        fail("sources.file.path", "must not be empty".into());
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        fail(
+            "log.level",
+            format!("not a log filter ({e}); use e.g. \"info\" or \"switchboard=debug\""),
+        );
+    }
+}
+
+fn warnings(provenance: &Provenance) -> Vec<String> {
+    let mut out = Vec::new();
+    for (prefix, what) in NOT_IMPLEMENTED {
+        let set = provenance.iter().find(|(path, _)| {
+            path.as_str() == *prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|r| r.starts_with('.'))
+        });
+        if let Some((_, origin)) = set {
+            out.push(format!(
+                "{origin}: {prefix}: {what} is not implemented yet; this setting is ignored"
+            ));
+        }
+    }
+    out
+}

@@ -1,0 +1,312 @@
+//! Unit tests for loading, overriding and validating the configuration.
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::*;
+
+fn env(vars: &[(&str, &str)]) -> Vec<(OsString, OsString)> {
+    vars.iter()
+        .map(|(k, v)| (OsString::from(k), OsString::from(v)))
+        .collect()
+}
+
+fn write(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("switchboard.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+fn load(text: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(dir.path(), text);
+    Config::load_with_env(Some(&path), env(vars))
+}
+
+fn errors(text: &str, vars: &[(&str, &str)]) -> Vec<String> {
+    match load(text, vars) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+    }
+}
+
+const SPEC_FILE: &str = r#"
+[server]
+listen = "0.0.0.0:2233"
+host_key_seed_file = "/etc/switchboard/seed"
+login_grace = "20s"
+max_auth_tries = 6
+max_connections = 10000
+max_unauthenticated = 200
+keepalive_interval = "30s"
+idle_timeout = "0s"
+shutdown_grace = "30s"
+banner = ""
+
+[routing]
+target_separator = "@"
+username_grammar = "default"
+agent_login = true
+jump = "authenticated"
+
+[upstream]
+connect_timeout = "5s"
+handshake_timeout = "10s"
+host_key_policy = "pinned-or-accept"
+
+[sources.file]
+path = "routes.toml"
+watch = true
+
+[sources.kubernetes]
+enabled = false
+
+[proxy_protocol]
+enabled = false
+trusted_cidrs = []
+
+[admin]
+listen = "127.0.0.1:9102"
+
+[log]
+format = "text"
+level = "info"
+
+[http_tunnel]
+enabled = false
+auth = "none"
+host_suffix = ""
+"#;
+
+#[test]
+fn spec_shaped_file_parses_and_warns_about_unimplemented_sections() {
+    let config = load(SPEC_FILE, &[]).expect("SPEC file loads");
+    assert_eq!(
+        config.server.listen,
+        vec![SocketAddr::from(([0, 0, 0, 0], 2233))]
+    );
+    assert_eq!(config.server.login_grace, Duration::from_secs(20));
+    assert_eq!(config.routing.jump, JumpPolicy::Authenticated);
+    for section in [
+        "sources.kubernetes",
+        "proxy_protocol",
+        "http_tunnel",
+        "admin",
+    ] {
+        assert!(
+            config
+                .warnings
+                .iter()
+                .any(|w| w.contains(&format!(": {section}: "))),
+            "no warning for {section}: {:?}",
+            config.warnings
+        );
+    }
+}
+
+#[test]
+fn no_file_means_defaults_and_no_warnings() {
+    let config = Config::load_with_env(None, env(&[])).expect("defaults");
+    assert_eq!(config.routing.target_separator, "@");
+    assert!(config.sources.file.watch);
+    assert!(config.warnings.is_empty());
+}
+
+#[test]
+fn listen_accepts_one_or_many() {
+    let config = load("[server]\nlisten = [\"127.0.0.1:1\", \"[::1]:2\"]\n", &[]).expect("loads");
+    assert_eq!(config.server.listen.len(), 2);
+}
+
+#[test]
+fn every_problem_is_reported_at_once_with_file_and_field() {
+    let text = "[server]\nlisten = []\nlistn = \"x\"\nlogin_grace = \"soon\"\n\
+                [routing]\ntarget_separator = \"\"\njump = \"sometimes\"\n[typo]\n";
+    let errs = errors(text, &[]);
+    let has = |field: &str| {
+        errs.iter()
+            .any(|e| e.contains("switchboard.toml: ") && e.contains(field))
+    };
+    // Field-level problems come first; cross-field validation needs them fixed.
+    assert!(has("server.listn: unknown field `listn`"), "{errs:?}");
+    assert!(has("server.login_grace: "), "{errs:?}");
+    assert!(has("routing.jump: unknown variant `sometimes`"), "{errs:?}");
+    assert!(has("typo: unknown field `typo`"), "{errs:?}");
+    assert_eq!(errs.len(), 4, "{errs:?}");
+}
+
+#[test]
+fn cross_field_validation_collects_everything() {
+    let text = "[server]\nlisten = []\nmax_auth_tries = 0\n[routing]\ntarget_separator = \"\"\n\
+                [log]\nlevel = \"=== nope\"\n";
+    let errs = errors(text, &[]);
+    for field in [
+        "server.listen",
+        "server.max_auth_tries",
+        "routing.target_separator",
+        "log.level",
+    ] {
+        assert!(
+            errs.iter()
+                .any(|e| e.contains(&format!("switchboard.toml: {field}: "))),
+            "{field}: {errs:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_listen_address_is_named() {
+    let errs = errors("[server]\nlisten = [\"0.0.0.0:2233\", \"nowhere\"]\n", &[]);
+    assert!(
+        errs[0].contains("server.listen: invalid address `nowhere`"),
+        "{errs:?}"
+    );
+}
+
+#[test]
+fn syntax_error_gives_position_not_snippet() {
+    let errs = errors("[server]\nhost_key_seed = topsecretvalue1234\n", &[]);
+    assert_eq!(errs.len(), 1);
+    assert!(errs[0].contains("line 2"), "{errs:?}");
+    assert!(!errs[0].contains("topsecret"), "{errs:?}");
+}
+
+#[test]
+fn inline_seed_of_wrong_type_is_not_echoed() {
+    let errs = errors("[server]\nhost_key_seed = 12345678901234567\n", &[]);
+    assert!(!errs[0].contains("12345678901234567"), "{errs:?}");
+}
+
+#[test]
+fn env_overrides_apply_on_top_of_the_file_with_typed_values() {
+    let config = load(
+        "[server]\nmax_auth_tries = 3\nbanner = \"file\"\n",
+        &[
+            ("SWITCHBOARD_SERVER_LISTEN", "127.0.0.1:2022"),
+            ("SWITCHBOARD_SERVER_MAX_AUTH_TRIES", "9"),
+            ("SWITCHBOARD_SERVER_LOGIN_GRACE", "1m"),
+            ("SWITCHBOARD_SERVER_BANNER", "42"),
+            ("SWITCHBOARD_LOG_LEVEL", "debug"),
+            ("SWITCHBOARD_LOG_FORMAT", "json"),
+            ("SWITCHBOARD_SOURCES_FILE_PATH", "/srv/routes.toml"),
+            ("SWITCHBOARD_SOURCES_FILE_WATCH", "false"),
+            ("SWITCHBOARD_ROUTING_AGENT_LOGIN", "false"),
+        ],
+    )
+    .expect("loads");
+    assert_eq!(
+        config.server.listen,
+        vec![SocketAddr::from(([127, 0, 0, 1], 2022))]
+    );
+    assert_eq!(config.server.max_auth_tries, 9);
+    assert_eq!(config.server.login_grace, Duration::from_secs(60));
+    assert_eq!(config.server.banner, "42");
+    assert_eq!(config.log.level, "debug");
+    assert_eq!(config.log.format, LogFormat::Json);
+    assert_eq!(config.sources.file.path, PathBuf::from("/srv/routes.toml"));
+    assert!(!config.sources.file.watch);
+    assert!(!config.routing.agent_login);
+}
+
+#[test]
+fn env_list_value() {
+    let vars = [(
+        "SWITCHBOARD_SERVER_LISTEN",
+        "[\"127.0.0.1:1\", \"127.0.0.1:2\"]",
+    )];
+    let config = Config::load_with_env(None, env(&vars)).expect("loads");
+    assert_eq!(config.server.listen.len(), 2);
+}
+
+#[test]
+fn env_errors_name_the_variable() {
+    let errs = errors(
+        "",
+        &[
+            ("SWITCHBOARD_SERVER_LISTN", "1"),
+            ("SWITCHBOARD_SERVER_MAX_AUTH_TRIES", "many"),
+            ("SWITCHBOARD_SOURCES_PATH", "x"),
+        ],
+    );
+    assert_eq!(errs.len(), 3, "{errs:?}");
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("environment variable SWITCHBOARD_SERVER_LISTN: server.listn:"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("environment variable SWITCHBOARD_SERVER_MAX_AUTH_TRIES:"))
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("environment variable SWITCHBOARD_SOURCES_PATH:"))
+    );
+}
+
+#[test]
+fn unrelated_and_seed_variables_are_not_overrides() {
+    let vars = [
+        ("SWITCHBOARD_SEED", "whatever"),
+        ("SWITCHBOARD_CONFIG", "/etc/switchboard.toml"),
+        ("SWITCHBOARD_SERVER_SECRET", "0123456789abcdef0123"),
+        ("HOME", "/root"),
+    ];
+    let config = load(
+        "[server]\nhost_key_seed_env = \"SWITCHBOARD_SERVER_SECRET\"\n",
+        &vars,
+    )
+    .expect("loads");
+    assert_eq!(
+        config.server.host_key_seed_env.as_deref(),
+        Some("SWITCHBOARD_SERVER_SECRET")
+    );
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "[server]\nhost_key_seed_file = \"seed\"\n[sources.file]\npath = \"r.toml\"\n",
+    );
+    let config = Config::load_with_env(Some(&path), env(&[])).expect("loads");
+    assert_eq!(config.sources.file.path, dir.path().join("r.toml"));
+    assert_eq!(
+        config.server.host_key_seed_file,
+        Some(dir.path().join("seed"))
+    );
+}
+
+#[test]
+fn validation_error_names_the_variable_that_set_the_field() {
+    let errs = errors("", &[("SWITCHBOARD_ROUTING_TARGET_SEPARATOR", "\"\"")]);
+    assert_eq!(
+        errs,
+        vec![
+            "environment variable SWITCHBOARD_ROUTING_TARGET_SEPARATOR: routing.target_separator: \
+             must not be empty (the default is \"@\")"
+        ]
+    );
+}
+
+#[test]
+fn two_seed_sources_are_refused() {
+    let errs = errors(
+        "[server]\nhost_key_seed_file = \"/s\"\nhost_key_seed_env = \"S\"\n",
+        &[],
+    );
+    assert!(errs[0].contains("set only one of"), "{errs:?}");
+}
+
+#[test]
+fn missing_explicit_file_is_an_error() {
+    let err = Config::load_with_env(Some(Path::new("/nonexistent/switchboard.toml")), env(&[]))
+        .expect_err("missing file");
+    assert!(
+        err.to_string()
+            .contains("/nonexistent/switchboard.toml: -: cannot read"),
+        "{err}"
+    );
+}

@@ -1,0 +1,60 @@
+//! `switchboard`: parse the command line, load the configuration, start
+//! logging, run the subcommand, and map the outcome to an exit code
+//! (0 ok, 1 runtime failure, 2 usage or invalid configuration).
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+
+use clap::Parser;
+use switchboard::cli::{self, Cli};
+use switchboard::config::{LogConfig, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    // clap exits 2 on a usage error, 0 on --help/--version.
+    let cli = Cli::parse();
+    let config = match cli.command.load_config() {
+        Ok(config) => config,
+        Err(errors) => {
+            for e in &errors.0 {
+                eprintln!("error: {e}");
+            }
+            let n = errors.0.len();
+            eprintln!(
+                "switchboard: invalid configuration ({n} problem{})",
+                if n == 1 { "" } else { "s" }
+            );
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config.log);
+    match cli::run(cli.command, config) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("switchboard: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+/// Logs to stderr, text or JSON per `[log] format`; the filter is `RUST_LOG`
+/// when set, else `[log] level` (already validated).
+fn init_tracing(log: &LogConfig) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(directives) => EnvFilter::try_new(&directives).unwrap_or_else(|e| {
+            eprintln!(
+                "switchboard: ignoring RUST_LOG ({e}); using log.level = {:?}",
+                log.level
+            );
+            EnvFilter::new(&log.level)
+        }),
+        Err(_) => EnvFilter::new(&log.level),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

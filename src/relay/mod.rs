@@ -1,0 +1,6 @@
+//! Moving channels between the client and the box with bounded buffers and
+//! end-to-end backpressure.
+
+pub mod notice;
+pub mod session;
+pub mod tcpip;

@@ -1,0 +1,416 @@
+//! Tests of loading a routes file: valid files, every kind of error, paths, duplicates.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
+
+use super::*;
+use crate::routes::{Forwarding, RouteState};
+
+pub(super) const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPy79bNUuWn+Hzm/i/zTG1Hj9xvS6X51TAd4Et/u9VRb test@switchboard";
+pub(super) const KEY_B: &str =
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBSpbomY3iHpVUk8yXqJIfBBfee8U1H2nLb92omhd23N other";
+/// The private half of `KEY_A` (a throwaway test key).
+const IDENTITY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
+QyNTUxOQAAACD8u/WzVLlp/h85v4v80xtR4/cb0ul+dUwHeBLf7vVUWwAAAJiGa7wBhmu8
+AQAAAAtzc2gtZWQyNTUxOQAAACD8u/WzVLlp/h85v4v80xtR4/cb0ul+dUwHeBLf7vVUWw
+AAAEA2BZE+wf/sHVEVZzNC8GRaoud63ifbBZrpHGIF+BH8Q/y79bNUuWn+Hzm/i/zTG1Hj
+9xvS6X51TAd4Et/u9VRbAAAAEHRlc3RAc3dpdGNoYm9hcmQBAgMEBQ==
+-----END OPENSSH PRIVATE KEY-----
+";
+/// A passphrase-protected key (passphrase `pw`).
+const ENCRYPTED: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
+b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIAAAAGYmNyeXB0AAAAGAAAABBxMYoBz5
+3Mq50wWetacAx4AAAAEAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5AAAAILp+w5ZIGwO41ejk
+IoAhc02iKyFvFpmVxUeb9pl0ekabAAAAkJCV+9VNUGdwypOSu8qgV4mEHa7eEeA5O4tiO9
+OhPGjhnHzCU4XT/VjJAYacaQRHErKjPARLJucC43YZX/6dXw9EQpxEoqO82RjKpOhZJbmt
+8p3IRnc0oXup/R+eTj8NAucx47iK3KhjMJ21xcdlQ+QFpljj2nwvHMt1Wnr64is9hwDBKx
+uB0OzJ1KExgfi7fQ==
+-----END OPENSSH PRIVATE KEY-----
+";
+
+/// A temp dir with key files, and a routes file written on demand.
+pub(super) struct Fixture {
+    pub dir: TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        fs::create_dir(dir.path().join("keys")).expect("mkdir");
+        fs::write(dir.path().join("keys/alice"), IDENTITY).expect("write");
+        fs::write(dir.path().join("keys/encrypted"), ENCRYPTED).expect("write");
+        fs::write(
+            dir.path().join("keys/alice.pub"),
+            format!("# alice\n\n{KEY_A}\n  {KEY_B} second\n"),
+        )
+        .expect("write");
+        Self { dir }
+    }
+
+    pub fn path(&self) -> PathBuf {
+        self.dir.path().join("routes.toml")
+    }
+
+    pub fn write(&self, text: &str) -> PathBuf {
+        let path = self.path();
+        fs::write(&path, text).expect("write routes");
+        path
+    }
+
+    pub fn load(&self, text: &str) -> FileLoad {
+        load(&self.write(text)).expect("file loads")
+    }
+}
+
+/// The one error of loading a file with a single broken route.
+fn only_error(fx: &Fixture, text: &str) -> String {
+    let load = fx.load(text);
+    assert!(load.routes.is_empty(), "{text}");
+    assert_eq!(load.errors.len(), 1, "{text}: {:?}", load.errors);
+    load.errors[0].to_string()
+}
+
+fn route(name: &str, extra: &str) -> String {
+    format!("[[route]]\nname = \"{name}\"\naddress = \"10.0.0.1:22\"\n{extra}\n")
+}
+
+#[test]
+fn full_route() {
+    let fx = Fixture::new();
+    let load = fx.load(&format!(
+        r#"
+[[route]]
+name = "alice-ws"
+address = "10.0.3.7:22"
+user = "devbox"
+authorized_keys = ["{KEY_B}"]
+authorized_keys_file = "keys/alice.pub"
+identity_file = "keys/alice"
+host_key = "{KEY_B}"
+state = "stopped"
+message = "back at 9"
+[route.forwarding]
+remote = false
+"#
+    ));
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    let r = &load.routes[0];
+    assert_eq!(
+        (r.name.as_str(), r.address.as_str(), r.user.as_deref()),
+        ("alice-ws", "10.0.3.7:22", Some("devbox"))
+    );
+    assert_eq!(r.authorized_keys.len(), 3);
+    assert!(r.authorizes(&PublicKey::from_openssh(KEY_A).expect("key")));
+    let identity = r.identity.as_ref().expect("identity");
+    assert_eq!(
+        identity.public_key().key_data(),
+        PublicKey::from_openssh(KEY_A).expect("key").key_data()
+    );
+    assert!(r.host_key.is_some());
+    assert_eq!(
+        r.state,
+        RouteState::Stopped {
+            message: Some("back at 9".into())
+        }
+    );
+    assert_eq!(
+        r.forwarding,
+        Forwarding {
+            local: true,
+            remote: false,
+            agent: true
+        }
+    );
+}
+
+use russh::keys::PublicKey;
+
+#[test]
+fn minimal_route_gets_defaults() {
+    let fx = Fixture::new();
+    let load = fx.load(&route("a", "message = \"ignored while running\""));
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    let r = &load.routes[0];
+    assert!(
+        r.user.is_none()
+            && r.identity.is_none()
+            && r.host_key.is_none()
+            && r.authorized_keys.is_empty()
+    );
+    assert_eq!(r.state, RouteState::Running);
+    assert_eq!(r.forwarding, Forwarding::default());
+}
+
+#[test]
+fn empty_file_has_no_routes() {
+    let fx = Fixture::new();
+    let load = fx.load("# nothing yet\n");
+    assert!(load.routes.is_empty() && load.errors.is_empty());
+}
+
+#[test]
+fn absolute_paths_are_kept() {
+    let fx = Fixture::new();
+    let abs = fx.dir.path().join("keys/alice");
+    let load = fx.load(&route(
+        "a",
+        &format!("identity_file = {:?}", abs.display().to_string()),
+    ));
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+}
+
+#[test]
+fn relative_paths_follow_the_routes_file_not_the_cwd() {
+    let fx = Fixture::new();
+    let sub = fx.dir.path().join("conf");
+    fs::create_dir(&sub).expect("mkdir");
+    let path = sub.join("routes.toml");
+    fs::write(
+        &path,
+        route(
+            "a",
+            "identity_file = \"../keys/alice\"\nauthorized_keys_file = \"../keys/alice.pub\"",
+        ),
+    )
+    .expect("w");
+    let load = load(&path).expect("loads");
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    assert_eq!(load.routes[0].authorized_keys.len(), 2);
+}
+
+#[test]
+fn field_errors_name_file_route_and_field() {
+    let fx = Fixture::new();
+    let file = fx.path().display().to_string();
+    let cases: Vec<(String, &str)> = vec![
+        (
+            route("a", "adress = \"x\""),
+            "route \"a\": unknown field `adress`",
+        ),
+        (
+            route("a", "user = \"\""),
+            "route \"a\": user: must not be empty",
+        ),
+        (
+            route("a", "user = \"a b\""),
+            "route \"a\": user: \"a b\" contains whitespace",
+        ),
+        (
+            route(
+                "a",
+                &format!("authorized_keys = [\"{KEY_A}\", \"ssh-ed25519 AAAA\"]"),
+            ),
+            "route \"a\": authorized_keys[1]: not a valid",
+        ),
+        (
+            route("a", &format!("authorized_keys = [\"restrict {KEY_A}\"]")),
+            "authorized_keys[0]: authorized_keys options",
+        ),
+        (
+            route("a", "authorized_keys = [1]"),
+            "route \"a\": authorized_keys: invalid type",
+        ),
+        (
+            route("a", "authorized_keys_file = \"nope\""),
+            "route \"a\": authorized_keys_file: cannot read",
+        ),
+        (
+            route("a", "identity_file = \"nope\""),
+            "route \"a\": identity_file: cannot read",
+        ),
+        (
+            route("a", "identity_file = \"keys\""),
+            "identity_file: cannot read",
+        ),
+        (
+            route("a", "identity_file = \"keys/encrypted\""),
+            "is encrypted with a passphrase",
+        ),
+        (
+            route("a", "identity_file = \"keys/alice.pub\""),
+            "is not a private key the gateway can read",
+        ),
+        (
+            route("a", "identity_file = \"\""),
+            "identity_file: the path is empty",
+        ),
+        (
+            route("a", "host_key = \"ssh-ed25519\""),
+            "route \"a\": host_key: \"ssh-ed25519\" key has no base64 data",
+        ),
+        (
+            route("a", "state = \"paused\""),
+            "route \"a\": state: unknown variant `paused`",
+        ),
+        (
+            route("a", "message = \"a\\u001b[2J\""),
+            "route \"a\": message: ",
+        ),
+        (
+            route("a", "[route.forwarding]\nlocal = \"yes\""),
+            "route \"a\": forwarding.local: invalid type",
+        ),
+        (
+            route("a", "[route.forwarding]\nx11 = true"),
+            "route \"a\": unknown field `x11`",
+        ),
+        (
+            "[[route]]\nname = \"a\"\naddress = \"x\"\n".into(),
+            "route \"a\": address: \"x\" is not host:port",
+        ),
+        (
+            "[[route]]\nname = \"a\"\n".into(),
+            "route \"a\": address: missing field `address`",
+        ),
+        (
+            "[[route]]\naddress = \"h:1\"\n".into(),
+            ": [[route]] #1 (line 1): name: missing field `name`",
+        ),
+        (
+            "[[route]]\nname = \"-a\"\naddress = \"h:1\"\n".into(),
+            "[[route]] #1 (line 1): name: \"-a\" is not a valid route name",
+        ),
+        (
+            "[[route]]\nname = 5\naddress = \"h:1\"\n".into(),
+            "[[route]] #1 (line 1): name: invalid type",
+        ),
+        (
+            "route = [1]".into(),
+            "[[route]] #1 (line 1): expected a table, found integer",
+        ),
+    ];
+    for (text, want) in cases {
+        let got = only_error(&fx, &text);
+        assert!(got.starts_with(&format!("{file}: ")), "{got}");
+        assert!(got.contains(want), "want {want:?} in {got:?}");
+    }
+}
+
+#[test]
+fn one_route_reports_every_problem() {
+    let fx = Fixture::new();
+    let load =
+        fx.load("[[route]]\nname = \"a\"\naddress = \"x\"\nuser = \"\"\nhost_key = \"nope\"\n");
+    let fields: Vec<_> = load
+        .errors
+        .iter()
+        .map(|e| e.field.as_deref().unwrap_or(""))
+        .collect();
+    assert_eq!(fields, ["address", "user", "host_key"]);
+}
+
+#[test]
+fn bad_lines_in_authorized_keys_file_are_numbered() {
+    let fx = Fixture::new();
+    fs::write(
+        fx.dir.path().join("keys/bad.pub"),
+        format!("{KEY_A}\n\ngarbage here\nrestrict {KEY_B}\n"),
+    )
+    .expect("w");
+    let err = only_error(&fx, &route("a", "authorized_keys_file = \"keys/bad.pub\""));
+    assert!(
+        err.contains("line 3: unknown key type \"garbage\""),
+        "{err}"
+    );
+    assert!(err.contains("line 4: authorized_keys options"), "{err}");
+}
+
+#[test]
+fn private_key_material_never_appears_in_errors() {
+    let fx = Fixture::new();
+    // A corrupted copy of the identity: same armour, one body line damaged.
+    let corrupt = IDENTITY.replace("AQAAAAtzc2gt", "AQAA!!!!c2gt");
+    fs::write(fx.dir.path().join("keys/corrupt"), &corrupt).expect("w");
+    for file in ["keys/corrupt", "keys/encrypted"] {
+        let err = only_error(&fx, &route("a", &format!("identity_file = \"{file}\"")));
+        for line in corrupt
+            .lines()
+            .chain(ENCRYPTED.lines())
+            .filter(|l| !l.starts_with("-----"))
+        {
+            assert!(!err.contains(line), "{err}");
+        }
+    }
+}
+
+#[test]
+fn a_broken_route_does_not_fail_the_others() {
+    let fx = Fixture::new();
+    let load = fx.load(&format!(
+        "{}{}{}",
+        route("a", ""),
+        route("b", "user = \"\""),
+        route("c", "")
+    ));
+    let names: Vec<_> = load.routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["a", "c"]);
+    assert_eq!(load.errors[0].route.as_deref(), Some("b"));
+}
+
+#[test]
+fn duplicates_keep_the_first_and_name_both_positions() {
+    let fx = Fixture::new();
+    let text = format!(
+        "{}{}{}",
+        route("a", "user = \"first\""),
+        route("b", ""),
+        route("a", "user = \"second\"")
+    );
+    let load = fx.load(&text);
+    assert_eq!(load.routes.len(), 2);
+    assert_eq!(load.routes[0].user.as_deref(), Some("first"));
+    let err = load.errors[0].to_string();
+    assert!(err.contains("route \"a\": name: duplicate of [[route]] #1 (line 1); this one ([[route]] #3 (line 9))"), "{err}");
+}
+
+#[test]
+fn whole_file_errors() {
+    let fx = Fixture::new();
+    let err = load(&fx.write("[[route]\nname = 1")).expect_err("syntax");
+    assert!(
+        matches!(
+            err,
+            FileError::Toml {
+                line: 1,
+                column: 8,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    let err = load(&fx.write("\n\n[[routes]]\nname = \"a\"")).expect_err("top-level key");
+    assert!(
+        err.to_string()
+            .contains(":3:3: unknown field `routes`, expected `route`"),
+        "{err}"
+    );
+    let err = load(&fx.dir.path().join("missing.toml")).expect_err("missing");
+    assert!(
+        matches!(err, FileError::Read { .. })
+            && err.to_string().contains("missing.toml: cannot read"),
+        "{err}"
+    );
+    let err = load(fx.dir.path()).expect_err("a directory");
+    assert!(matches!(err, FileError::Read { .. }), "{err}");
+}
+
+#[test]
+fn parse_str_resolves_against_the_named_file() {
+    let fx = Fixture::new();
+    let path = fx.dir.path().join("never-written.toml");
+    let load = parse_str(&route("a", "identity_file = \"keys/alice\""), &path).expect("parses");
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    let refs = referenced_files(&route("a", "identity_file = \"keys/alice\""), &path);
+    assert_eq!(refs, [fx.dir.path().join("keys/alice")]);
+    assert_eq!(base_dir(Path::new("routes.toml")), Path::new("."));
+}
+
+#[test]
+fn line_col_is_safe_on_any_offset() {
+    assert_eq!(line_col("ab\ncd", 4), (2, 2));
+    assert_eq!(line_col("é", 1), (1, 1));
+    assert_eq!(line_col("x", 99), (1, 2));
+}

@@ -1,0 +1,78 @@
+//! The route table: an immutable snapshot indexed by name and by key, swapped
+//! atomically whenever a source changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use russh::keys::PublicKey;
+use russh::keys::ssh_key::public::KeyData;
+
+use super::Route;
+
+/// One consistent view of every route.
+#[derive(Debug, Default)]
+pub struct RouteTable {
+    by_name: HashMap<String, Arc<Route>>,
+    by_key: HashMap<KeyData, Vec<Arc<Route>>>,
+}
+
+impl RouteTable {
+    /// Builds the indexes. Later duplicates of a name are the caller's problem:
+    /// sources validate uniqueness; here the first one wins.
+    pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
+        let mut by_name: HashMap<String, Arc<Route>> = HashMap::new();
+        for route in routes {
+            by_name.entry(route.name.clone()).or_insert_with(|| Arc::new(route));
+        }
+        let mut by_key: HashMap<KeyData, Vec<Arc<Route>>> = HashMap::new();
+        for route in by_name.values() {
+            for key in &route.authorized_keys {
+                let list = by_key.entry(key.key_data().clone()).or_default();
+                if !list.iter().any(|r| r.name == route.name) {
+                    list.push(route.clone());
+                }
+            }
+        }
+        for list in by_key.values_mut() {
+            list.sort_by(|a, b| a.name.cmp(&b.name));
+        }
+        Self { by_name, by_key }
+    }
+
+    /// The route called `name`.
+    pub fn get(&self, name: &str) -> Option<&Arc<Route>> {
+        self.by_name.get(name)
+    }
+
+    /// Every route that authorizes `key`, sorted by name.
+    pub fn routes_for_key(&self, key: &PublicKey) -> &[Arc<Route>] {
+        self.by_key.get(key.key_data()).map(Vec::as_slice).unwrap_or(&[])
+    }
+
+    /// Number of routes.
+    pub fn len(&self) -> usize {
+        self.by_name.len()
+    }
+
+    /// True when there are no routes.
+    pub fn is_empty(&self) -> bool {
+        self.by_name.is_empty()
+    }
+
+    /// Route names, sorted.
+    pub fn names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+}
+
+/// The live table shared by every connection; sources `store` a new snapshot,
+/// connections `load` the current one (lock-free).
+pub type SharedRoutes = Arc<ArcSwap<RouteTable>>;
+
+/// An empty shared table.
+pub fn shared(table: RouteTable) -> SharedRoutes {
+    Arc::new(ArcSwap::from_pointee(table))
+}

@@ -1,0 +1,22 @@
+//! The SSH layer: the russh server handler per client connection (auth,
+//! route choice, channels) and the upstream client that logs in to the box.
+
+mod channels;
+pub mod handler;
+mod login;
+pub mod messages;
+pub mod settings;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::routes::SharedRoutes;
+
+/// What every connection shares.
+pub struct Context {
+    pub config: Arc<Config>,
+    pub routes: SharedRoutes,
+    /// russh settings for the box leg.
+    pub client_settings: Arc<russh::client::Config>,
+}

@@ -1,0 +1,146 @@
+//! The leg to the box: TCP connect, SSH handshake with the box's host key
+//! checked against the route's pin, and login with the route's identity —
+//! all under `connect_timeout` / `handshake_timeout`.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Instant;
+
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
+use tokio::net::TcpStream;
+use tracing::debug;
+
+use super::messages::Notice;
+use crate::config::{HostKeyPolicy, UpstreamConfig};
+use crate::routes::Route;
+
+/// A logged-in SSH connection to one box.
+pub struct Upstream {
+    /// Always `Some` until dropped (taken by `Drop` to disconnect).
+    handle: Option<client::Handle<BoxHandler>>,
+}
+
+impl Upstream {
+    /// The russh handle, for opening channels on the box.
+    pub fn handle(&self) -> Option<&client::Handle<BoxHandler>> {
+        self.handle.as_ref()
+    }
+}
+
+impl Drop for Upstream {
+    fn drop(&mut self) {
+        // Dropping the handle ends the box's session loop; say goodbye politely.
+        let Some(handle) = self.handle.take() else { return };
+        tokio::spawn(async move {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "client disconnected", "en")
+                .await;
+        });
+    }
+}
+
+/// Connects and logs in to `route` as `user` with the route's identity.
+pub async fn connect(
+    settings: &Arc<client::Config>,
+    upstream: &UpstreamConfig,
+    route: &Route,
+    user: &str,
+) -> Result<Upstream, Notice> {
+    let started = Instant::now();
+    let unreachable = |reason: String| Notice::Unreachable {
+        route: route.name.clone(),
+        address: route.address.clone(),
+        reason,
+    };
+    let Some(identity) = route.identity.clone() else {
+        return Err(Notice::NoIdentity { route: route.name.clone() });
+    };
+
+    let tcp = match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(&route.address)).await {
+        Err(_) => return Err(unreachable("connection timed out".into())),
+        Ok(Err(e)) => return Err(unreachable(describe_io(&e))),
+        Ok(Ok(tcp)) => tcp,
+    };
+    let _ = tcp.set_nodelay(true);
+
+    let remaining = upstream.handshake_timeout.saturating_sub(started.elapsed());
+    let handler = BoxHandler {
+        route: route.name.clone(),
+        pin: route.host_key.clone(),
+        policy: upstream.host_key_policy,
+    };
+    let login = async {
+        let mut handle = client::connect_stream(settings.clone(), tcp, handler).await?;
+        let hash = handle.best_supported_rsa_hash().await?.flatten();
+        let key = PrivateKeyWithHashAlg::new(identity, hash);
+        let result = handle.authenticate_publickey(user, key).await?;
+        Ok::<_, russh::Error>((handle, result.success()))
+    };
+    match tokio::time::timeout(remaining, login).await {
+        Err(_) => Err(Notice::HandshakeTimeout { route: route.name.clone(), address: route.address.clone() }),
+        Ok(Ok((handle, true))) => {
+            debug!(elapsed_ms = started.elapsed().as_millis() as u64, "logged in to box");
+            Ok(Upstream { handle: Some(handle) })
+        }
+        Ok(Ok((_, false))) => Err(Notice::LoginRefused { route: route.name.clone(), user: user.to_owned() }),
+        Ok(Err(russh::Error::UnknownKey)) => Err(Notice::HostKeyMismatch { route: route.name.clone() }),
+        Ok(Err(e)) => Err(unreachable(describe_ssh(&e))),
+    }
+}
+
+/// `io::Error` → a short lower-case reason without the `(os error N)` suffix.
+fn describe_io(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        io::ErrorKind::TimedOut => "connection timed out".into(),
+        io::ErrorKind::ConnectionReset => "connection reset".into(),
+        _ => {
+            let text = e.to_string();
+            let text = text.split(" (os error").next().unwrap_or(&text);
+            text.to_lowercase()
+        }
+    }
+}
+
+fn describe_ssh(e: &russh::Error) -> String {
+    match e {
+        russh::Error::IO(io) => describe_io(io),
+        russh::Error::Disconnect | russh::Error::HUP => "the box closed the connection during the handshake".into(),
+        other => format!("SSH handshake failed ({other})"),
+    }
+}
+
+/// The russh client handler for the box leg.
+pub struct BoxHandler {
+    route: String,
+    pin: Option<PublicKey>,
+    policy: HostKeyPolicy,
+}
+
+impl client::Handler for BoxHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        server_key: &russh::keys::PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            // Host certificates are not trusted (no CA configured).
+            return Ok(false);
+        };
+        let ok = match (&self.pin, self.policy) {
+            (Some(pin), _) => pin.key_data() == key.key_data(),
+            (None, HostKeyPolicy::PinnedOrAccept) => true,
+            (None, HostKeyPolicy::RequirePinned) => false,
+        };
+        if !ok {
+            tracing::warn!(
+                route = %self.route,
+                presented = %key.fingerprint(Default::default()),
+                "box host key rejected"
+            );
+        }
+        Ok(ok)
+    }
+}

@@ -1,0 +1,1073 @@
+//! Integration-test harness: real OpenSSH boxes (`sshd` on loopback), the real
+//! `switchboard` binary, and a client runner with hard timeouts.
+//!
+//! Every test gets its own temp dirs and ports, so tests run in parallel. Every
+//! child process is killed on drop, and every client command has a deadline: a
+//! hang fails the test instead of blocking CI. When a test panics, the gateway's
+//! and the boxes' logs are printed (libtest shows them with the failure).
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tempfile::TempDir;
+
+/// Seed used by gateways in tests (inline `host_key_seed`, dev only).
+pub const SEED: &str = "switchboard-itest-seed-5f1c0e2a9b7d4c3e8a6f";
+/// Deadline for an ordinary client command.
+pub const SSH_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for a bulk transfer (64 MiB on a loaded 2-core machine, debug build).
+pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
+/// Deadline for a gateway or sshd to answer with a banner.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// A port picked for a server may be taken before the server binds it: retry.
+const START_ATTEMPTS: usize = 6;
+/// 64 MiB, the size of the bulk-transfer tests.
+pub const BIG: u64 = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------
+// Processes with deadlines
+// ---------------------------------------------------------------------------
+
+/// What a finished (or killed) command left behind.
+pub struct Output {
+    /// Exit code; `None` when killed by a signal or by the deadline.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    pub elapsed: Duration,
+    /// True when the deadline passed and the process group was killed.
+    pub timed_out: bool,
+    pub cmdline: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics (with everything known) unless the command exited 0.
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Self {
+        assert!(self.success(), "command failed: {self:?}");
+        self
+    }
+
+    /// stdout and stderr together, for "the message is shown somewhere" checks.
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl fmt::Debug for Output {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f)?;
+        writeln!(f, "  command: {}", self.cmdline)?;
+        if self.timed_out {
+            writeln!(
+                f,
+                "  TIMED OUT after {:.1?} (process group killed)",
+                self.elapsed
+            )?;
+        } else {
+            writeln!(f, "  exit code: {:?} after {:.1?}", self.code, self.elapsed)?;
+        }
+        writeln!(f, "  stdout: {}", clip(&self.stdout))?;
+        write!(f, "  stderr: {}", clip(&self.stderr))
+    }
+}
+
+fn clip(s: &str) -> String {
+    const MAX: usize = 4000;
+    if s.len() <= MAX {
+        format!("{s:?}")
+    } else {
+        let mut end = MAX;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{:?}… ({} bytes in all)", &s[..end], s.len())
+    }
+}
+
+/// Standard input for [`run`].
+pub enum Input {
+    Null,
+    Bytes(Vec<u8>),
+    File(PathBuf),
+}
+
+/// Runs `cmd` to completion with a hard deadline; stdout and stderr captured.
+pub fn run(cmd: &mut Command, input: Input, timeout: Duration) -> Output {
+    run_inner(cmd, input, None, timeout)
+}
+
+/// Like [`run`], but stdout goes to `stdout_file` (for bulk binary data).
+pub fn run_to_file(
+    cmd: &mut Command,
+    input: Input,
+    stdout_file: &Path,
+    timeout: Duration,
+) -> Output {
+    run_inner(cmd, input, Some(stdout_file), timeout)
+}
+
+fn run_inner(
+    cmd: &mut Command,
+    input: Input,
+    stdout_file: Option<&Path>,
+    timeout: Duration,
+) -> Output {
+    let cmdline = format!("{cmd:?}");
+    // Own process group, so a deadline kills helpers too (ProxyCommand, scp's ssh).
+    cmd.process_group(0);
+    cmd.stdin(match &input {
+        Input::Null => Stdio::null(),
+        Input::Bytes(_) => Stdio::piped(),
+        Input::File(p) => Stdio::from(File::open(p).unwrap_or_else(|e| panic!("open {p:?}: {e}"))),
+    });
+    cmd.stdout(match stdout_file {
+        Some(p) => Stdio::from(File::create(p).unwrap_or_else(|e| panic!("create {p:?}: {e}"))),
+        None => Stdio::piped(),
+    });
+    cmd.stderr(Stdio::piped());
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+    let pid = child.id();
+    if let Input::Bytes(bytes) = input {
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        });
+    }
+    let (tx, rx) = mpsc::channel::<(bool, Vec<u8>)>();
+    let mut readers = 0;
+    if let Some(mut s) = child.stdout.take() {
+        readers += 1;
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = s.read_to_end(&mut v);
+            let _ = tx.send((true, v));
+        });
+    }
+    if let Some(mut s) = child.stderr.take() {
+        readers += 1;
+        let tx = tx.clone();
+        thread::spawn(move || {
+            let mut v = Vec::new();
+            let _ = s.read_to_end(&mut v);
+            let _ = tx.send((false, v));
+        });
+    }
+    drop(tx);
+    let mut timed_out = false;
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break Some(st);
+        }
+        if start.elapsed() > timeout {
+            timed_out = true;
+            kill_group(pid);
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    let elapsed = start.elapsed();
+    let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
+    for i in 0..readers {
+        // A leftover grandchild may hold a pipe open: give it a moment, then kill it.
+        let got = rx.recv_timeout(Duration::from_secs(5)).or_else(|_| {
+            kill_group(pid);
+            rx.recv_timeout(Duration::from_secs(5))
+        });
+        match got {
+            Ok((true, v)) => stdout = v,
+            Ok((false, v)) => stderr = v,
+            Err(_) => panic!("output of {cmdline} never closed (reader {i})"),
+        }
+    }
+    Output {
+        code: status.and_then(|s| s.code()),
+        stdout: String::from_utf8_lossy(&stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        elapsed,
+        timed_out,
+        cmdline,
+    }
+}
+
+/// SIGKILL to a whole process group (the children we start lead their own).
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", "--", &format!("-{pgid}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
+/// A command running in the background (a long session, a ControlMaster, an
+/// `ssh -L`); its process group is killed on drop.
+pub struct Bg {
+    child: Child,
+    /// Held open and never read, for [`Bg::spawn_unread`].
+    _unread: Option<std::process::ChildStdout>,
+    pid: u32,
+    dir: TempDir,
+    start: Instant,
+    cmdline: String,
+    done: bool,
+}
+
+impl Bg {
+    pub fn spawn(cmd: &mut Command) -> Bg {
+        let dir = temp_dir();
+        let cmdline = format!("{cmd:?}");
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
+            .stderr(File::create(dir.path().join("stderr")).expect("stderr file"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+        Bg {
+            pid: child.id(),
+            child,
+            _unread: None,
+            dir,
+            start: Instant::now(),
+            cmdline,
+            done: false,
+        }
+    }
+
+    /// Like [`Bg::spawn`], but stdout is a pipe nobody reads: a stalled reader.
+    pub fn spawn_unread(cmd: &mut Command) -> Bg {
+        let dir = temp_dir();
+        let cmdline = format!("{cmd:?}");
+        cmd.process_group(0)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(File::create(dir.path().join("stderr")).expect("stderr file"));
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmdline}: {e}"));
+        let unread = child.stdout.take();
+        Bg {
+            pid: child.id(),
+            child,
+            _unread: unread,
+            dir,
+            start: Instant::now(),
+            cmdline,
+            done: false,
+        }
+    }
+
+    /// True while the process has not exited.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    pub fn stdout(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stdout")).unwrap_or_default()
+    }
+
+    pub fn stderr(&self) -> String {
+        fs::read_to_string(self.dir.path().join("stderr")).unwrap_or_default()
+    }
+
+    /// Waits for the process to exit, killing it after `timeout`.
+    pub fn wait(mut self, timeout: Duration) -> Output {
+        let mut timed_out = false;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().expect("try_wait") {
+                break Some(st);
+            }
+            if self.start.elapsed() > timeout {
+                timed_out = true;
+                kill_group(self.pid);
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                break None;
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        self.done = true;
+        Output {
+            code: status.and_then(|s| s.code()),
+            stdout: self.stdout(),
+            stderr: self.stderr(),
+            elapsed: self.start.elapsed(),
+            timed_out,
+            cmdline: self.cmdline.clone(),
+        }
+    }
+}
+
+impl Drop for Bg {
+    fn drop(&mut self) {
+        if !self.done {
+            kill_group(self.pid);
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `f` every 200 ms until it returns true or `timeout` passes.
+pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        thread::sleep(Duration::from_millis(200));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Files, ports, keys
+// ---------------------------------------------------------------------------
+
+pub fn temp_dir() -> TempDir {
+    tempfile::Builder::new()
+        .prefix("sb-it-")
+        .tempdir()
+        .expect("temp dir")
+}
+
+/// A loopback port that is free right now.
+///
+/// Ports come from 20000–31999, below Linux's ephemeral range (32768–60999),
+/// so outgoing connections and `bind(:0)` elsewhere never take them; a
+/// per-process counter from a random start means no two servers of this test
+/// process are handed the same port. A collision with another process is
+/// still possible: servers retry on a fresh port when they fail to start.
+pub fn free_port() -> u16 {
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    static START: OnceLock<u32> = OnceLock::new();
+    let start = *START.get_or_init(|| {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        (std::process::id().wrapping_mul(7919) ^ nanos) % SPAN
+    });
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (LOW + (start + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// A file of `size` random bytes.
+pub fn random_file(path: &Path, size: u64) {
+    let mut src = File::open("/dev/urandom").expect("/dev/urandom").take(size);
+    let mut dst = File::create(path).expect("create random file");
+    let n = std::io::copy(&mut src, &mut dst).expect("write random file");
+    assert_eq!(n, size);
+}
+
+/// Byte-for-byte equality of two files, with a useful message when not.
+#[track_caller]
+pub fn assert_same_file(expected: &Path, actual: &Path) {
+    let a = fs::read(expected).unwrap_or_else(|e| panic!("read {expected:?}: {e}"));
+    let b = fs::read(actual).unwrap_or_else(|e| panic!("read {actual:?}: {e}"));
+    if a != b {
+        let first = a
+            .iter()
+            .zip(&b)
+            .position(|(x, y)| x != y)
+            .unwrap_or(a.len().min(b.len()));
+        panic!(
+            "{actual:?} differs from {expected:?}: {} vs {} bytes, first difference at byte {first}",
+            b.len(),
+            a.len()
+        );
+    }
+}
+
+/// An Ed25519 key pair made by the real `ssh-keygen`.
+#[derive(Clone, Debug)]
+pub struct Key {
+    /// Private key file (OpenSSH format, no passphrase).
+    pub path: PathBuf,
+    /// The `ssh-ed25519 AAAA… comment` line.
+    pub public: String,
+}
+
+impl Key {
+    pub fn generate(dir: &Path, name: &str) -> Key {
+        let path = dir.join(name);
+        let out = run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&path),
+            Input::Null,
+            Duration::from_secs(20),
+        );
+        out.assert_ok();
+        let public = fs::read_to_string(format!("{}.pub", path.display())).expect("public key");
+        Key {
+            path,
+            public: public.trim().to_owned(),
+        }
+    }
+
+    /// The lines of the private key file (for "never logged" checks).
+    pub fn private_lines(&self) -> Vec<String> {
+        fs::read_to_string(&self.path)
+            .expect("private key")
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+/// A TOML basic string literal.
+pub fn toml_str(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Reads the first line a server sends; `None` if it says nothing in time.
+fn read_banner(port: u16, timeout: Duration) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), timeout).ok()?;
+    s.set_read_timeout(Some(timeout)).ok()?;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while buf.len() < 256 {
+        match s.read(&mut byte) {
+            Ok(1) if byte[0] == b'\n' => break,
+            Ok(1) => buf.push(byte[0]),
+            _ => return None,
+        }
+    }
+    Some(String::from_utf8_lossy(&buf).trim().to_owned())
+}
+
+enum Started {
+    Up,
+    Exited,
+}
+
+/// Waits until `child` answers on `port` with an SSH banner that `is_ours` accepts.
+fn wait_for_banner(child: &mut Child, port: u16, is_ours: impl Fn(&str) -> bool) -> Started {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        if !matches!(child.try_wait(), Ok(None)) {
+            return Started::Exited;
+        }
+        if let Some(b) = read_banner(port, Duration::from_secs(3)) {
+            // Someone else's server on a port we were handed is not ours.
+            if b.starts_with("SSH-") && is_ours(&b) && matches!(child.try_wait(), Ok(None)) {
+                return Started::Up;
+            }
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Started::Exited;
+        }
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Boxes: real sshd
+// ---------------------------------------------------------------------------
+
+/// How to set up a box.
+#[derive(Clone, Debug)]
+pub struct BoxOptions {
+    /// Put the gateway's identity key for this box into its `authorized_keys`
+    /// (false: the box refuses the gateway's login).
+    pub authorize_identity: bool,
+    /// More `authorized_keys` lines (e.g. a client key for direct access).
+    pub extra_authorized: Vec<String>,
+    /// Appended to `sshd_config`.
+    pub extra_config: String,
+}
+
+impl Default for BoxOptions {
+    fn default() -> Self {
+        Self {
+            authorize_identity: true,
+            extra_authorized: Vec::new(),
+            extra_config: String::new(),
+        }
+    }
+}
+
+/// A throw-away box: a real OpenSSH sshd on 127.0.0.1 with its own host key,
+/// `SetEnv BOX=<name>`, and the gateway's identity key for it authorized.
+pub struct SshdBox {
+    pub name: String,
+    pub port: u16,
+    pub dir: TempDir,
+    /// The key the gateway logs in to this box with (`identity_file`).
+    pub identity: Key,
+    child: Child,
+}
+
+impl SshdBox {
+    pub fn start(name: &str) -> SshdBox {
+        Self::start_with(name, BoxOptions::default())
+    }
+
+    pub fn start_with(name: &str, opts: BoxOptions) -> SshdBox {
+        fs::create_dir_all("/run/sshd").expect("sshd needs /run/sshd");
+        let dir = temp_dir();
+        let d = dir.path();
+        let identity = Key::generate(d, "gateway_identity");
+        run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join("host_key")),
+            Input::Null,
+            Duration::from_secs(20),
+        )
+        .assert_ok();
+        let mut authorized = String::new();
+        if opts.authorize_identity {
+            authorized.push_str(&identity.public);
+            authorized.push('\n');
+        }
+        for line in &opts.extra_authorized {
+            authorized.push_str(line);
+            authorized.push('\n');
+        }
+        fs::write(d.join("authorized_keys"), authorized).expect("authorized_keys");
+        for attempt in 1..=START_ATTEMPTS {
+            let port = free_port();
+            let config = format!(
+                "Port {port}\n\
+                 ListenAddress 127.0.0.1\n\
+                 HostKey {dir}/host_key\n\
+                 PidFile {dir}/sshd.pid\n\
+                 AuthorizedKeysFile {dir}/authorized_keys\n\
+                 StrictModes no\n\
+                 UsePAM no\n\
+                 UseDNS no\n\
+                 PasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\n\
+                 PermitRootLogin prohibit-password\n\
+                 AllowAgentForwarding yes\n\
+                 AllowTcpForwarding yes\n\
+                 MaxSessions 64\n\
+                 MaxStartups 100\n\
+                 Subsystem sftp internal-sftp\n\
+                 SetEnv BOX={name}\n\
+                 LogLevel ERROR\n\
+                 {extra}\n",
+                dir = d.display(),
+                extra = opts.extra_config,
+            );
+            fs::write(d.join("sshd_config"), config).expect("sshd_config");
+            let log = d.join("sshd.log");
+            let mut child = Command::new("/usr/sbin/sshd")
+                .arg("-D")
+                .arg("-f")
+                .arg(d.join("sshd_config"))
+                .arg("-E")
+                .arg(&log)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn /usr/sbin/sshd (apt-get install openssh-server)");
+            match wait_for_banner(&mut child, port, |b| b.contains("OpenSSH")) {
+                Started::Up => {
+                    return SshdBox {
+                        name: name.to_owned(),
+                        port,
+                        dir,
+                        identity,
+                        child,
+                    };
+                }
+                Started::Exited if attempt < START_ATTEMPTS => continue,
+                Started::Exited => panic!(
+                    "sshd for {name} did not start on port {port}:\n{}",
+                    fs::read_to_string(&log).unwrap_or_default()
+                ),
+            }
+        }
+        unreachable!()
+    }
+
+    /// `127.0.0.1:PORT`, for the route's `address`.
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The box's host public key line (`ssh-ed25519 AAAA…`).
+    pub fn host_key(&self) -> String {
+        fs::read_to_string(self.dir.path().join("host_key.pub"))
+            .expect("host_key.pub")
+            .trim()
+            .to_owned()
+    }
+
+    /// A path inside the box's directory (the box shares this machine's filesystem).
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// A route to this box for `keys`, logging in as root with the box's identity.
+    pub fn route(&self, keys: &[&Key]) -> Route {
+        let mut r = Route::new(&self.name, &self.address());
+        r.user = Some("root".into());
+        r.identity_file = Some(self.identity.path.clone());
+        r.keys = keys.iter().map(|k| k.public.clone()).collect();
+        r
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("sshd.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for SshdBox {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "----- sshd log of box {} (port {}) -----\n{}",
+                self.name,
+                self.port,
+                tail(&self.log(), 50)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Routes file
+// ---------------------------------------------------------------------------
+
+/// One `[[route]]` of the routes file (SPEC §4).
+#[derive(Clone, Debug)]
+pub struct Route {
+    pub name: String,
+    pub address: String,
+    pub user: Option<String>,
+    /// `authorized_keys` lines.
+    pub keys: Vec<String>,
+    pub identity_file: Option<PathBuf>,
+    pub host_key: Option<String>,
+    /// `"running"` or `"stopped"`; omitted when `None`.
+    pub state: Option<String>,
+    /// `[route.forwarding]` local, remote, agent; omitted when `None`.
+    pub forwarding: Option<[bool; 3]>,
+}
+
+impl Route {
+    pub fn new(name: &str, address: &str) -> Route {
+        Route {
+            name: name.to_owned(),
+            address: address.to_owned(),
+            user: None,
+            keys: Vec::new(),
+            identity_file: None,
+            host_key: None,
+            state: None,
+            forwarding: None,
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        let mut s = format!(
+            "[[route]]\nname = {}\naddress = {}\n",
+            toml_str(&self.name),
+            toml_str(&self.address)
+        );
+        if let Some(u) = &self.user {
+            s += &format!("user = {}\n", toml_str(u));
+        }
+        let keys: Vec<String> = self.keys.iter().map(|k| toml_str(k)).collect();
+        s += &format!("authorized_keys = [{}]\n", keys.join(", "));
+        if let Some(p) = &self.identity_file {
+            s += &format!("identity_file = {}\n", toml_str(&p.display().to_string()));
+        }
+        if let Some(h) = &self.host_key {
+            s += &format!("host_key = {}\n", toml_str(h));
+        }
+        if let Some(st) = &self.state {
+            s += &format!("state = {}\n", toml_str(st));
+        }
+        if let Some([local, remote, agent]) = self.forwarding {
+            s += &format!(
+                "[route.forwarding]\nlocal = {local}\nremote = {remote}\nagent = {agent}\n"
+            );
+        }
+        s.push('\n');
+        s
+    }
+}
+
+/// A whole routes file.
+pub fn routes_toml(routes: &[Route]) -> String {
+    routes.iter().map(Route::to_toml).collect()
+}
+
+// ---------------------------------------------------------------------------
+// The gateway
+// ---------------------------------------------------------------------------
+
+/// The knobs tests turn; rendered into `switchboard.toml`.
+#[derive(Clone, Debug)]
+pub struct GatewayConfig {
+    /// Inline `host_key_seed`; `None` writes no inline seed.
+    pub seed: Option<String>,
+    /// `host_key_seed_file`.
+    pub seed_file: Option<PathBuf>,
+    /// Pass `--dev` to `serve`.
+    pub dev: bool,
+    pub log_level: String,
+    pub connect_timeout: String,
+    pub handshake_timeout: String,
+    pub agent_login: bool,
+    pub watch: bool,
+    /// Appended verbatim (new tables only).
+    pub extra: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            seed: Some(SEED.into()),
+            seed_file: None,
+            dev: false,
+            log_level: "info".into(),
+            connect_timeout: "2s".into(),
+            handshake_timeout: "5s".into(),
+            agent_login: false,
+            watch: true,
+            extra: String::new(),
+        }
+    }
+}
+
+impl GatewayConfig {
+    pub fn render(&self, listen: &str, routes: &Path) -> String {
+        let mut seed = String::new();
+        if let Some(s) = &self.seed {
+            seed += &format!("host_key_seed = {}\n", toml_str(s));
+        }
+        if let Some(p) = &self.seed_file {
+            seed += &format!(
+                "host_key_seed_file = {}\n",
+                toml_str(&p.display().to_string())
+            );
+        }
+        format!(
+            "[server]\nlisten = {listen}\n{seed}\n\
+             [routing]\nagent_login = {agent}\n\n\
+             [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n\n\
+             [sources.file]\npath = {routes}\nwatch = {watch}\n\n\
+             [admin]\nlisten = \"127.0.0.1:0\"\n\n\
+             [log]\nlevel = {level}\n\n{extra}",
+            listen = toml_str(listen),
+            agent = self.agent_login,
+            ct = toml_str(&self.connect_timeout),
+            ht = toml_str(&self.handshake_timeout),
+            routes = toml_str(&routes.display().to_string()),
+            watch = self.watch,
+            level = toml_str(&self.log_level),
+            extra = self.extra,
+        )
+    }
+}
+
+/// A `switchboard` command (the binary under test), run in `dir`.
+pub fn switchboard(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+    c.current_dir(dir);
+    // A developer's environment must not reconfigure the gateway under test.
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("SWITCHBOARD_") {
+            c.env_remove(k);
+        }
+    }
+    c
+}
+
+/// Runs `switchboard ARGS` in `dir` with a deadline.
+pub fn run_switchboard<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
+    run(switchboard(dir).args(args), Input::Null, SSH_TIMEOUT)
+}
+
+/// The real gateway binary serving on a loopback port, with its config and
+/// routes file in a temp dir; killed on drop (its log printed if the test failed).
+pub struct Gateway {
+    pub port: u16,
+    pub dir: TempDir,
+    pub config_path: PathBuf,
+    pub routes_path: PathBuf,
+    log_path: PathBuf,
+    child: Child,
+}
+
+impl Gateway {
+    /// A gateway with the default test config serving `routes`.
+    pub fn start(routes: &str) -> Gateway {
+        Self::start_with(&GatewayConfig::default(), routes)
+    }
+
+    pub fn start_with(cfg: &GatewayConfig, routes: &str) -> Gateway {
+        Self::try_start(cfg, routes).unwrap_or_else(|log| panic!("gateway did not start:\n{log}"))
+    }
+
+    /// Starts a gateway; `Err(log)` when it exits instead of serving.
+    pub fn try_start(cfg: &GatewayConfig, routes: &str) -> Result<Gateway, String> {
+        let dir = temp_dir();
+        let d = dir.path().to_path_buf();
+        let config_path = d.join("switchboard.toml");
+        let routes_path = d.join("routes.toml");
+        let log_path = d.join("gateway.log");
+        fs::write(&routes_path, routes).expect("routes.toml");
+        let mut last_log = String::new();
+        for _ in 0..START_ATTEMPTS {
+            let port = free_port();
+            fs::write(
+                &config_path,
+                cfg.render(&format!("127.0.0.1:{port}"), &routes_path),
+            )
+            .expect("config");
+            let log = File::create(&log_path).expect("gateway.log");
+            let mut child = switchboard(&d)
+                .arg("serve")
+                .arg("--config")
+                .arg(&config_path)
+                .args(if cfg.dev { &["--dev"][..] } else { &[] })
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("log fd"))
+                .stderr(log)
+                .spawn()
+                .expect("spawn switchboard");
+            match wait_for_banner(&mut child, port, |b| !b.contains("OpenSSH")) {
+                Started::Up => {
+                    return Ok(Gateway {
+                        port,
+                        dir,
+                        config_path,
+                        routes_path,
+                        log_path,
+                        child,
+                    });
+                }
+                Started::Exited => {
+                    last_log = fs::read_to_string(&log_path).unwrap_or_default();
+                    // Only a port taken under us is worth another try.
+                    let in_use = last_log.to_lowercase().contains("in use");
+                    if !in_use {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last_log)
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// True while the gateway process runs.
+    pub fn is_alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Replaces the routes file in place (what an operator's editor does).
+    pub fn write_routes(&self, toml: &str) {
+        fs::write(&self.routes_path, toml).expect("write routes");
+    }
+
+    /// Appends to the routes file.
+    pub fn append_routes(&self, toml: &str) {
+        let mut f = OpenOptions::new()
+            .append(true)
+            .open(&self.routes_path)
+            .expect("open routes");
+        f.write_all(toml.as_bytes()).expect("append routes");
+    }
+
+    /// `ssh` to this gateway with `key` and the test options, not yet run.
+    pub fn ssh_cmd(&self, key: &Key) -> Command {
+        ssh_command(self.port, &key.path)
+    }
+
+    /// Runs `ssh … ARGS` against this gateway (deadline [`SSH_TIMEOUT`]).
+    pub fn ssh(&self, key: &Key, args: &[&str]) -> Output {
+        ssh(self.port, key, args)
+    }
+
+    /// `switchboard SUBCOMMAND --config <this gateway's config>`.
+    pub fn subcommand(&self, sub: &str) -> Output {
+        run_switchboard(
+            self.dir.path(),
+            &[
+                OsStr::new(sub),
+                OsStr::new("--config"),
+                self.config_path.as_os_str(),
+            ],
+        )
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if thread::panicking() {
+            eprintln!(
+                "----- gateway log (port {}) -----\n{}",
+                self.port,
+                tail(&self.log(), 200)
+            );
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Clients
+// ---------------------------------------------------------------------------
+
+/// Options every test client uses: no user config, no prompts, no known_hosts.
+pub fn client_opts() -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "IdentitiesOnly=yes",
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "LogLevel=ERROR",
+        "-o",
+        "ConnectTimeout=10",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `ssh -p PORT -i KEY` with [`client_opts`].
+pub fn ssh_command(port: u16, key: &Path) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(client_opts())
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-i")
+        .arg(key);
+    c
+}
+
+/// `scp -P PORT -i KEY` with [`client_opts`].
+pub fn scp_command(port: u16, key: &Path) -> Command {
+    let mut c = Command::new("scp");
+    c.args(client_opts())
+        .arg("-P")
+        .arg(port.to_string())
+        .arg("-i")
+        .arg(key);
+    c
+}
+
+/// `sftp -P PORT -i KEY` with [`client_opts`].
+pub fn sftp_command(port: u16, key: &Path) -> Command {
+    let mut c = Command::new("sftp");
+    c.args(client_opts())
+        .arg("-P")
+        .arg(port.to_string())
+        .arg("-i")
+        .arg(key);
+    c
+}
+
+/// Runs `ssh -p PORT -i KEY ARGS` with a deadline; ARGS are destination and command.
+pub fn ssh(port: u16, key: &Key, args: &[&str]) -> Output {
+    run(
+        ssh_command(port, &key.path).args(args),
+        Input::Null,
+        SSH_TIMEOUT,
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Little servers
+// ---------------------------------------------------------------------------
+
+/// A TCP echo server on 127.0.0.1 (a thread per connection); returns its port.
+pub fn echo_server() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind echo");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            thread::spawn(move || {
+                let mut r = conn;
+                let mut w = match r.try_clone() {
+                    Ok(w) => w,
+                    Err(_) => return,
+                };
+                let _ = std::io::copy(&mut r, &mut w);
+            });
+        }
+    });
+    port
+}
+
+/// A "black hole": accepts TCP connections and never says anything.
+pub fn black_hole() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind black hole");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().flatten() {
+            held.push(conn);
+        }
+    });
+    port
+}
