@@ -1,16 +1,24 @@
-//! Channels the client opens: sessions are relayed to the box (or answered
-//! by the gateway with a notice), `direct-tcpip` is forwarded by the box.
+//! Channels and global requests from the client: sessions are relayed to the
+//! box (or answered by the gateway with a notice); `direct-tcpip` to a route
+//! name is a jump (raw TCP to that route's sshd), any other destination is
+//! forwarded by the box; `tcpip-forward` (`-R`) is asked of the box.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use russh::server::{ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure, ChannelWriteHalf};
-use tracing::{Instrument, debug};
+use tokio::net::TcpStream;
+use tracing::{Instrument, debug, info};
 
 use super::handler::ClientHandler;
 use super::login::State;
 use super::messages::Notice;
 use super::upstream::Upstream;
+use crate::config::JumpPolicy;
 use crate::relay::session::{Request, SessionRelay};
 use crate::relay::{notice, tcpip};
+use crate::routes::{Route, RouteState};
 
 /// A session channel on this connection.
 pub enum Slot {
@@ -27,22 +35,17 @@ const OPEN_CONNECT_FAILED: u32 = 2;
 impl ClientHandler {
     pub(super) async fn open_session(&mut self, channel: Channel<Msg>, reply: ChannelOpenHandle, session: &mut Session) {
         let id = channel.id();
-        let slot = match self.upstream().await {
-            Ok(up) => match open_box_session(&up).await {
-                Ok(box_channel) => {
-                    reply.accept().await;
-                    Slot::Relay(SessionRelay::start(channel, box_channel, session.handle(), &self.span))
-                }
-                Err(e) => {
-                    debug!(parent: &self.span, error = %e, "box refused a session channel");
-                    reply.accept().await;
-                    Slot::Local { to_client: Some(channel.split().1), pty: false, notice: self.lost() }
-                }
-            },
-            Err(notice) => {
-                reply.accept().await;
-                Slot::Local { to_client: Some(channel.split().1), pty: false, notice }
-            }
+        let opened = match self.upstream(session.handle()).await {
+            Ok(up) => open_box_session(&up).await.map_err(|e| {
+                debug!(parent: &self.span, error = %e, "box refused a session channel");
+                self.lost()
+            }),
+            Err(notice) => Err(notice),
+        };
+        reply.accept().await;
+        let slot = match opened {
+            Ok(box_channel) => Slot::Relay(SessionRelay::start(channel, box_channel, session.handle(), &self.span)),
+            Err(notice) => Slot::Local { to_client: Some(channel.split().1), pty: false, notice },
         };
         self.channels.insert(id, slot);
     }
@@ -56,8 +59,19 @@ impl ClientHandler {
                 reason: "the connection to the box was lost".into(),
             },
             State::Notice(n) => n.clone(),
-            State::Unauthenticated => Notice::NoIdentity { route: String::new() },
+            State::Unauthenticated => Notice::JumpOnly,
         }
+    }
+
+    /// The route `host` names, when this connection may jump to it.
+    fn jump_target(&self, host: &str) -> Option<Arc<Route>> {
+        let route = self.ctx.routes.load().get(host)?.clone();
+        let allowed = match self.ctx.config.routing.jump {
+            JumpPolicy::Off => false,
+            JumpPolicy::AnyKey => self.key.is_some(),
+            JumpPolicy::Authenticated => self.key.as_ref().is_some_and(|k| route.authorizes(k)),
+        };
+        allowed.then_some(route)
     }
 
     pub(super) async fn open_direct_tcpip(
@@ -68,7 +82,16 @@ impl ClientHandler {
         originator_address: &str,
         originator_port: u32,
         reply: ChannelOpenHandle,
+        session: &mut Session,
     ) {
+        let table = self.ctx.routes.load();
+        if table.get(host).is_some() {
+            return match self.jump_target(host) {
+                Some(route) => self.jump(channel, route, reply),
+                // Unknown to this key: the same answer as any refused forward.
+                None => reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await,
+            };
+        }
         let allowed = match &self.state {
             State::Relay { route, .. } => route.forwarding.local,
             State::Notice(_) | State::Unauthenticated => true, // told below
@@ -77,7 +100,7 @@ impl ClientHandler {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
             return reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
         }
-        let up = match self.upstream().await {
+        let up = match self.upstream(session.handle()).await {
             Ok(up) => up,
             Err(notice) => {
                 let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
@@ -93,7 +116,6 @@ impl ClientHandler {
                 Ok(box_channel) => {
                     reply.accept().await;
                     tcpip::splice(channel.into_stream(), box_channel.into_stream()).await;
-                    drop(up);
                 }
                 Err(russh::Error::ChannelOpenFailure(failure)) => reply.reject(failure).await,
                 Err(e) => {
@@ -103,6 +125,84 @@ impl ClientHandler {
             }
         };
         tokio::spawn(task.instrument(self.span.clone()));
+    }
+
+    /// Jump mode: a raw TCP stream to the route's sshd; the SSH inside is
+    /// end-to-end between the client and the box.
+    fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle) {
+        let connect_timeout = self.ctx.config.upstream.connect_timeout;
+        let task = async move {
+            if let RouteState::Stopped { message } = &route.state {
+                let notice = Notice::Stopped { route: route.name.clone(), note: message.clone() };
+                let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
+                return reply.reject(failure).await;
+            }
+            let connected = tokio::time::timeout(connect_timeout, TcpStream::connect(&route.address)).await;
+            let tcp = match connected {
+                Ok(Ok(tcp)) => tcp,
+                failed => {
+                    let reason = match failed {
+                        Ok(Err(e)) => super::upstream::describe_io(&e),
+                        _ => "connection timed out".into(),
+                    };
+                    let notice =
+                        Notice::Unreachable { route: route.name.clone(), address: route.address.clone(), reason };
+                    let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
+                    return reply.reject(failure).await;
+                }
+            };
+            let _ = tcp.set_nodelay(true);
+            info!(route = %route.name, "jump");
+            reply.accept().await;
+            tcpip::splice(channel.into_stream(), tcp).await;
+        };
+        tokio::spawn(task.instrument(self.span.clone()));
+    }
+
+    /// `tcpip-forward` (`-R`): the box listens; its reply (and allocated port) is passed back.
+    pub(super) async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> bool {
+        if !matches!(&self.state, State::Relay { route, .. } if route.forwarding.remote) {
+            return false;
+        }
+        let Ok(up) = self.upstream(session.handle()).await else { return false };
+        let Some(handle) = up.handle() else { return false };
+        match handle.tcpip_forward(address, *port).await {
+            Ok(allocated) => {
+                if *port == 0 {
+                    *port = allocated;
+                }
+                true
+            }
+            Err(e) => {
+                debug!(parent: &self.span, error = %e, "box refused tcpip-forward");
+                false
+            }
+        }
+    }
+
+    /// `cancel-tcpip-forward`: passed to the box.
+    pub(super) async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, session: &mut Session) -> bool {
+        if !matches!(&self.state, State::Relay { .. }) {
+            return false;
+        }
+        let Ok(up) = self.upstream(session.handle()).await else { return false };
+        let Some(handle) = up.handle() else { return false };
+        handle.cancel_tcpip_forward(address, port).await.is_ok()
+    }
+
+    /// `auth-agent-req@openssh.com` (`ssh -A`): asked of the box when the
+    /// route allows agent forwarding; the box's agent channels come back
+    /// through [`super::box_handler`].
+    pub(super) async fn agent_request(&mut self, channel: ChannelId) -> bool {
+        let allowed = matches!(&self.state, State::Relay { route, .. } if route.forwarding.agent);
+        if !allowed {
+            return false;
+        }
+        self.agent_requested.store(true, Ordering::Release);
+        match self.channels.get(&channel) {
+            Some(Slot::Relay(relay)) => relay.request(Request::AgentForward).await,
+            _ => false,
+        }
     }
 
     /// Forwards a channel request to the box and answers the client with the

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use russh::keys::PublicKey;
 use russh::keys::ssh_key::Certificate;
 use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
 use russh::{Channel, ChannelId, Pty, Sig};
@@ -27,12 +28,20 @@ pub struct ClientHandler {
     /// The connection's span: `client`, `key_fp`, `route`, `user`, `mode`.
     pub(super) span: Span,
     pub(super) state: State,
+    /// The verified client key (for jump-mode checks).
+    pub(super) key: Option<PublicKey>,
+    /// Set when the client asks for agent forwarding (`ssh -A`).
+    pub(super) agent_requested: Arc<AtomicBool>,
     pub(super) channels: HashMap<ChannelId, Slot>,
 }
 
 impl ClientHandler {
     pub fn new(ctx: Arc<Context>, local: SocketAddr, authenticated: Arc<AtomicBool>, span: Span) -> Self {
-        Self { ctx, local, authenticated, span, state: State::Unauthenticated, channels: HashMap::new() }
+        Self { ctx, local, authenticated, span, state: State::Unauthenticated,
+            key: None,
+            agent_requested: Arc::default(),
+            channels: HashMap::new(),
+        }
     }
 }
 
@@ -80,9 +89,9 @@ impl Handler for ClientHandler {
         originator_address: &str,
         originator_port: u32,
         reply: ChannelOpenHandle,
-        _session: &mut Session,
+        session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.open_direct_tcpip(channel, host, port, originator_address, originator_port, reply).await;
+        self.open_direct_tcpip(channel, host, port, originator_address, originator_port, reply, session).await;
         Ok(())
     }
 
@@ -185,5 +194,17 @@ impl Handler for ClientHandler {
             relay.signal(signal).await;
         }
         Ok(())
+    }
+
+    async fn agent_request(&mut self, channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
+        Ok(ClientHandler::agent_request(self, channel).await)
+    }
+
+    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+        Ok(ClientHandler::tcpip_forward(self, address, port, session).await)
+    }
+
+    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, session: &mut Session) -> Result<bool, Self::Error> {
+        Ok(ClientHandler::cancel_tcpip_forward(self, address, port, session).await)
     }
 }

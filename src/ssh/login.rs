@@ -1,33 +1,36 @@
 //! Authentication and the choice of route (SPEC §5): the offered key and the
-//! username become a [`State`]; key mode starts the upstream login at once so
-//! the box is ready by the time the client opens its first channel.
+//! username become a [`State`]. The box login happens when the client first
+//! needs the box (a session or a forward), so a jump-only connection never
+//! logs in to a box.
 
 use std::sync::Arc;
 
 use russh::keys::{HashAlg, PublicKey};
-use russh::server::Auth;
-use tokio::task::JoinHandle;
-use tracing::{Instrument, info};
+use russh::server::{self, Auth};
+use tracing::info;
 
+use super::box_handler::ClientLink;
 use super::handler::ClientHandler;
 use super::messages::Notice;
 use super::upstream::{self, Upstream};
 use crate::auth::principal::{self, Decision};
 use crate::auth::username;
+use crate::config::JumpPolicy;
 use crate::routes::{Route, RouteState};
 
 /// Where an authenticated connection goes.
 pub enum State {
     Unauthenticated,
-    /// Key mode: channels are relayed to this route's box.
-    Relay { route: Arc<Route>, upstream: UpstreamSlot },
-    /// The gateway answers every session itself with this notice.
+    /// Key mode: sessions and forwards go to this route's box.
+    Relay { route: Arc<Route>, user: String, upstream: UpstreamSlot },
+    /// Sessions are answered by the gateway with this notice; jumps to the
+    /// routes the key is authorized for still work.
     Notice(Notice),
 }
 
-/// The login to the box: started at authentication, awaited by the first channel.
+/// The login to the box.
 pub enum UpstreamSlot {
-    Connecting(JoinHandle<Result<Upstream, Notice>>),
+    NotYet,
     Ready(Arc<Upstream>),
     Failed(Notice),
 }
@@ -44,20 +47,32 @@ impl ClientHandler {
         }
     }
 
+    /// With `jump = "any-key"`, a key that opens no box may still jump.
+    fn jump_only(&self, user: &str) -> bool {
+        let routing = &self.ctx.config.routing;
+        routing.jump == JumpPolicy::AnyKey
+            && username::parse(user, &routing.target_separator, routing.username_grammar)
+                .is_ok_and(|t| t.route.is_none())
+    }
+
     /// A key is offered (signature not checked yet): only say whether it could work.
     pub(super) fn offered(&self, user: &str, key: &PublicKey) -> Auth {
         match self.decide(user, key) {
-            Decision::Deny => Auth::reject(),
-            Decision::Route { .. } | Decision::Choose { .. } => Auth::Accept,
+            Decision::Deny if !self.jump_only(user) => Auth::reject(),
+            _ => Auth::Accept,
         }
     }
 
-    /// The key's signature is verified: decide for real and start the upstream.
+    /// The key's signature is verified: decide for real.
     pub(super) fn verified(&mut self, user: &str, key: &PublicKey) -> Auth {
         let decision = self.decide(user, key);
         let fingerprint = key.fingerprint(HashAlg::Sha256);
         self.span.record("key_fp", tracing::field::display(&fingerprint));
         self.state = match decision {
+            Decision::Deny if self.jump_only(user) => {
+                self.span.record("mode", "jump");
+                State::Notice(Notice::JumpOnly)
+            }
             Decision::Deny => {
                 self.span.in_scope(|| info!(key_fp = %fingerprint, "authentication refused"));
                 return Auth::reject();
@@ -69,6 +84,8 @@ impl ClientHandler {
             }
             Decision::Route { route, user } => self.start(route, user),
         };
+        self.key = Some(key.clone());
+        self.span.in_scope(|| info!("authenticated"));
         Auth::Accept
     }
 
@@ -82,14 +99,7 @@ impl ClientHandler {
             return State::Notice(Notice::NoUser { route: route.name.clone() });
         };
         self.span.record("user", user.as_str());
-        self.span.in_scope(|| info!("authenticated"));
-        let ctx = self.ctx.clone();
-        let target = route.clone();
-        let connecting = tokio::spawn(
-            async move { upstream::connect(&ctx.client_settings, &ctx.config.upstream, &target, &user).await }
-                .instrument(self.span.clone()),
-        );
-        State::Relay { route, upstream: UpstreamSlot::Connecting(connecting) }
+        State::Relay { route, user, upstream: UpstreamSlot::NotYet }
     }
 
     /// `ssh [-p PORT] USER@ROUTE@HOST` for the address this client used.
@@ -106,32 +116,34 @@ impl ClientHandler {
         }
     }
 
-    /// The box connection, waiting for the login started at authentication.
-    pub(super) async fn upstream(&mut self) -> Result<Arc<Upstream>, Notice> {
-        let State::Relay { upstream: slot, .. } = &mut self.state else {
-            return Err(match &self.state {
-                State::Notice(n) => n.clone(),
-                _ => Notice::NoUser { route: String::new() },
-            });
+    /// The box connection, logging in on first use.
+    pub(super) async fn upstream(&mut self, client: server::Handle) -> Result<Arc<Upstream>, Notice> {
+        let (route, user, slot) = match &mut self.state {
+            State::Relay { route, user, upstream } => (route, user, upstream),
+            State::Notice(notice) => return Err(notice.clone()),
+            State::Unauthenticated => return Err(Notice::JumpOnly),
         };
-        if let UpstreamSlot::Connecting(task) = slot {
-            *slot = match task.await {
-                Ok(Ok(up)) => UpstreamSlot::Ready(Arc::new(up)),
-                Ok(Err(notice)) => {
+        if let UpstreamSlot::NotYet = slot {
+            let link = ClientLink {
+                handle: client,
+                forwarding: route.forwarding,
+                agent: self.agent_requested.clone(),
+                span: self.span.clone(),
+            };
+            let ctx = &self.ctx;
+            *slot = match upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, Some(link)).await
+            {
+                Ok(up) => UpstreamSlot::Ready(Arc::new(up)),
+                Err(notice) => {
                     self.span.in_scope(|| tracing::warn!(notice = %notice, "box login failed"));
                     UpstreamSlot::Failed(notice)
                 }
-                Err(join) => UpstreamSlot::Failed(Notice::Unreachable {
-                    route: String::new(),
-                    address: String::new(),
-                    reason: format!("internal error ({join})"),
-                }),
             };
         }
         match slot {
             UpstreamSlot::Ready(up) => Ok(up.clone()),
             UpstreamSlot::Failed(notice) => Err(notice.clone()),
-            UpstreamSlot::Connecting(_) => unreachable!("replaced above"),
+            UpstreamSlot::NotYet => Err(Notice::JumpOnly),
         }
     }
 }

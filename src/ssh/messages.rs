@@ -22,6 +22,8 @@ pub enum Notice {
     NoIdentity { route: String },
     /// The target names no login user and the route has none.
     NoUser { route: String },
+    /// The key opens no box; it may only jump (`jump = "any-key"`).
+    JumpOnly,
     /// The key is authorized for several routes and no target was named.
     ChooseRoute { commands: Vec<String> },
 }
@@ -57,6 +59,10 @@ impl fmt::Display for Notice {
             Notice::NoUser { route } => write!(
                 f,
                 "switchboard: {route} has no default user; reconnect as ssh USER@{route}@<gateway>"
+            ),
+            Notice::JumpOnly => write!(
+                f,
+                "switchboard: this key opens no box here; use it as a jump host: ssh -J <gateway> USER@ROUTE"
             ),
             Notice::ChooseRoute { commands } => {
                 write!(f, "switchboard: your key opens several boxes; pick one:")?;

@@ -1,12 +1,15 @@
 //! The SSH layer: the russh server handler per client connection (auth,
 //! route choice, channels) and the upstream client that logs in to the box.
 
+mod box_handler;
 mod channels;
 pub mod handler;
 mod login;
 pub mod messages;
 pub mod settings;
 pub mod upstream;
+
+pub use box_handler::{BoxHandler, ClientLink};
 
 use std::sync::Arc;
 

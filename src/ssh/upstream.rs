@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use russh::client;
-use russh::keys::{PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::PrivateKeyWithHashAlg;
 use tokio::net::TcpStream;
 use tracing::debug;
 
+use super::box_handler::{BoxHandler, ClientLink};
 use super::messages::Notice;
-use crate::config::{HostKeyPolicy, UpstreamConfig};
+use crate::config::UpstreamConfig;
 use crate::routes::Route;
 
 /// A logged-in SSH connection to one box.
@@ -46,6 +47,7 @@ pub async fn connect(
     upstream: &UpstreamConfig,
     route: &Route,
     user: &str,
+    client: Option<ClientLink>,
 ) -> Result<Upstream, Notice> {
     let started = Instant::now();
     let unreachable = |reason: String| Notice::Unreachable {
@@ -69,6 +71,7 @@ pub async fn connect(
         route: route.name.clone(),
         pin: route.host_key.clone(),
         policy: upstream.host_key_policy,
+        client,
     };
     let login = async {
         let mut handle = client::connect_stream(settings.clone(), tcp, handler).await?;
@@ -90,7 +93,7 @@ pub async fn connect(
 }
 
 /// `io::Error` → a short lower-case reason without the `(os error N)` suffix.
-fn describe_io(e: &io::Error) -> String {
+pub(super) fn describe_io(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::TimedOut => "connection timed out".into(),
@@ -108,39 +111,5 @@ fn describe_ssh(e: &russh::Error) -> String {
         russh::Error::IO(io) => describe_io(io),
         russh::Error::Disconnect | russh::Error::HUP => "the box closed the connection during the handshake".into(),
         other => format!("SSH handshake failed ({other})"),
-    }
-}
-
-/// The russh client handler for the box leg.
-pub struct BoxHandler {
-    route: String,
-    pin: Option<PublicKey>,
-    policy: HostKeyPolicy,
-}
-
-impl client::Handler for BoxHandler {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        server_key: &russh::keys::PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        let russh::keys::PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            // Host certificates are not trusted (no CA configured).
-            return Ok(false);
-        };
-        let ok = match (&self.pin, self.policy) {
-            (Some(pin), _) => pin.key_data() == key.key_data(),
-            (None, HostKeyPolicy::PinnedOrAccept) => true,
-            (None, HostKeyPolicy::RequirePinned) => false,
-        };
-        if !ok {
-            tracing::warn!(
-                route = %self.route,
-                presented = %key.fingerprint(Default::default()),
-                "box host key rejected"
-            );
-        }
-        Ok(ok)
     }
 }

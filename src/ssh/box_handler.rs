@@ -1,0 +1,119 @@
+//! The russh client handler for the box leg: checks the box's host key, and
+//! carries channels the box opens back to the client (`-R` forwarded-tcpip,
+//! agent forwarding into the box), subject to the route's `forwarding`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use russh::client::{ChannelOpenHandle, Handler, Msg, Session};
+use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::{Channel, ChannelOpenFailure, server};
+use tracing::{Instrument, Span, debug, warn};
+
+use crate::config::HostKeyPolicy;
+use crate::relay::tcpip;
+use crate::routes::Forwarding;
+
+/// What the box leg knows about the client it serves.
+#[derive(Clone)]
+pub struct ClientLink {
+    /// The client connection, for opening channels back to it.
+    pub handle: server::Handle,
+    /// The route's forwarding switches.
+    pub forwarding: Forwarding,
+    /// Set once the client asks for agent forwarding (`ssh -A`).
+    pub agent: Arc<AtomicBool>,
+    /// The client connection's span.
+    pub span: Span,
+}
+
+/// The handler for one box connection.
+pub struct BoxHandler {
+    pub(super) route: String,
+    pub(super) pin: Option<PublicKey>,
+    pub(super) policy: HostKeyPolicy,
+    pub(super) client: Option<ClientLink>,
+}
+
+impl Handler for BoxHandler {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
+            // Host certificates are not trusted (no CA configured).
+            return Ok(false);
+        };
+        let ok = match (&self.pin, self.policy) {
+            (Some(pin), _) => pin.key_data() == key.key_data(),
+            (None, HostKeyPolicy::PinnedOrAccept) => true,
+            (None, HostKeyPolicy::RequirePinned) => false,
+        };
+        if !ok {
+            warn!(route = %self.route, presented = %key.fingerprint(Default::default()), "box host key rejected");
+        }
+        Ok(ok)
+    }
+
+    async fn server_channel_open_forwarded_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        connected_address: &str,
+        connected_port: u32,
+        originator_address: &str,
+        originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(client) = self.client.clone().filter(|c| c.forwarding.remote) else {
+            return Ok(reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await);
+        };
+        let (address, originator) = (connected_address.to_owned(), originator_address.to_owned());
+        // Opening the client's channel waits on the client connection: never
+        // do that on this connection's event loop.
+        let span = client.span.clone();
+        let bridge = async move {
+            let opened = client
+                .handle
+                .channel_open_forwarded_tcpip(address, connected_port, originator, originator_port)
+                .await;
+            match opened {
+                Ok(to_client) => {
+                    reply.accept().await;
+                    tcpip::splice(channel.into_stream(), to_client.into_stream()).await;
+                }
+                Err(e) => {
+                    debug!(error = %e, "client refused a forwarded-tcpip channel");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            }
+        };
+        tokio::spawn(bridge.instrument(span));
+        Ok(())
+    }
+
+    async fn server_channel_open_agent_forward(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(client) = self.client.clone().filter(|c| c.forwarding.agent && c.agent.load(Ordering::Acquire)) else {
+            return Ok(reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await);
+        };
+        let span = client.span.clone();
+        let bridge = async move {
+            match client.handle.channel_open_agent().await {
+                Ok(to_client) => {
+                    reply.accept().await;
+                    tcpip::splice(channel.into_stream(), to_client.into_stream()).await;
+                }
+                Err(e) => {
+                    debug!(error = %e, "client refused an agent channel");
+                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
+                }
+            }
+        };
+        tokio::spawn(bridge.instrument(span));
+        Ok(())
+    }
+}
