@@ -32,6 +32,10 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
     println!("# known_hosts (append to ~/.ssh/known_hosts)");
     let mut printed = Vec::new();
     for addr in &config.server.listen {
+        if addr.port() == 0 {
+            println!("# {addr}: the port is chosen at start; no fixed known_hosts line");
+            continue;
+        }
         let (host, placeholder) = match (&args.host, addr.ip().is_unspecified()) {
             (Some(host), _) => (host.clone(), false),
             (None, true) => (PLACEHOLDER_HOST.to_owned(), true),

@@ -62,7 +62,7 @@ pub(super) fn apply_env(
             EnvName::Unknown => {
                 let message = "names no setting: use SWITCHBOARD_<SECTION>_<KEY>, e.g. \
                                SWITCHBOARD_SERVER_LISTEN or SWITCHBOARD_SOURCES_FILE_PATH";
-                errors.push(error("-".into(), message.into()));
+                errors.push(error(String::new(), message.into()));
                 continue;
             }
             EnvName::Setting(path) => path,
@@ -128,9 +128,17 @@ fn env_value(path: &[String], raw: &str) -> Result<Value, String> {
     match parsed {
         Some(value) => match check_leaf(path, &value) {
             Ok(()) => Ok(value),
+            // A list or table was meant as one; anything else is reported as
+            // the text it is (`5` for a duration: "time unit needed").
             Err(typed) => check_leaf(path, &as_string)
                 .map(|()| as_string)
-                .map_err(|_| typed),
+                .map_err(|plain| {
+                    if value.is_array() || value.is_table() {
+                        typed
+                    } else {
+                        plain
+                    }
+                }),
         },
         None => check_leaf(path, &as_string).map(|()| as_string),
     }

@@ -57,10 +57,11 @@ impl fmt::Display for Origin {
 
 /// One problem: where, which field, what.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}: {field}: {message}")]
+#[error("{origin}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
 pub struct ConfigError {
     pub origin: Origin,
-    /// Dotted path (`server.listen`), or a position for a syntax error.
+    /// Dotted path (`server.listen`), a position for a syntax error, or empty
+    /// when the problem is the whole file or variable.
     pub field: String,
     pub message: String,
 }
@@ -120,7 +121,7 @@ impl Config {
             let origin = file.clone().map_or(Origin::Default, Origin::File);
             ConfigErrors(vec![ConfigError {
                 origin,
-                field: "-".into(),
+                field: String::new(),
                 message: e.message().into(),
             }])
         })?;
@@ -144,7 +145,7 @@ fn read_file(file: &Path, provenance: &mut Provenance, errors: &mut Vec<ConfigEr
         Ok(t) => t,
         Err(e) => {
             errors.push(error(
-                "-".into(),
+                String::new(),
                 format!("cannot read the configuration file: {e}"),
             ));
             return Table::new();

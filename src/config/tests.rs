@@ -306,7 +306,7 @@ fn missing_explicit_file_is_an_error() {
         .expect_err("missing file");
     assert!(
         err.to_string()
-            .contains("/nonexistent/switchboard.toml: -: cannot read"),
+            .contains("/nonexistent/switchboard.toml: cannot read"),
         "{err}"
     );
 }
