@@ -1,17 +1,20 @@
 //! Relaying one `session` channel (shell, exec, sftp) between the client and
 //! the box.
 //!
-//! - client → box: the connection handler feeds data, EOF and close into a
-//!   bounded queue drained by a pump task (so the client's event loop is not
-//!   held up by every packet waiting for the box's window);
-//! - requests (pty, env, exec, …) are forwarded by the handler itself, which
-//!   waits for the box's answer and replies inline (russh keeps a single
-//!   "wants reply" flag per channel, so a deferred reply would be lost);
-//! - box → client: a task reads the box channel and writes stdout, stderr
-//!   (extended data), EOF, exit-status, exit-signal and close to the client,
-//!   each write waiting for the client's window.
+//! - client → box: the connection handler puts requests, data, EOF and close
+//!   into one bounded, ordered queue drained by a pump task. The pump first
+//!   waits for the box channel — open at once in key mode, after the agent
+//!   login in agent mode — or, when there is no box, tells the client why.
+//! - Requests the client wants answered carry a oneshot: the box's reply is
+//!   routed back to it (SSH answers channel requests in order), and the
+//!   handler replies inline (russh keeps a single "wants reply" flag per
+//!   channel, so a deferred reply would be lost).
+//! - box → client: a task writes stdout, stderr (extended data), EOF,
+//!   exit-status, exit-signal and close to the client, each write waiting for
+//!   the client's window.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,26 +23,27 @@ use russh::{ChannelMsg, ChannelWriteHalf, client, server};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug};
 
-/// Packets queued from the client towards the box per channel. At the default
-/// 32 KiB packet size this is 1 MiB of slack beyond the box's own window:
-/// enough to keep the pipe full, small enough to bound memory per channel.
+use super::notice;
+
+/// Messages queued from the client towards the box per channel: at 32 KiB
+/// packets, 4 MiB of slack beyond the box's window. It must exceed the
+/// window the gateway grants the client (see `ssh::settings`), or a client
+/// streaming stdin could fill it before its own window adjust for our output
+/// is read, and both directions would stall.
 const PUMP_DEPTH: usize = 128;
+
+/// Queue depth while the box is still being logged in to through the
+/// client's own agent (agent mode). That login needs the client connection's
+/// event loop, so stdin the client streams meanwhile must fit here without
+/// blocking it: up to 32 MiB at 32 KiB packets, used only during the login.
+const PENDING_DEPTH: usize = 1024;
 
 /// How long a forwarded request may wait for the box's reply before the client
 /// is told "failure"; a box that never answers must not wedge the connection.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
-enum Input {
-    Data(Bytes),
-    Extended(u32, Bytes),
-    Eof,
-    Close,
-}
-
-/// Replies the box owes us, in request order (SSH answers channel requests in order).
-type PendingReplies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
-
 /// A request from the client that is forwarded to the box.
+#[derive(Debug)]
 pub enum Request {
     Pty { term: String, cols: u32, rows: u32, pix_width: u32, pix_height: u32, modes: Vec<(russh::Pty, u32)> },
     Env { name: String, value: String },
@@ -47,35 +51,53 @@ pub enum Request {
     Exec(Vec<u8>),
     Subsystem(String),
     AgentForward,
+    WindowChange { cols: u32, rows: u32, pix_width: u32, pix_height: u32 },
+    Signal(russh::Sig),
 }
+
+enum Input {
+    Request(Request, Option<oneshot::Sender<bool>>),
+    Data(Bytes),
+    Extended(u32, Bytes),
+    Eof,
+    Close,
+}
+
+/// Replies the box owes us, in request order.
+type PendingReplies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
+
+/// The box side of a session channel, once known: the channel, or the notice
+/// that explains why there is none.
+pub type BoxChannel = Result<russh::Channel<client::Msg>, String>;
 
 /// The handler's side of one relayed session channel.
 pub struct SessionRelay {
-    to_box: Arc<ChannelWriteHalf<client::Msg>>,
-    replies: PendingReplies,
     input: mpsc::Sender<Input>,
+    /// Whether requests are answered by the box (key mode) or at once,
+    /// because the box is not known yet (agent mode, still logging in).
+    answered_by_box: bool,
 }
 
 impl SessionRelay {
-    /// Starts the pump and the box → client task for a freshly opened pair.
+    /// Starts relaying `client_channel` to the box channel `opening` yields.
+    /// With `answered_by_box` false, requests are acknowledged at once
+    /// (the box is still being logged in to, through the client itself).
     pub fn start(
         client_channel: russh::Channel<server::Msg>,
-        box_channel: russh::Channel<client::Msg>,
         client_handle: server::Handle,
+        opening: impl Future<Output = BoxChannel> + Send + 'static,
+        answered_by_box: bool,
         span: &tracing::Span,
     ) -> Self {
         let (client_read, to_client) = client_channel.split();
         // Client data reaches us through the handler callbacks; an unread
         // receiver would stall the connection, so drop it.
         drop(client_read);
-        let (box_read, to_box) = box_channel.split();
-        let to_box = Arc::new(to_box);
-        let replies = PendingReplies::default();
-        let (input, queue) = mpsc::channel(PUMP_DEPTH);
-
-        tokio::spawn(pump(queue, to_box.clone()).instrument(span.clone()));
-        tokio::spawn(box_to_client(box_read, to_client, client_handle, replies.clone()).instrument(span.clone()));
-        Self { to_box, replies, input }
+        let depth = if answered_by_box { PUMP_DEPTH } else { PENDING_DEPTH };
+        let (input, queue) = mpsc::channel(depth);
+        let pump = pump(queue, opening, to_client, client_handle, span.clone());
+        tokio::spawn(pump.instrument(span.clone()));
+        Self { input, answered_by_box }
     }
 
     /// Client data (stdin). Waits while the queue is full: backpressure.
@@ -98,41 +120,41 @@ impl SessionRelay {
         let _ = self.input.send(Input::Close).await;
     }
 
-    /// Forwards a request the client wants answered; returns the box's answer.
+    /// Forwards a request the client may want answered; returns the answer.
     pub async fn request(&self, request: Request) -> bool {
-        let (tx, rx) = oneshot::channel();
-        if let Ok(mut q) = self.replies.lock() {
-            q.push_back(tx);
+        if !self.answered_by_box {
+            return self.input.send(Input::Request(request, None)).await.is_ok();
         }
-        let sent = match request {
-            Request::Pty { term, cols, rows, pix_width, pix_height, modes } => {
-                self.to_box.request_pty(true, &term, cols, rows, pix_width, pix_height, &modes).await
-            }
-            Request::Env { name, value } => self.to_box.set_env(true, name, value).await,
-            Request::Shell => self.to_box.request_shell(true).await,
-            Request::Exec(command) => self.to_box.exec(true, command).await,
-            Request::Subsystem(name) => self.to_box.request_subsystem(true, name).await,
-            Request::AgentForward => self.to_box.agent_forward(true).await,
-        };
-        if sent.is_err() {
+        let (tx, rx) = oneshot::channel();
+        if self.input.send(Input::Request(request, Some(tx))).await.is_err() {
             return false;
         }
         matches!(tokio::time::timeout(REPLY_TIMEOUT, rx).await, Ok(Ok(true)))
     }
 
-    /// Terminal resize; no reply expected.
-    pub async fn window_change(&self, cols: u32, rows: u32, pix_width: u32, pix_height: u32) {
-        let _ = self.to_box.window_change(cols, rows, pix_width, pix_height).await;
-    }
-
-    /// A signal for the remote process; no reply expected.
-    pub async fn signal(&self, signal: russh::Sig) {
-        let _ = self.to_box.signal(signal).await;
+    /// A request nobody waits for (window-change, signal).
+    pub async fn notify(&self, request: Request) {
+        let _ = self.input.send(Input::Request(request, None)).await;
     }
 }
 
-/// client → box: drain the queue into the box channel, waiting for its window.
-async fn pump(mut queue: mpsc::Receiver<Input>, to_box: Arc<ChannelWriteHalf<client::Msg>>) {
+/// client → box: wait for the box channel, then drain the queue into it.
+async fn pump(
+    mut queue: mpsc::Receiver<Input>,
+    opening: impl Future<Output = BoxChannel>,
+    to_client: ChannelWriteHalf<server::Msg>,
+    client_handle: server::Handle,
+    span: tracing::Span,
+) {
+    let box_channel = match opening.await {
+        Ok(channel) => channel,
+        Err(text) => return tell_when_started(queue, to_client, text).await,
+    };
+    let (from_box, to_box) = box_channel.split();
+    let replies = PendingReplies::default();
+    let output = box_to_client(from_box, to_client, client_handle, replies.clone());
+    tokio::spawn(output.instrument(span));
+
     while let Some(input) = queue.recv().await {
         let result = match input {
             Input::Data(data) => to_box.data_bytes(data).await,
@@ -142,10 +164,67 @@ async fn pump(mut queue: mpsc::Receiver<Input>, to_box: Arc<ChannelWriteHalf<cli
                 let _ = to_box.close().await;
                 break;
             }
+            Input::Request(request, reply) => {
+                let want_reply = reply.is_some();
+                if let Some(tx) = reply
+                    && let Ok(mut q) = replies.lock()
+                {
+                    q.push_back(tx);
+                }
+                send_request(&to_box, request, want_reply).await
+            }
         };
         if result.is_err() {
             debug!("box channel gone; dropping client input");
             break;
+        }
+    }
+}
+
+async fn send_request(
+    to_box: &ChannelWriteHalf<client::Msg>,
+    request: Request,
+    want_reply: bool,
+) -> Result<(), russh::Error> {
+    match request {
+        Request::Pty { term, cols, rows, pix_width, pix_height, modes } => {
+            to_box.request_pty(want_reply, &term, cols, rows, pix_width, pix_height, &modes).await
+        }
+        Request::Env { name, value } => to_box.set_env(want_reply, name, value).await,
+        Request::Shell => to_box.request_shell(want_reply).await,
+        Request::Exec(command) => to_box.exec(want_reply, command).await,
+        Request::Subsystem(name) => to_box.request_subsystem(want_reply, name).await,
+        Request::AgentForward => to_box.agent_forward(want_reply).await,
+        Request::WindowChange { cols, rows, pix_width, pix_height } => {
+            to_box.window_change(cols, rows, pix_width, pix_height).await
+        }
+        Request::Signal(signal) => to_box.signal(signal).await,
+    }
+}
+
+/// No box: acknowledge requests, and tell `text` once the client starts a
+/// shell, a command or a subsystem.
+async fn tell_when_started(mut queue: mpsc::Receiver<Input>, to_client: ChannelWriteHalf<server::Msg>, text: String) {
+    let mut pty = false;
+    while let Some(input) = queue.recv().await {
+        match input {
+            Input::Request(request, reply) => {
+                if let Some(tx) = reply {
+                    let _ = tx.send(true);
+                }
+                match request {
+                    Request::Pty { .. } => pty = true,
+                    Request::Shell | Request::Exec(_) | Request::Subsystem(_) => {
+                        return notice::tell(to_client, text, pty).await;
+                    }
+                    Request::Env { .. }
+                    | Request::AgentForward
+                    | Request::WindowChange { .. }
+                    | Request::Signal(_) => {}
+                }
+            }
+            Input::Close => return,
+            Input::Data(_) | Input::Extended(..) | Input::Eof => {}
         }
     }
 }
@@ -172,8 +251,8 @@ async fn box_to_client(
             ChannelMsg::Success => answer(&replies, true),
             ChannelMsg::Failure => answer(&replies, false),
             ChannelMsg::Close => break,
-            // Window bookkeeping and requests a box does not send on a session
-            // channel it serves.
+            // Window bookkeeping, and requests a box does not send on a
+            // session channel it serves.
             _ => true,
         };
         if !delivered {

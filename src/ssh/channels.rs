@@ -7,27 +7,22 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use russh::server::{ChannelOpenHandle, Msg, Session};
-use russh::{Channel, ChannelId, ChannelOpenFailure, ChannelWriteHalf};
+use russh::{Channel, ChannelId, ChannelOpenFailure};
+use tokio::sync::watch;
 use tokio::net::TcpStream;
 use tracing::{Instrument, debug, info};
 
+use super::Context;
 use super::handler::ClientHandler;
-use super::login::State;
+use super::box_handler::ClientLink;
+use super::login::{AgentLogin, State};
 use super::messages::Notice;
-use super::upstream::Upstream;
+use super::upstream::{self, Login, Upstream};
 use crate::config::JumpPolicy;
-use crate::relay::session::{Request, SessionRelay};
-use crate::relay::{notice, tcpip};
+use crate::relay::session::{BoxChannel, Request, SessionRelay};
+use crate::relay::tcpip;
 use crate::routes::{Route, RouteState};
 
-/// A session channel on this connection.
-pub enum Slot {
-    /// Relayed to the box.
-    Relay(SessionRelay),
-    /// Answered by the gateway: `notice` is told when the client starts a
-    /// shell, a command or a subsystem.
-    Local { to_client: Option<ChannelWriteHalf<Msg>>, pty: bool, notice: Notice },
-}
 
 /// SSH_OPEN_CONNECT_FAILED: the reason code OpenSSH uses when a forward fails.
 const OPEN_CONNECT_FAILED: u32 = 2;
@@ -35,19 +30,24 @@ const OPEN_CONNECT_FAILED: u32 = 2;
 impl ClientHandler {
     pub(super) async fn open_session(&mut self, channel: Channel<Msg>, reply: ChannelOpenHandle, session: &mut Session) {
         let id = channel.id();
-        let opened = match self.upstream(session.handle()).await {
-            Ok(up) => open_box_session(&up).await.map_err(|e| {
-                debug!(parent: &self.span, error = %e, "box refused a session channel");
-                self.lost()
-            }),
-            Err(notice) => Err(notice),
+        let relay = if let State::Agent { login, .. } = &self.state {
+            // The box is logged in to through the client's agent, which needs
+            // this connection's event loop: open the box channel later.
+            let opening = agent_box_channel(login.subscribe());
+            reply.accept().await;
+            SessionRelay::start(channel, session.handle(), opening, false, &self.span)
+        } else {
+            let opened = match self.upstream(session.handle()).await {
+                Ok(up) => open_box_session(&up).await.map_err(|e| {
+                    debug!(parent: &self.span, error = %e, "box refused a session channel");
+                    self.lost().to_string()
+                }),
+                Err(notice) => Err(notice.to_string()),
+            };
+            reply.accept().await;
+            SessionRelay::start(channel, session.handle(), std::future::ready(opened), true, &self.span)
         };
-        reply.accept().await;
-        let slot = match opened {
-            Ok(box_channel) => Slot::Relay(SessionRelay::start(channel, box_channel, session.handle(), &self.span)),
-            Err(notice) => Slot::Local { to_client: Some(channel.split().1), pty: false, notice },
-        };
-        self.channels.insert(id, slot);
+        self.channels.insert(id, relay);
     }
 
     /// The notice for a box connection that went away after login.
@@ -56,6 +56,11 @@ impl ClientHandler {
             State::Relay { route, .. } => Notice::Unreachable {
                 route: route.name.clone(),
                 address: route.address.clone(),
+                reason: "the connection to the box was lost".into(),
+            },
+            State::Agent { target, .. } => Notice::Unreachable {
+                route: target.clone(),
+                address: String::new(),
                 reason: "the connection to the box was lost".into(),
             },
             State::Notice(n) => n.clone(),
@@ -94,7 +99,8 @@ impl ClientHandler {
         }
         let allowed = match &self.state {
             State::Relay { route, .. } => route.forwarding.local,
-            State::Notice(_) | State::Unauthenticated => true, // told below
+            State::Agent { route: Some(route), .. } => route.forwarding.local,
+            State::Agent { route: None, .. } | State::Notice(_) | State::Unauthenticated => true, // told below
         };
         if !allowed {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
@@ -193,16 +199,56 @@ impl ClientHandler {
     /// `auth-agent-req@openssh.com` (`ssh -A`): asked of the box when the
     /// route allows agent forwarding; the box's agent channels come back
     /// through [`super::box_handler`].
-    pub(super) async fn agent_request(&mut self, channel: ChannelId) -> bool {
+    pub(super) async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> bool {
+        if let State::Agent { .. } = &self.state {
+            self.start_agent_login(session.handle());
+            return true;
+        }
         let allowed = matches!(&self.state, State::Relay { route, .. } if route.forwarding.agent);
         if !allowed {
             return false;
         }
         self.agent_requested.store(true, Ordering::Release);
         match self.channels.get(&channel) {
-            Some(Slot::Relay(relay)) => relay.request(Request::AgentForward).await,
-            _ => false,
+            Some(relay) => relay.request(Request::AgentForward).await,
+            None => false,
         }
+    }
+
+    /// Agent mode: open the agent channel back to the client and log in to
+    /// the box with its keys, off the event loop (the agent's answers arrive
+    /// through it).
+    fn start_agent_login(&mut self, client: russh::server::Handle) {
+        let State::Agent { target, route, user, login } = &self.state else { return };
+        if !matches!(*login.borrow(), AgentLogin::NotRequested) {
+            return;
+        }
+        login.send_replace(AgentLogin::Connecting);
+        self.agent_requested.store(true, Ordering::Release);
+        let refused = Notice::LoginRefused {
+            route: target.clone(),
+            user: user.clone().unwrap_or_else(|| "<no user>".into()),
+        };
+        let (ctx, route, user, login) = (self.ctx.clone(), route.clone(), user.clone(), login.clone());
+        let link = route.as_ref().map(|r| ClientLink {
+            handle: client.clone(),
+            forwarding: r.forwarding,
+            agent: self.agent_requested.clone(),
+            span: self.span.clone(),
+        });
+        let task = async move {
+            let result = match (route, user) {
+                (Some(route), Some(user)) => agent_login(&ctx, client, &route, &user, link, refused).await,
+                // No such box, or no user to log in as: the same answer as a
+                // box that refuses the agent's keys.
+                _ => Err(refused),
+            };
+            if let Err(notice) = &result {
+                info!(notice = %notice, "agent-mode login failed");
+            }
+            login.send_replace(AgentLogin::Done(result.map(Arc::new)));
+        };
+        tokio::spawn(task.instrument(self.span.clone()));
     }
 
     /// Forwards a channel request to the box and answers the client with the
@@ -213,22 +259,20 @@ impl ClientHandler {
         request: Request,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        let ok = match self.channels.get_mut(&channel) {
-            Some(Slot::Relay(relay)) => relay.request(request).await,
-            Some(Slot::Local { to_client, pty, notice }) => match request {
-                Request::Pty { .. } => {
-                    *pty = true;
+        if let (State::Agent { login, target, .. }, Request::Shell | Request::Exec(_) | Request::Subsystem(_)) =
+            (&self.state, &request)
+        {
+            // The session starts and no agent was forwarded: it never will be.
+            login.send_if_modified(|state| match state {
+                AgentLogin::NotRequested => {
+                    *state = AgentLogin::Done(Err(Notice::NeedAgent { route: target.clone() }));
                     true
                 }
-                Request::Env { .. } | Request::AgentForward => true,
-                Request::Shell | Request::Exec(_) | Request::Subsystem(_) => {
-                    if let Some(to_client) = to_client.take() {
-                        let text = notice.to_string();
-                        tokio::spawn(notice::tell(to_client, text, *pty));
-                    }
-                    true
-                }
-            },
+                AgentLogin::Connecting | AgentLogin::Done(_) => false,
+            });
+        }
+        let ok = match self.channels.get(&channel) {
+            Some(relay) => relay.request(request).await,
             None => false,
         };
         if ok { session.channel_success(channel) } else { session.channel_failure(channel) }
@@ -240,4 +284,40 @@ async fn open_box_session(up: &Upstream) -> Result<Channel<russh::client::Msg>, 
         Some(handle) => handle.channel_open_session().await,
         None => Err(russh::Error::SendError),
     }
+}
+
+/// Agent mode: the box channel, once the agent login is done.
+async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>) -> BoxChannel {
+    let result = loop {
+        if let AgentLogin::Done(result) = &*login.borrow_and_update() {
+            break result.clone();
+        }
+        if login.changed().await.is_err() {
+            return Err("switchboard: the connection ended".into());
+        }
+    };
+    let up = result.map_err(|notice| notice.to_string())?;
+    open_box_session(&up).await.map_err(|e| format!("switchboard: the box refused a session ({e})"))
+}
+
+/// Agent mode: the agent channel to the client, then the login with its keys.
+async fn agent_login(
+    ctx: &Context,
+    client: russh::server::Handle,
+    route: &Route,
+    user: &str,
+    link: Option<ClientLink>,
+    refused: Notice,
+) -> Result<Upstream, Notice> {
+    if let RouteState::Stopped { message } = &route.state {
+        return Err(Notice::Stopped { route: route.name.clone(), note: message.clone() });
+    }
+    let agent = match client.channel_open_agent().await {
+        Ok(channel) => russh::keys::agent::client::AgentClient::connect(channel.into_stream()),
+        Err(e) => {
+            debug!(error = %e, "client refused the agent channel");
+            return Err(refused);
+        }
+    };
+    upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, link, Login::Agent(agent)).await
 }

@@ -14,9 +14,8 @@ use russh::{Channel, ChannelId, Pty, Sig};
 use tracing::Span;
 
 use super::Context;
-use super::channels::Slot;
 use super::login::State;
-use crate::relay::session::Request;
+use crate::relay::session::{Request, SessionRelay};
 
 /// Per-connection state.
 pub struct ClientHandler {
@@ -32,7 +31,7 @@ pub struct ClientHandler {
     pub(super) key: Option<PublicKey>,
     /// Set when the client asks for agent forwarding (`ssh -A`).
     pub(super) agent_requested: Arc<AtomicBool>,
-    pub(super) channels: HashMap<ChannelId, Slot>,
+    pub(super) channels: HashMap<ChannelId, SessionRelay>,
 }
 
 impl ClientHandler {
@@ -96,7 +95,7 @@ impl Handler for ClientHandler {
     }
 
     async fn data(&mut self, channel: ChannelId, data: &[u8], _session: &mut Session) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.get(&channel) {
             relay.data(data).await;
         }
         Ok(())
@@ -109,21 +108,21 @@ impl Handler for ClientHandler {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.get(&channel) {
             relay.extended_data(code, data).await;
         }
         Ok(())
     }
 
     async fn channel_eof(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.get(&channel) {
             relay.eof().await;
         }
         Ok(())
     }
 
     async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.remove(&channel) {
+        if let Some(relay) = self.channels.remove(&channel) {
             relay.close().await;
         }
         Ok(())
@@ -182,22 +181,22 @@ impl Handler for ClientHandler {
         pix_height: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.get(&channel) {
-            relay.window_change(cols, rows, pix_width, pix_height).await;
+        if let Some(relay) = self.channels.get(&channel) {
+            relay.notify(Request::WindowChange { cols, rows, pix_width, pix_height }).await;
         }
         session.channel_success(channel)?;
         Ok(())
     }
 
     async fn signal(&mut self, channel: ChannelId, signal: Sig, _session: &mut Session) -> Result<(), Self::Error> {
-        if let Some(Slot::Relay(relay)) = self.channels.get(&channel) {
-            relay.signal(signal).await;
+        if let Some(relay) = self.channels.get(&channel) {
+            relay.notify(Request::Signal(signal)).await;
         }
         Ok(())
     }
 
-    async fn agent_request(&mut self, channel: ChannelId, _session: &mut Session) -> Result<bool, Self::Error> {
-        Ok(ClientHandler::agent_request(self, channel).await)
+    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+        Ok(ClientHandler::agent_request(self, channel, session).await)
     }
 
     async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {

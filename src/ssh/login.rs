@@ -7,12 +7,13 @@ use std::sync::Arc;
 
 use russh::keys::{HashAlg, PublicKey};
 use russh::server::{self, Auth};
+use tokio::sync::watch;
 use tracing::info;
 
 use super::box_handler::ClientLink;
 use super::handler::ClientHandler;
 use super::messages::Notice;
-use super::upstream::{self, Upstream};
+use super::upstream::{self, Login, Upstream};
 use crate::auth::principal::{self, Decision};
 use crate::auth::username;
 use crate::config::JumpPolicy;
@@ -23,9 +24,23 @@ pub enum State {
     Unauthenticated,
     /// Key mode: sessions and forwards go to this route's box.
     Relay { route: Arc<Route>, user: String, upstream: UpstreamSlot },
+    /// Agent mode (bring your own key): the box is logged in to with the
+    /// client's forwarded agent once the client asks for agent forwarding.
+    /// `route` is `None` when the target does not exist, which must look
+    /// exactly like a box that refuses the agent's keys.
+    Agent { target: String, route: Option<Arc<Route>>, user: Option<String>, login: Arc<watch::Sender<AgentLogin>> },
     /// Sessions are answered by the gateway with this notice; jumps to the
     /// routes the key is authorized for still work.
     Notice(Notice),
+}
+
+/// Progress of an agent-mode login, shared with the channels waiting for it.
+#[derive(Clone)]
+pub enum AgentLogin {
+    /// The client has not (yet) forwarded its agent.
+    NotRequested,
+    Connecting,
+    Done(Result<Arc<Upstream>, Notice>),
 }
 
 /// The login to the box.
@@ -55,10 +70,21 @@ impl ClientHandler {
                 .is_ok_and(|t| t.route.is_none())
     }
 
+    /// With `agent_login`, a named target lets any key in provisionally:
+    /// returns the target and the named user.
+    fn agent_target(&self, user: &str) -> Option<(String, Option<String>)> {
+        let routing = &self.ctx.config.routing;
+        if !routing.agent_login {
+            return None;
+        }
+        let target = username::parse(user, &routing.target_separator, routing.username_grammar).ok()?;
+        Some((target.route?, target.user))
+    }
+
     /// A key is offered (signature not checked yet): only say whether it could work.
     pub(super) fn offered(&self, user: &str, key: &PublicKey) -> Auth {
         match self.decide(user, key) {
-            Decision::Deny if !self.jump_only(user) => Auth::reject(),
+            Decision::Deny if self.agent_target(user).is_none() && !self.jump_only(user) => Auth::reject(),
             _ => Auth::Accept,
         }
     }
@@ -69,6 +95,18 @@ impl ClientHandler {
         let fingerprint = key.fingerprint(HashAlg::Sha256);
         self.span.record("key_fp", tracing::field::display(&fingerprint));
         self.state = match decision {
+            Decision::Deny if self.agent_target(user).is_some() => {
+                let (target, login_user) = self.agent_target(user).unwrap_or_default();
+                self.span.record("mode", "agent");
+                self.span.record("route", target.as_str());
+                let route = self.ctx.routes.load().get(&target).cloned();
+                let user = login_user.or_else(|| route.as_ref().and_then(|r| r.user.clone()));
+                if let Some(u) = &user {
+                    self.span.record("user", u.as_str());
+                }
+                let (login, _) = watch::channel(AgentLogin::NotRequested);
+                State::Agent { target, route, user, login: Arc::new(login) }
+            }
             Decision::Deny if self.jump_only(user) => {
                 self.span.record("mode", "jump");
                 State::Notice(Notice::JumpOnly)
@@ -121,6 +159,12 @@ impl ClientHandler {
         let (route, user, slot) = match &mut self.state {
             State::Relay { route, user, upstream } => (route, user, upstream),
             State::Notice(notice) => return Err(notice.clone()),
+            State::Agent { login, target, .. } => {
+                return match &*login.borrow() {
+                    AgentLogin::Done(result) => result.clone(),
+                    AgentLogin::NotRequested | AgentLogin::Connecting => Err(Notice::NeedAgent { route: target.clone() }),
+                };
+            }
             State::Unauthenticated => return Err(Notice::JumpOnly),
         };
         if let UpstreamSlot::NotYet = slot {
@@ -131,8 +175,9 @@ impl ClientHandler {
                 span: self.span.clone(),
             };
             let ctx = &self.ctx;
-            *slot = match upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, Some(link)).await
-            {
+            let connecting =
+                upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, Some(link), Login::Identity);
+            *slot = match connecting.await {
                 Ok(up) => UpstreamSlot::Ready(Arc::new(up)),
                 Err(notice) => {
                     self.span.in_scope(|| tracing::warn!(notice = %notice, "box login failed"));

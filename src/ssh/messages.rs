@@ -22,6 +22,8 @@ pub enum Notice {
     NoIdentity { route: String },
     /// The target names no login user and the route has none.
     NoUser { route: String },
+    /// Agent mode without a forwarded agent.
+    NeedAgent { route: String },
     /// The key opens no box; it may only jump (`jump = "any-key"`).
     JumpOnly,
     /// The key is authorized for several routes and no target was named.
@@ -59,6 +61,10 @@ impl fmt::Display for Notice {
             Notice::NoUser { route } => write!(
                 f,
                 "switchboard: {route} has no default user; reconnect as ssh USER@{route}@<gateway>"
+            ),
+            Notice::NeedAgent { route } => write!(
+                f,
+                "switchboard: your key is not registered for {route}; reconnect with ssh -A (agent forwarding) or ssh -J"
             ),
             Notice::JumpOnly => write!(
                 f,

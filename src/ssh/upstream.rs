@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use russh::client;
-use russh::keys::PrivateKeyWithHashAlg;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use tokio::net::TcpStream;
 use tracing::debug;
 
@@ -41,13 +42,26 @@ impl Drop for Upstream {
     }
 }
 
-/// Connects and logs in to `route` as `user` with the route's identity.
+/// The agent the client forwarded (`ssh -A`), reached over a channel to it.
+pub type ClientAgent = AgentClient<russh::ChannelStream<russh::server::Msg>>;
+
+/// How the gateway logs in to the box.
+pub enum Login {
+    /// Key mode: the route's `identity_file`.
+    Identity,
+    /// Agent mode: the keys in the client's forwarded agent; the box's own
+    /// `authorized_keys` decides.
+    Agent(ClientAgent),
+}
+
+/// Connects and logs in to `route` as `user`.
 pub async fn connect(
     settings: &Arc<client::Config>,
     upstream: &UpstreamConfig,
     route: &Route,
     user: &str,
     client: Option<ClientLink>,
+    login: Login,
 ) -> Result<Upstream, Notice> {
     let started = Instant::now();
     let unreachable = |reason: String| Notice::Unreachable {
@@ -55,9 +69,9 @@ pub async fn connect(
         address: route.address.clone(),
         reason,
     };
-    let Some(identity) = route.identity.clone() else {
+    if matches!(login, Login::Identity) && route.identity.is_none() {
         return Err(Notice::NoIdentity { route: route.name.clone() });
-    };
+    }
 
     let tcp = match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(&route.address)).await {
         Err(_) => return Err(unreachable("connection timed out".into())),
@@ -76,9 +90,15 @@ pub async fn connect(
     let login = async {
         let mut handle = client::connect_stream(settings.clone(), tcp, handler).await?;
         let hash = handle.best_supported_rsa_hash().await?.flatten();
-        let key = PrivateKeyWithHashAlg::new(identity, hash);
-        let result = handle.authenticate_publickey(user, key).await?;
-        Ok::<_, russh::Error>((handle, result.success()))
+        let success = match (login, &route.identity) {
+            (Login::Identity, Some(identity)) => {
+                let key = PrivateKeyWithHashAlg::new(identity.clone(), hash);
+                handle.authenticate_publickey(user, key).await?.success()
+            }
+            (Login::Identity, None) => false,
+            (Login::Agent(mut agent), _) => login_with_agent(&mut handle, user, &mut agent, hash).await,
+        };
+        Ok::<_, russh::Error>((handle, success))
     };
     match tokio::time::timeout(remaining, login).await {
         Err(_) => Err(Notice::HandshakeTimeout { route: route.name.clone(), address: route.address.clone() }),
@@ -112,4 +132,32 @@ fn describe_ssh(e: &russh::Error) -> String {
         russh::Error::Disconnect | russh::Error::HUP => "the box closed the connection during the handshake".into(),
         other => format!("SSH handshake failed ({other})"),
     }
+}
+
+/// Offers each key in the client's agent until the box accepts one.
+async fn login_with_agent(
+    handle: &mut client::Handle<BoxHandler>,
+    user: &str,
+    agent: &mut ClientAgent,
+    hash: Option<HashAlg>,
+) -> bool {
+    let identities = match agent.request_identities().await {
+        Ok(ids) => ids,
+        Err(e) => {
+            debug!(error = %e, "client agent did not list its keys");
+            return false;
+        }
+    };
+    for identity in identities {
+        let key = identity.public_key().into_owned();
+        match handle.authenticate_publickey_with(user, key, hash, agent).await {
+            Ok(result) if result.success() => return true,
+            Ok(_) => continue,
+            Err(e) => {
+                debug!(error = ?e, "agent signing failed");
+                return false;
+            }
+        }
+    }
+    false
 }
