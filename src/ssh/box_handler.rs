@@ -65,7 +65,8 @@ impl Handler for BoxHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(client) = self.client.clone().filter(|c| c.forwarding.remote) else {
-            return Ok(reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await);
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
         };
         let (address, originator) = (connected_address.to_owned(), originator_address.to_owned());
         // Opening the client's channel waits on the client connection: never
@@ -98,7 +99,8 @@ impl Handler for BoxHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(client) = self.client.clone().filter(|c| c.forwarding.agent && c.agent.load(Ordering::Acquire)) else {
-            return Ok(reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await);
+            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return Ok(());
         };
         let span = client.span.clone();
         let bridge = async move {

@@ -79,6 +79,7 @@ impl ClientHandler {
         allowed.then_some(route)
     }
 
+    #[allow(clippy::too_many_arguments)] // mirrors the russh callback
     pub(super) async fn open_direct_tcpip(
         &mut self,
         channel: Channel<Msg>,
@@ -319,5 +320,5 @@ async fn agent_login(
             return Err(refused);
         }
     };
-    upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, link, Login::Agent(agent)).await
+    upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, link, Login::Agent(Box::new(agent))).await
 }

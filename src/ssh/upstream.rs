@@ -51,7 +51,7 @@ pub enum Login {
     Identity,
     /// Agent mode: the keys in the client's forwarded agent; the box's own
     /// `authorized_keys` decides.
-    Agent(ClientAgent),
+    Agent(Box<ClientAgent>),
 }
 
 /// Connects and logs in to `route` as `user`.
