@@ -15,7 +15,10 @@ use crate::routes::{Route, RouteTable};
 pub enum Decision {
     /// Key mode: relay to `route`, logging in as `user` (None: the route has
     /// no user and none was named).
-    Route { route: Arc<Route>, user: Option<String> },
+    Route {
+        route: Arc<Route>,
+        user: Option<String>,
+    },
     /// No target named and the key opens several routes: tell the user.
     Choose { routes: Vec<Arc<Route>> },
     /// Unknown key, unknown target, or key not authorized for the target:
@@ -42,7 +45,9 @@ pub fn decide(table: &RouteTable, target: &Target, login_name: &str, key: &Publi
                 route: route.clone(),
                 user: Some(route.user.clone().unwrap_or_else(|| login_name.to_owned())),
             },
-            many => Decision::Choose { routes: many.to_vec() },
+            many => Decision::Choose {
+                routes: many.to_vec(),
+            },
         },
     }
 }
@@ -54,7 +59,9 @@ mod tests {
     use russh::keys::{PrivateKey, ssh_key::private::Ed25519Keypair};
 
     fn key(n: u8) -> PublicKey {
-        PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32])).public_key().clone()
+        PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32]))
+            .public_key()
+            .clone()
     }
 
     fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
@@ -71,7 +78,10 @@ mod tests {
     }
 
     fn target(user: Option<&str>, route: Option<&str>) -> Target {
-        Target { user: user.map(str::to_owned), route: route.map(str::to_owned) }
+        Target {
+            user: user.map(str::to_owned),
+            route: route.map(str::to_owned),
+        }
     }
 
     fn table() -> RouteTable {
@@ -116,7 +126,12 @@ mod tests {
 
     #[test]
     fn named_target_with_explicit_user() {
-        match decide(&table(), &target(Some("root"), Some("bob-ws")), "root@bob-ws", &key(3)) {
+        match decide(
+            &table(),
+            &target(Some("root"), Some("bob-ws")),
+            "root@bob-ws",
+            &key(3),
+        ) {
             Decision::Route { route, user } => {
                 assert_eq!(route.name, "bob-ws");
                 assert_eq!(user.as_deref(), Some("root"));
@@ -127,7 +142,12 @@ mod tests {
 
     #[test]
     fn empty_user_means_route_user() {
-        match decide(&table(), &target(None, Some("alice-ws")), "@alice-ws", &key(1)) {
+        match decide(
+            &table(),
+            &target(None, Some("alice-ws")),
+            "@alice-ws",
+            &key(1),
+        ) {
             Decision::Route { user, .. } => assert_eq!(user.as_deref(), Some("devbox")),
             other => panic!("unexpected {other:?}"),
         }
@@ -140,8 +160,17 @@ mod tests {
     #[test]
     fn unknown_key_unknown_target_and_unauthorized_key_are_all_deny() {
         let t = table();
-        assert!(matches!(decide(&t, &target(None, None), "x", &key(9)), Decision::Deny));
-        assert!(matches!(decide(&t, &target(Some("r"), Some("nope")), "x", &key(1)), Decision::Deny));
-        assert!(matches!(decide(&t, &target(Some("r"), Some("bob-ws")), "x", &key(1)), Decision::Deny));
+        assert!(matches!(
+            decide(&t, &target(None, None), "x", &key(9)),
+            Decision::Deny
+        ));
+        assert!(matches!(
+            decide(&t, &target(Some("r"), Some("nope")), "x", &key(1)),
+            Decision::Deny
+        ));
+        assert!(matches!(
+            decide(&t, &target(Some("r"), Some("bob-ws")), "x", &key(1)),
+            Decision::Deny
+        ));
     }
 }

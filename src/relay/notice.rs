@@ -6,7 +6,11 @@ use russh::{ChannelWriteHalf, server};
 /// Writes `text` to the client's stderr, then exit-status 1, EOF and close.
 pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, text: String, pty: bool) {
     // With a PTY the client's terminal is raw: end lines with CR LF.
-    let mut text = if pty { text.replace('\n', "\r\n") } else { text };
+    let mut text = if pty {
+        text.replace('\n', "\r\n")
+    } else {
+        text
+    };
     text.push_str(if pty { "\r\n" } else { "\n" });
     let _ = to_client.extended_data_bytes(1, text.into_bytes()).await;
     let _ = to_client.exit_status(1).await;

@@ -45,13 +45,28 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 /// A request from the client that is forwarded to the box.
 #[derive(Debug)]
 pub enum Request {
-    Pty { term: String, cols: u32, rows: u32, pix_width: u32, pix_height: u32, modes: Vec<(russh::Pty, u32)> },
-    Env { name: String, value: String },
+    Pty {
+        term: String,
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: Vec<(russh::Pty, u32)>,
+    },
+    Env {
+        name: String,
+        value: String,
+    },
     Shell,
     Exec(Vec<u8>),
     Subsystem(String),
     AgentForward,
-    WindowChange { cols: u32, rows: u32, pix_width: u32, pix_height: u32 },
+    WindowChange {
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+    },
     Signal(russh::Sig),
 }
 
@@ -93,21 +108,34 @@ impl SessionRelay {
         // Client data reaches us through the handler callbacks; an unread
         // receiver would stall the connection, so drop it.
         drop(client_read);
-        let depth = if answered_by_box { PUMP_DEPTH } else { PENDING_DEPTH };
+        let depth = if answered_by_box {
+            PUMP_DEPTH
+        } else {
+            PENDING_DEPTH
+        };
         let (input, queue) = mpsc::channel(depth);
         let pump = pump(queue, opening, to_client, client_handle, span.clone());
         tokio::spawn(pump.instrument(span.clone()));
-        Self { input, answered_by_box }
+        Self {
+            input,
+            answered_by_box,
+        }
     }
 
     /// Client data (stdin). Waits while the queue is full: backpressure.
     pub async fn data(&self, data: &[u8]) {
-        let _ = self.input.send(Input::Data(Bytes::copy_from_slice(data))).await;
+        let _ = self
+            .input
+            .send(Input::Data(Bytes::copy_from_slice(data)))
+            .await;
     }
 
     /// Client extended data (rare; forwarded as is).
     pub async fn extended_data(&self, code: u32, data: &[u8]) {
-        let _ = self.input.send(Input::Extended(code, Bytes::copy_from_slice(data))).await;
+        let _ = self
+            .input
+            .send(Input::Extended(code, Bytes::copy_from_slice(data)))
+            .await;
     }
 
     /// Client EOF, after all queued data.
@@ -126,7 +154,12 @@ impl SessionRelay {
             return self.input.send(Input::Request(request, None)).await.is_ok();
         }
         let (tx, rx) = oneshot::channel();
-        if self.input.send(Input::Request(request, Some(tx))).await.is_err() {
+        if self
+            .input
+            .send(Input::Request(request, Some(tx)))
+            .await
+            .is_err()
+        {
             return false;
         }
         matches!(tokio::time::timeout(REPLY_TIMEOUT, rx).await, Ok(Ok(true)))
@@ -187,16 +220,32 @@ async fn send_request(
     want_reply: bool,
 ) -> Result<(), russh::Error> {
     match request {
-        Request::Pty { term, cols, rows, pix_width, pix_height, modes } => {
-            to_box.request_pty(want_reply, &term, cols, rows, pix_width, pix_height, &modes).await
+        Request::Pty {
+            term,
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+            modes,
+        } => {
+            to_box
+                .request_pty(want_reply, &term, cols, rows, pix_width, pix_height, &modes)
+                .await
         }
         Request::Env { name, value } => to_box.set_env(want_reply, name, value).await,
         Request::Shell => to_box.request_shell(want_reply).await,
         Request::Exec(command) => to_box.exec(want_reply, command).await,
         Request::Subsystem(name) => to_box.request_subsystem(want_reply, name).await,
         Request::AgentForward => to_box.agent_forward(want_reply).await,
-        Request::WindowChange { cols, rows, pix_width, pix_height } => {
-            to_box.window_change(cols, rows, pix_width, pix_height).await
+        Request::WindowChange {
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+        } => {
+            to_box
+                .window_change(cols, rows, pix_width, pix_height)
+                .await
         }
         Request::Signal(signal) => to_box.signal(signal).await,
     }
@@ -204,7 +253,11 @@ async fn send_request(
 
 /// No box: acknowledge requests, and tell `text` once the client starts a
 /// shell, a command or a subsystem.
-async fn tell_when_started(mut queue: mpsc::Receiver<Input>, to_client: ChannelWriteHalf<server::Msg>, text: String) {
+async fn tell_when_started(
+    mut queue: mpsc::Receiver<Input>,
+    to_client: ChannelWriteHalf<server::Msg>,
+    text: String,
+) {
     let mut pty = false;
     while let Some(input) = queue.recv().await {
         match input {
@@ -229,7 +282,14 @@ async fn tell_when_started(mut queue: mpsc::Receiver<Input>, to_client: ChannelW
     }
 }
 
-/// box → client: everything the box says on this channel, in order.
+/// How long the box's EOF is held back waiting for its exit status. sshd
+/// sends EOF and then exit-status; a client that sees EOF alone may close the
+/// channel before the exit status arrives (and `ssh` then exits 255), so the
+/// exit status is passed on first when it follows within this time.
+const EOF_HOLD: Duration = Duration::from_millis(200);
+
+/// box → client: everything the box says on this channel, in order (except
+/// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]).
 async fn box_to_client(
     mut from_box: russh::ChannelReadHalf,
     to_client: ChannelWriteHalf<server::Msg>,
@@ -237,17 +297,58 @@ async fn box_to_client(
     replies: PendingReplies,
 ) {
     let id = to_client.id();
-    while let Some(msg) = from_box.wait().await {
+    let mut eof_held = false;
+    loop {
+        let next = if eof_held {
+            match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    eof_held = false;
+                    if to_client.eof().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            from_box.wait().await
+        };
+        let Some(msg) = next else { break };
+        let exit = matches!(
+            msg,
+            ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
+        );
+        if eof_held && !exit {
+            eof_held = false;
+            if to_client.eof().await.is_err() {
+                break;
+            }
+        }
         let delivered = match msg {
             ChannelMsg::Data { data } => to_client.data_bytes(data).await.is_ok(),
-            ChannelMsg::ExtendedData { data, ext } => to_client.extended_data_bytes(ext, data).await.is_ok(),
-            ChannelMsg::Eof => to_client.eof().await.is_ok(),
-            ChannelMsg::ExitStatus { exit_status } => to_client.exit_status(exit_status).await.is_ok(),
-            ChannelMsg::ExitSignal { signal_name, core_dumped, error_message, lang_tag } => client_handle
+            ChannelMsg::ExtendedData { data, ext } => {
+                to_client.extended_data_bytes(ext, data).await.is_ok()
+            }
+            ChannelMsg::Eof => {
+                eof_held = true;
+                true
+            }
+            ChannelMsg::ExitStatus { exit_status } => {
+                to_client.exit_status(exit_status).await.is_ok()
+            }
+            ChannelMsg::ExitSignal {
+                signal_name,
+                core_dumped,
+                error_message,
+                lang_tag,
+            } => client_handle
                 .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
                 .await
                 .is_ok(),
-            ChannelMsg::XonXoff { client_can_do } => client_handle.xon_xoff_request(id, client_can_do).await.is_ok(),
+            ChannelMsg::XonXoff { client_can_do } => client_handle
+                .xon_xoff_request(id, client_can_do)
+                .await
+                .is_ok(),
             ChannelMsg::Success => answer(&replies, true),
             ChannelMsg::Failure => answer(&replies, false),
             ChannelMsg::Close => break,
@@ -259,6 +360,9 @@ async fn box_to_client(
             debug!("client channel gone");
             break;
         }
+    }
+    if eof_held {
+        let _ = to_client.eof().await;
     }
     // The box closed the channel or its connection ended: close the client side.
     let _ = to_client.close().await;

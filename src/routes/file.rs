@@ -17,12 +17,16 @@
 //! never takes a working box offline; the error is logged until it is fixed.
 //! A route whose *name* is broken (or missing) cannot be matched to its
 //! previous version and disappears, as does any route deleted from the file.
-//! The merge is the pure function [`merge`].
+//! The trade-off: an edit meant to *narrow* a route (drop a key, stop it) that
+//! also breaks it leaves the previous, wider version in service until the error
+//! is fixed; the error says so. The merge is the pure function [`merge`].
 
 mod keys;
 mod raw;
 mod watch;
 
+#[cfg(test)]
+mod fixture;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

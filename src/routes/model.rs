@@ -38,7 +38,13 @@ impl fmt::Debug for Route {
             .field("user", &self.user)
             .field("authorized_keys", &self.authorized_keys.len())
             .field("identity", &self.identity.as_ref().map(|_| "<redacted>"))
-            .field("host_key", &self.host_key.as_ref().map(|k| k.fingerprint(Default::default()).to_string()))
+            .field(
+                "host_key",
+                &self
+                    .host_key
+                    .as_ref()
+                    .map(|k| k.fingerprint(Default::default()).to_string()),
+            )
             .field("state", &self.state)
             .field("forwarding", &self.forwarding)
             .finish()
@@ -48,7 +54,9 @@ impl fmt::Debug for Route {
 impl Route {
     /// True when `key` (comments ignored) is in this route's `authorized_keys`.
     pub fn authorizes(&self, key: &PublicKey) -> bool {
-        self.authorized_keys.iter().any(|k| k.key_data() == key.key_data())
+        self.authorized_keys
+            .iter()
+            .any(|k| k.key_data() == key.key_data())
     }
 }
 
@@ -57,7 +65,9 @@ impl Route {
 pub enum RouteState {
     Running,
     /// The box is stopped; `message` is an optional operator note shown to the user.
-    Stopped { message: Option<String> },
+    Stopped {
+        message: Option<String>,
+    },
 }
 
 /// Which forwardings a route allows (all default to allowed).
@@ -73,6 +83,10 @@ pub struct Forwarding {
 
 impl Default for Forwarding {
     fn default() -> Self {
-        Self { local: true, remote: true, agent: true }
+        Self {
+            local: true,
+            remote: true,
+            agent: true,
+        }
     }
 }

@@ -23,7 +23,9 @@ impl RouteTable {
     pub fn new(routes: impl IntoIterator<Item = Route>) -> Self {
         let mut by_name: HashMap<String, Arc<Route>> = HashMap::new();
         for route in routes {
-            by_name.entry(route.name.clone()).or_insert_with(|| Arc::new(route));
+            by_name
+                .entry(route.name.clone())
+                .or_insert_with(|| Arc::new(route));
         }
         let mut by_key: HashMap<KeyData, Vec<Arc<Route>>> = HashMap::new();
         for route in by_name.values() {
@@ -47,7 +49,10 @@ impl RouteTable {
 
     /// Every route that authorizes `key`, sorted by name.
     pub fn routes_for_key(&self, key: &PublicKey) -> &[Arc<Route>] {
-        self.by_key.get(key.key_data()).map(Vec::as_slice).unwrap_or(&[])
+        self.by_key
+            .get(key.key_data())
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     /// Number of routes.

@@ -34,13 +34,25 @@ impl Gateway {
         let ssh = Arc::new(settings::server_config(&config, host_key));
         let client_settings = Arc::new(settings::client_config(&config));
         let connections = Arc::new(Semaphore::new(config.server.max_connections));
-        let ctx = Arc::new(Context { config, routes, client_settings });
-        Arc::new(Self { ctx, ssh, connections })
+        let ctx = Arc::new(Context {
+            config,
+            routes,
+            client_settings,
+        });
+        Arc::new(Self {
+            ctx,
+            ssh,
+            connections,
+        })
     }
 
     /// Accepts on `listener` until `shutdown` is cancelled. The caller binds,
     /// so tests can use `127.0.0.1:0`.
-    pub async fn run(self: Arc<Self>, listener: TcpListener, shutdown: CancellationToken) -> io::Result<()> {
+    pub async fn run(
+        self: Arc<Self>,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> io::Result<()> {
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
@@ -66,20 +78,36 @@ impl Gateway {
                 user = field::Empty,
                 mode = field::Empty
             );
-            tokio::spawn(self.clone().serve(stream, permit, span.clone()).instrument(span));
+            tokio::spawn(
+                self.clone()
+                    .serve(stream, permit, span.clone())
+                    .instrument(span),
+            );
         }
     }
 
-    async fn serve(self: Arc<Self>, stream: TcpStream, _permit: OwnedSemaphorePermit, span: tracing::Span) {
+    async fn serve(
+        self: Arc<Self>,
+        stream: TcpStream,
+        _permit: OwnedSemaphorePermit,
+        span: tracing::Span,
+    ) {
         let started = Instant::now();
         let grace = self.ctx.config.server.login_grace;
         let _ = stream.set_nodelay(true);
-        let local = stream.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let local = stream
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let authenticated = Arc::new(AtomicBool::new(false));
         let handler = ClientHandler::new(self.ctx.clone(), local, authenticated.clone(), span);
 
         // A client that never sends its version line must not hold a slot.
-        let session = match tokio::time::timeout(grace, russh::server::run_stream(self.ssh.clone(), stream, handler)).await {
+        let session = match tokio::time::timeout(
+            grace,
+            russh::server::run_stream(self.ssh.clone(), stream, handler),
+        )
+        .await
+        {
             Err(_) => return debug!("no SSH version line within login_grace; closed"),
             Ok(Err(e)) => return debug!(error = %e, "not an SSH client; closed"),
             Ok(Ok(session)) => session,
@@ -91,7 +119,11 @@ impl Gateway {
             if !authenticated.load(Ordering::Acquire) {
                 debug!("login_grace expired before authentication; disconnecting");
                 let _ = handle
-                    .disconnect(russh::Disconnect::ByApplication, "login grace time expired".into(), "en".into())
+                    .disconnect(
+                        russh::Disconnect::ByApplication,
+                        "login grace time expired".into(),
+                        "en".into(),
+                    )
                     .await;
             }
         });

@@ -38,7 +38,10 @@ pub struct BoxHandler {
 impl Handler for BoxHandler {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, server_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
             // Host certificates are not trusted (no CA configured).
             return Ok(false);
@@ -65,7 +68,9 @@ impl Handler for BoxHandler {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let Some(client) = self.client.clone().filter(|c| c.forwarding.remote) else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         let (address, originator) = (connected_address.to_owned(), originator_address.to_owned());
@@ -98,8 +103,14 @@ impl Handler for BoxHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(client) = self.client.clone().filter(|c| c.forwarding.agent && c.agent.load(Ordering::Acquire)) else {
-            reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+        let Some(client) = self
+            .client
+            .clone()
+            .filter(|c| c.forwarding.agent && c.agent.load(Ordering::Acquire))
+        else {
+            reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
             return Ok(());
         };
         let span = client.span.clone();

@@ -8,13 +8,13 @@ use std::sync::atomic::Ordering;
 
 use russh::server::{ChannelOpenHandle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
-use tokio::sync::watch;
 use tokio::net::TcpStream;
+use tokio::sync::watch;
 use tracing::{Instrument, debug, info};
 
 use super::Context;
-use super::handler::ClientHandler;
 use super::box_handler::ClientLink;
+use super::handler::ClientHandler;
 use super::login::{AgentLogin, State};
 use super::messages::Notice;
 use super::upstream::{self, Login, Upstream};
@@ -23,12 +23,16 @@ use crate::relay::session::{BoxChannel, Request, SessionRelay};
 use crate::relay::tcpip;
 use crate::routes::{Route, RouteState};
 
-
 /// SSH_OPEN_CONNECT_FAILED: the reason code OpenSSH uses when a forward fails.
 const OPEN_CONNECT_FAILED: u32 = 2;
 
 impl ClientHandler {
-    pub(super) async fn open_session(&mut self, channel: Channel<Msg>, reply: ChannelOpenHandle, session: &mut Session) {
+    pub(super) async fn open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        session: &mut Session,
+    ) {
         let id = channel.id();
         let relay = if let State::Agent { login, .. } = &self.state {
             // The box is logged in to through the client's agent, which needs
@@ -45,7 +49,13 @@ impl ClientHandler {
                 Err(notice) => Err(notice.to_string()),
             };
             reply.accept().await;
-            SessionRelay::start(channel, session.handle(), std::future::ready(opened), true, &self.span)
+            SessionRelay::start(
+                channel,
+                session.handle(),
+                std::future::ready(opened),
+                true,
+                &self.span,
+            )
         };
         self.channels.insert(id, relay);
     }
@@ -95,22 +105,33 @@ impl ClientHandler {
             return match self.jump_target(host) {
                 Some(route) => self.jump(channel, route, reply),
                 // Unknown to this key: the same answer as any refused forward.
-                None => reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await,
+                None => {
+                    reply
+                        .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                        .await
+                }
             };
         }
         let allowed = match &self.state {
             State::Relay { route, .. } => route.forwarding.local,
-            State::Agent { route: Some(route), .. } => route.forwarding.local,
+            State::Agent {
+                route: Some(route), ..
+            } => route.forwarding.local,
             State::Agent { route: None, .. } | State::Notice(_) | State::Unauthenticated => true, // told below
         };
         if !allowed {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
-            return reply.reject(ChannelOpenFailure::AdministrativelyProhibited).await;
+            return reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
         }
         let up = match self.upstream(session.handle()).await {
             Ok(up) => up,
             Err(notice) => {
-                let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
+                let failure = ChannelOpenFailure::Other {
+                    code: OPEN_CONNECT_FAILED,
+                    reason: notice.to_string(),
+                };
                 return reply.reject(failure).await;
             }
         };
@@ -119,7 +140,10 @@ impl ClientHandler {
         let (host, originator) = (host.to_owned(), originator_address.to_owned());
         let task = async move {
             let Some(handle) = up.handle() else { return };
-            match handle.channel_open_direct_tcpip(host, port, originator, originator_port).await {
+            match handle
+                .channel_open_direct_tcpip(host, port, originator, originator_port)
+                .await
+            {
                 Ok(box_channel) => {
                     reply.accept().await;
                     tcpip::splice(channel.into_stream(), box_channel.into_stream()).await;
@@ -140,11 +164,18 @@ impl ClientHandler {
         let connect_timeout = self.ctx.config.upstream.connect_timeout;
         let task = async move {
             if let RouteState::Stopped { message } = &route.state {
-                let notice = Notice::Stopped { route: route.name.clone(), note: message.clone() };
-                let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
+                let notice = Notice::Stopped {
+                    route: route.name.clone(),
+                    note: message.clone(),
+                };
+                let failure = ChannelOpenFailure::Other {
+                    code: OPEN_CONNECT_FAILED,
+                    reason: notice.to_string(),
+                };
                 return reply.reject(failure).await;
             }
-            let connected = tokio::time::timeout(connect_timeout, TcpStream::connect(&route.address)).await;
+            let connected =
+                tokio::time::timeout(connect_timeout, TcpStream::connect(&route.address)).await;
             let tcp = match connected {
                 Ok(Ok(tcp)) => tcp,
                 failed => {
@@ -152,9 +183,15 @@ impl ClientHandler {
                         Ok(Err(e)) => super::upstream::describe_io(&e),
                         _ => "connection timed out".into(),
                     };
-                    let notice =
-                        Notice::Unreachable { route: route.name.clone(), address: route.address.clone(), reason };
-                    let failure = ChannelOpenFailure::Other { code: OPEN_CONNECT_FAILED, reason: notice.to_string() };
+                    let notice = Notice::Unreachable {
+                        route: route.name.clone(),
+                        address: route.address.clone(),
+                        reason,
+                    };
+                    let failure = ChannelOpenFailure::Other {
+                        code: OPEN_CONNECT_FAILED,
+                        reason: notice.to_string(),
+                    };
                     return reply.reject(failure).await;
                 }
             };
@@ -167,12 +204,21 @@ impl ClientHandler {
     }
 
     /// `tcpip-forward` (`-R`): the box listens; its reply (and allocated port) is passed back.
-    pub(super) async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> bool {
+    pub(super) async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> bool {
         if !matches!(&self.state, State::Relay { route, .. } if route.forwarding.remote) {
             return false;
         }
-        let Ok(up) = self.upstream(session.handle()).await else { return false };
-        let Some(handle) = up.handle() else { return false };
+        let Ok(up) = self.upstream(session.handle()).await else {
+            return false;
+        };
+        let Some(handle) = up.handle() else {
+            return false;
+        };
         match handle.tcpip_forward(address, *port).await {
             Ok(allocated) => {
                 if *port == 0 {
@@ -188,19 +234,32 @@ impl ClientHandler {
     }
 
     /// `cancel-tcpip-forward`: passed to the box.
-    pub(super) async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, session: &mut Session) -> bool {
+    pub(super) async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        session: &mut Session,
+    ) -> bool {
         if !matches!(&self.state, State::Relay { .. }) {
             return false;
         }
-        let Ok(up) = self.upstream(session.handle()).await else { return false };
-        let Some(handle) = up.handle() else { return false };
+        let Ok(up) = self.upstream(session.handle()).await else {
+            return false;
+        };
+        let Some(handle) = up.handle() else {
+            return false;
+        };
         handle.cancel_tcpip_forward(address, port).await.is_ok()
     }
 
     /// `auth-agent-req@openssh.com` (`ssh -A`): asked of the box when the
     /// route allows agent forwarding; the box's agent channels come back
     /// through [`super::box_handler`].
-    pub(super) async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> bool {
+    pub(super) async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> bool {
         if let State::Agent { .. } = &self.state {
             self.start_agent_login(session.handle());
             return true;
@@ -220,7 +279,15 @@ impl ClientHandler {
     /// the box with its keys, off the event loop (the agent's answers arrive
     /// through it).
     fn start_agent_login(&mut self, client: russh::server::Handle) {
-        let State::Agent { target, route, user, login } = &self.state else { return };
+        let State::Agent {
+            target,
+            route,
+            user,
+            login,
+        } = &self.state
+        else {
+            return;
+        };
         if !matches!(*login.borrow(), AgentLogin::NotRequested) {
             return;
         }
@@ -230,7 +297,8 @@ impl ClientHandler {
             route: target.clone(),
             user: user.clone().unwrap_or_else(|| "<no user>".into()),
         };
-        let (ctx, route, user, login) = (self.ctx.clone(), route.clone(), user.clone(), login.clone());
+        let (ctx, route, user, login) =
+            (self.ctx.clone(), route.clone(), user.clone(), login.clone());
         let link = route.as_ref().map(|r| ClientLink {
             handle: client.clone(),
             forwarding: r.forwarding,
@@ -239,7 +307,9 @@ impl ClientHandler {
         });
         let task = async move {
             let result = match (route, user) {
-                (Some(route), Some(user)) => agent_login(&ctx, client, &route, &user, link, refused).await,
+                (Some(route), Some(user)) => {
+                    agent_login(&ctx, client, &route, &user, link, refused).await
+                }
                 // No such box, or no user to log in as: the same answer as a
                 // box that refuses the agent's keys.
                 _ => Err(refused),
@@ -260,13 +330,17 @@ impl ClientHandler {
         request: Request,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        if let (State::Agent { login, target, .. }, Request::Shell | Request::Exec(_) | Request::Subsystem(_)) =
-            (&self.state, &request)
+        if let (
+            State::Agent { login, target, .. },
+            Request::Shell | Request::Exec(_) | Request::Subsystem(_),
+        ) = (&self.state, &request)
         {
             // The session starts and no agent was forwarded: it never will be.
             login.send_if_modified(|state| match state {
                 AgentLogin::NotRequested => {
-                    *state = AgentLogin::Done(Err(Notice::NeedAgent { route: target.clone() }));
+                    *state = AgentLogin::Done(Err(Notice::NeedAgent {
+                        route: target.clone(),
+                    }));
                     true
                 }
                 AgentLogin::Connecting | AgentLogin::Done(_) => false,
@@ -276,7 +350,11 @@ impl ClientHandler {
             Some(relay) => relay.request(request).await,
             None => false,
         };
-        if ok { session.channel_success(channel) } else { session.channel_failure(channel) }
+        if ok {
+            session.channel_success(channel)
+        } else {
+            session.channel_failure(channel)
+        }
     }
 }
 
@@ -298,7 +376,9 @@ async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>) -> BoxChannel
         }
     };
     let up = result.map_err(|notice| notice.to_string())?;
-    open_box_session(&up).await.map_err(|e| format!("switchboard: the box refused a session ({e})"))
+    open_box_session(&up)
+        .await
+        .map_err(|e| format!("switchboard: the box refused a session ({e})"))
 }
 
 /// Agent mode: the agent channel to the client, then the login with its keys.
@@ -311,7 +391,10 @@ async fn agent_login(
     refused: Notice,
 ) -> Result<Upstream, Notice> {
     if let RouteState::Stopped { message } = &route.state {
-        return Err(Notice::Stopped { route: route.name.clone(), note: message.clone() });
+        return Err(Notice::Stopped {
+            route: route.name.clone(),
+            note: message.clone(),
+        });
     }
     let agent = match client.channel_open_agent().await {
         Ok(channel) => russh::keys::agent::client::AgentClient::connect(channel.into_stream()),
@@ -320,5 +403,13 @@ async fn agent_login(
             return Err(refused);
         }
     };
-    upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, link, Login::Agent(Box::new(agent))).await
+    upstream::connect(
+        &ctx.client_settings,
+        &ctx.config.upstream,
+        route,
+        user,
+        link,
+        Login::Agent(Box::new(agent)),
+    )
+    .await
 }

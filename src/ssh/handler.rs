@@ -9,7 +9,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::Certificate;
-use russh::server::{Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{
+    Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId, Pty, Sig};
 use tracing::Span;
 
@@ -35,8 +37,18 @@ pub struct ClientHandler {
 }
 
 impl ClientHandler {
-    pub fn new(ctx: Arc<Context>, local: SocketAddr, authenticated: Arc<AtomicBool>, span: Span) -> Self {
-        Self { ctx, local, authenticated, span, state: State::Unauthenticated,
+    pub fn new(
+        ctx: Arc<Context>,
+        local: SocketAddr,
+        authenticated: Arc<AtomicBool>,
+        span: Span,
+    ) -> Self {
+        Self {
+            ctx,
+            local,
+            authenticated,
+            span,
+            state: State::Unauthenticated,
             key: None,
             agent_requested: Arc::default(),
             channels: HashMap::new(),
@@ -52,15 +64,27 @@ impl Handler for ClientHandler {
         Ok((!banner.is_empty()).then(|| format!("{}\n", banner.trim_end())))
     }
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(self.offered(user, offer.public_key))
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         Ok(self.verified(user, key.public_key))
     }
 
-    async fn auth_openssh_certificate(&mut self, _user: &str, _cert: &Certificate) -> Result<Auth, Self::Error> {
+    async fn auth_openssh_certificate(
+        &mut self,
+        _user: &str,
+        _cert: &Certificate,
+    ) -> Result<Auth, Self::Error> {
         // No user CA is configured: certificates are not accepted.
         Ok(Auth::reject())
     }
@@ -90,11 +114,25 @@ impl Handler for ClientHandler {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.open_direct_tcpip(channel, host, port, originator_address, originator_port, reply, session).await;
+        self.open_direct_tcpip(
+            channel,
+            host,
+            port,
+            originator_address,
+            originator_port,
+            reply,
+            session,
+        )
+        .await;
         Ok(())
     }
 
-    async fn data(&mut self, channel: ChannelId, data: &[u8], _session: &mut Session) -> Result<(), Self::Error> {
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if let Some(relay) = self.channels.get(&channel) {
             relay.data(data).await;
         }
@@ -114,14 +152,22 @@ impl Handler for ClientHandler {
         Ok(())
     }
 
-    async fn channel_eof(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if let Some(relay) = self.channels.get(&channel) {
             relay.eof().await;
         }
         Ok(())
     }
 
-    async fn channel_close(&mut self, channel: ChannelId, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if let Some(relay) = self.channels.remove(&channel) {
             relay.close().await;
         }
@@ -139,8 +185,14 @@ impl Handler for ClientHandler {
         modes: &[(Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let request =
-            Request::Pty { term: term.to_owned(), cols, rows, pix_width, pix_height, modes: modes.to_vec() };
+        let request = Request::Pty {
+            term: term.to_owned(),
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+            modes: modes.to_vec(),
+        };
         self.forward_request(channel, request, session).await
     }
 
@@ -151,16 +203,29 @@ impl Handler for ClientHandler {
         value: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let request = Request::Env { name: name.to_owned(), value: value.to_owned() };
+        let request = Request::Env {
+            name: name.to_owned(),
+            value: value.to_owned(),
+        };
         self.forward_request(channel, request, session).await
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
         self.forward_request(channel, Request::Shell, session).await
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        self.forward_request(channel, Request::Exec(data.to_vec()), session).await
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.forward_request(channel, Request::Exec(data.to_vec()), session)
+            .await
     }
 
     async fn subsystem_request(
@@ -169,7 +234,8 @@ impl Handler for ClientHandler {
         name: &str,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.forward_request(channel, Request::Subsystem(name.to_owned()), session).await
+        self.forward_request(channel, Request::Subsystem(name.to_owned()), session)
+            .await
     }
 
     async fn window_change_request(
@@ -182,28 +248,54 @@ impl Handler for ClientHandler {
         session: &mut Session,
     ) -> Result<(), Self::Error> {
         if let Some(relay) = self.channels.get(&channel) {
-            relay.notify(Request::WindowChange { cols, rows, pix_width, pix_height }).await;
+            relay
+                .notify(Request::WindowChange {
+                    cols,
+                    rows,
+                    pix_width,
+                    pix_height,
+                })
+                .await;
         }
         session.channel_success(channel)?;
         Ok(())
     }
 
-    async fn signal(&mut self, channel: ChannelId, signal: Sig, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn signal(
+        &mut self,
+        channel: ChannelId,
+        signal: Sig,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if let Some(relay) = self.channels.get(&channel) {
             relay.notify(Request::Signal(signal)).await;
         }
         Ok(())
     }
 
-    async fn agent_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn agent_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(ClientHandler::agent_request(self, channel, session).await)
     }
 
-    async fn tcpip_forward(&mut self, address: &str, port: &mut u32, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(ClientHandler::tcpip_forward(self, address, port, session).await)
     }
 
-    async fn cancel_tcpip_forward(&mut self, address: &str, port: u32, session: &mut Session) -> Result<bool, Self::Error> {
+    async fn cancel_tcpip_forward(
+        &mut self,
+        address: &str,
+        port: u32,
+        session: &mut Session,
+    ) -> Result<bool, Self::Error> {
         Ok(ClientHandler::cancel_tcpip_forward(self, address, port, session).await)
     }
 }

@@ -23,12 +23,21 @@ use crate::routes::{Route, RouteState};
 pub enum State {
     Unauthenticated,
     /// Key mode: sessions and forwards go to this route's box.
-    Relay { route: Arc<Route>, user: String, upstream: UpstreamSlot },
+    Relay {
+        route: Arc<Route>,
+        user: String,
+        upstream: UpstreamSlot,
+    },
     /// Agent mode (bring your own key): the box is logged in to with the
     /// client's forwarded agent once the client asks for agent forwarding.
     /// `route` is `None` when the target does not exist, which must look
     /// exactly like a box that refuses the agent's keys.
-    Agent { target: String, route: Option<Arc<Route>>, user: Option<String>, login: Arc<watch::Sender<AgentLogin>> },
+    Agent {
+        target: String,
+        route: Option<Arc<Route>>,
+        user: Option<String>,
+        login: Arc<watch::Sender<AgentLogin>>,
+    },
     /// Sessions are answered by the gateway with this notice; jumps to the
     /// routes the key is authorized for still work.
     Notice(Notice),
@@ -56,7 +65,8 @@ impl ClientHandler {
         match username::parse(user, &routing.target_separator, routing.username_grammar) {
             Ok(target) => principal::decide(&self.ctx.routes.load(), &target, user, key),
             Err(e) => {
-                self.span.in_scope(|| tracing::debug!(error = %e, "malformed username"));
+                self.span
+                    .in_scope(|| tracing::debug!(error = %e, "malformed username"));
                 Decision::Deny
             }
         }
@@ -77,14 +87,17 @@ impl ClientHandler {
         if !routing.agent_login {
             return None;
         }
-        let target = username::parse(user, &routing.target_separator, routing.username_grammar).ok()?;
+        let target =
+            username::parse(user, &routing.target_separator, routing.username_grammar).ok()?;
         Some((target.route?, target.user))
     }
 
     /// A key is offered (signature not checked yet): only say whether it could work.
     pub(super) fn offered(&self, user: &str, key: &PublicKey) -> Auth {
         match self.decide(user, key) {
-            Decision::Deny if self.agent_target(user).is_none() && !self.jump_only(user) => Auth::reject(),
+            Decision::Deny if self.agent_target(user).is_none() && !self.jump_only(user) => {
+                Auth::reject()
+            }
             _ => Auth::Accept,
         }
     }
@@ -93,7 +106,8 @@ impl ClientHandler {
     pub(super) fn verified(&mut self, user: &str, key: &PublicKey) -> Auth {
         let decision = self.decide(user, key);
         let fingerprint = key.fingerprint(HashAlg::Sha256);
-        self.span.record("key_fp", tracing::field::display(&fingerprint));
+        self.span
+            .record("key_fp", tracing::field::display(&fingerprint));
         self.state = match decision {
             Decision::Deny if self.agent_target(user).is_some() => {
                 let (target, login_user) = self.agent_target(user).unwrap_or_default();
@@ -105,14 +119,20 @@ impl ClientHandler {
                     self.span.record("user", u.as_str());
                 }
                 let (login, _) = watch::channel(AgentLogin::NotRequested);
-                State::Agent { target, route, user, login: Arc::new(login) }
+                State::Agent {
+                    target,
+                    route,
+                    user,
+                    login: Arc::new(login),
+                }
             }
             Decision::Deny if self.jump_only(user) => {
                 self.span.record("mode", "jump");
                 State::Notice(Notice::JumpOnly)
             }
             Decision::Deny => {
-                self.span.in_scope(|| info!(key_fp = %fingerprint, "authentication refused"));
+                self.span
+                    .in_scope(|| info!(key_fp = %fingerprint, "authentication refused"));
                 return Auth::reject();
             }
             Decision::Choose { routes } => {
@@ -131,13 +151,22 @@ impl ClientHandler {
         self.span.record("route", route.name.as_str());
         self.span.record("mode", "key");
         if let RouteState::Stopped { message } = &route.state {
-            return State::Notice(Notice::Stopped { route: route.name.clone(), note: message.clone() });
+            return State::Notice(Notice::Stopped {
+                route: route.name.clone(),
+                note: message.clone(),
+            });
         }
         let Some(user) = user else {
-            return State::Notice(Notice::NoUser { route: route.name.clone() });
+            return State::Notice(Notice::NoUser {
+                route: route.name.clone(),
+            });
         };
         self.span.record("user", user.as_str());
-        State::Relay { route, user, upstream: UpstreamSlot::NotYet }
+        State::Relay {
+            route,
+            user,
+            upstream: UpstreamSlot::NotYet,
+        }
     }
 
     /// `ssh [-p PORT] USER@ROUTE@HOST` for the address this client used.
@@ -155,14 +184,23 @@ impl ClientHandler {
     }
 
     /// The box connection, logging in on first use.
-    pub(super) async fn upstream(&mut self, client: server::Handle) -> Result<Arc<Upstream>, Notice> {
+    pub(super) async fn upstream(
+        &mut self,
+        client: server::Handle,
+    ) -> Result<Arc<Upstream>, Notice> {
         let (route, user, slot) = match &mut self.state {
-            State::Relay { route, user, upstream } => (route, user, upstream),
+            State::Relay {
+                route,
+                user,
+                upstream,
+            } => (route, user, upstream),
             State::Notice(notice) => return Err(notice.clone()),
             State::Agent { login, target, .. } => {
                 return match &*login.borrow() {
                     AgentLogin::Done(result) => result.clone(),
-                    AgentLogin::NotRequested | AgentLogin::Connecting => Err(Notice::NeedAgent { route: target.clone() }),
+                    AgentLogin::NotRequested | AgentLogin::Connecting => Err(Notice::NeedAgent {
+                        route: target.clone(),
+                    }),
                 };
             }
             State::Unauthenticated => return Err(Notice::JumpOnly),
@@ -175,12 +213,19 @@ impl ClientHandler {
                 span: self.span.clone(),
             };
             let ctx = &self.ctx;
-            let connecting =
-                upstream::connect(&ctx.client_settings, &ctx.config.upstream, route, user, Some(link), Login::Identity);
+            let connecting = upstream::connect(
+                &ctx.client_settings,
+                &ctx.config.upstream,
+                route,
+                user,
+                Some(link),
+                Login::Identity,
+            );
             *slot = match connecting.await {
                 Ok(up) => UpstreamSlot::Ready(Arc::new(up)),
                 Err(notice) => {
-                    self.span.in_scope(|| tracing::warn!(notice = %notice, "box login failed"));
+                    self.span
+                        .in_scope(|| tracing::warn!(notice = %notice, "box login failed"));
                     UpstreamSlot::Failed(notice)
                 }
             };

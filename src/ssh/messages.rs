@@ -10,7 +10,11 @@ pub enum Notice {
     /// The route is stopped (optional operator note).
     Stopped { route: String, note: Option<String> },
     /// TCP to the box failed (refused, timed out, unreachable).
-    Unreachable { route: String, address: String, reason: String },
+    Unreachable {
+        route: String,
+        address: String,
+        reason: String,
+    },
     /// The box answered but did not complete the SSH handshake in time.
     HandshakeTimeout { route: String, address: String },
     /// The box refused the gateway's login.
@@ -34,12 +38,25 @@ impl fmt::Display for Notice {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Notice::Stopped { route, note: None } => {
-                write!(f, "switchboard: {route} is stopped; start it, then reconnect")
+                write!(
+                    f,
+                    "switchboard: {route} is stopped; start it, then reconnect"
+                )
             }
-            Notice::Stopped { route, note: Some(note) } => {
-                write!(f, "switchboard: {route} is stopped ({note}); start it, then reconnect")
+            Notice::Stopped {
+                route,
+                note: Some(note),
+            } => {
+                write!(
+                    f,
+                    "switchboard: {route} is stopped ({note}); start it, then reconnect"
+                )
             }
-            Notice::Unreachable { route, address, reason } => write!(
+            Notice::Unreachable {
+                route,
+                address,
+                reason,
+            } => write!(
                 f,
                 "switchboard: cannot reach {route} ({address}): {reason}; it may still be starting"
             ),

@@ -34,7 +34,10 @@ const WINDOW_SIZE: u32 = 1024 * 1024;
 const BOX_CHANNEL_BUFFER: usize = 256;
 
 fn preferred() -> Preferred {
-    Preferred { cipher: Cow::Borrowed(CIPHERS), ..Preferred::default() }
+    Preferred {
+        cipher: Cow::Borrowed(CIPHERS),
+        ..Preferred::default()
+    }
 }
 
 fn nonzero(d: Duration) -> Option<Duration> {
@@ -44,7 +47,10 @@ fn nonzero(d: Duration) -> Option<Duration> {
 /// The server side, facing clients.
 pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
     server::Config {
-        server_id: russh::SshId::Standard(Cow::Borrowed(concat!("SSH-2.0-Switchboard_", env!("CARGO_PKG_VERSION")))),
+        server_id: russh::SshId::Standard(Cow::Borrowed(concat!(
+            "SSH-2.0-Switchboard_",
+            env!("CARGO_PKG_VERSION")
+        ))),
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         auth_rejection_time: AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
@@ -63,7 +69,10 @@ pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
 /// The client side, facing boxes.
 pub fn client_config(config: &Config) -> client::Config {
     client::Config {
-        client_id: russh::SshId::Standard(Cow::Borrowed(concat!("SSH-2.0-Switchboard_", env!("CARGO_PKG_VERSION")))),
+        client_id: russh::SshId::Standard(Cow::Borrowed(concat!(
+            "SSH-2.0-Switchboard_",
+            env!("CARGO_PKG_VERSION")
+        ))),
         window_size: WINDOW_SIZE,
         preferred: preferred(),
         inactivity_timeout: None,

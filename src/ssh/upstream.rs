@@ -33,10 +33,16 @@ impl Upstream {
 impl Drop for Upstream {
     fn drop(&mut self) {
         // Dropping the handle ends the box's session loop; say goodbye politely.
-        let Some(handle) = self.handle.take() else { return };
+        let Some(handle) = self.handle.take() else {
+            return;
+        };
         tokio::spawn(async move {
             let _ = handle
-                .disconnect(russh::Disconnect::ByApplication, "client disconnected", "en")
+                .disconnect(
+                    russh::Disconnect::ByApplication,
+                    "client disconnected",
+                    "en",
+                )
                 .await;
         });
     }
@@ -70,14 +76,19 @@ pub async fn connect(
         reason,
     };
     if matches!(login, Login::Identity) && route.identity.is_none() {
-        return Err(Notice::NoIdentity { route: route.name.clone() });
+        return Err(Notice::NoIdentity {
+            route: route.name.clone(),
+        });
     }
 
-    let tcp = match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(&route.address)).await {
-        Err(_) => return Err(unreachable("connection timed out".into())),
-        Ok(Err(e)) => return Err(unreachable(describe_io(&e))),
-        Ok(Ok(tcp)) => tcp,
-    };
+    let tcp =
+        match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(&route.address))
+            .await
+        {
+            Err(_) => return Err(unreachable("connection timed out".into())),
+            Ok(Err(e)) => return Err(unreachable(describe_io(&e))),
+            Ok(Ok(tcp)) => tcp,
+        };
     let _ = tcp.set_nodelay(true);
 
     let remaining = upstream.handshake_timeout.saturating_sub(started.elapsed());
@@ -96,18 +107,33 @@ pub async fn connect(
                 handle.authenticate_publickey(user, key).await?.success()
             }
             (Login::Identity, None) => false,
-            (Login::Agent(mut agent), _) => login_with_agent(&mut handle, user, &mut agent, hash).await,
+            (Login::Agent(mut agent), _) => {
+                login_with_agent(&mut handle, user, &mut agent, hash).await
+            }
         };
         Ok::<_, russh::Error>((handle, success))
     };
     match tokio::time::timeout(remaining, login).await {
-        Err(_) => Err(Notice::HandshakeTimeout { route: route.name.clone(), address: route.address.clone() }),
+        Err(_) => Err(Notice::HandshakeTimeout {
+            route: route.name.clone(),
+            address: route.address.clone(),
+        }),
         Ok(Ok((handle, true))) => {
-            debug!(elapsed_ms = started.elapsed().as_millis() as u64, "logged in to box");
-            Ok(Upstream { handle: Some(handle) })
+            debug!(
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "logged in to box"
+            );
+            Ok(Upstream {
+                handle: Some(handle),
+            })
         }
-        Ok(Ok((_, false))) => Err(Notice::LoginRefused { route: route.name.clone(), user: user.to_owned() }),
-        Ok(Err(russh::Error::UnknownKey)) => Err(Notice::HostKeyMismatch { route: route.name.clone() }),
+        Ok(Ok((_, false))) => Err(Notice::LoginRefused {
+            route: route.name.clone(),
+            user: user.to_owned(),
+        }),
+        Ok(Err(russh::Error::UnknownKey)) => Err(Notice::HostKeyMismatch {
+            route: route.name.clone(),
+        }),
         Ok(Err(e)) => Err(unreachable(describe_ssh(&e))),
     }
 }
@@ -129,7 +155,9 @@ pub(super) fn describe_io(e: &io::Error) -> String {
 fn describe_ssh(e: &russh::Error) -> String {
     match e {
         russh::Error::IO(io) => describe_io(io),
-        russh::Error::Disconnect | russh::Error::HUP => "the box closed the connection during the handshake".into(),
+        russh::Error::Disconnect | russh::Error::HUP => {
+            "the box closed the connection during the handshake".into()
+        }
         other => format!("SSH handshake failed ({other})"),
     }
 }
@@ -150,7 +178,10 @@ async fn login_with_agent(
     };
     for identity in identities {
         let key = identity.public_key().into_owned();
-        match handle.authenticate_publickey_with(user, key, hash, agent).await {
+        match handle
+            .authenticate_publickey_with(user, key, hash, agent)
+            .await
+        {
             Ok(result) if result.success() => return true,
             Ok(_) => continue,
             Err(e) => {

@@ -135,10 +135,12 @@ pub(super) fn convert(
     if let Err(message) = check_address(&raw.address) {
         fail("address", message);
     }
-    if let Some(user) = &raw.user {
-        if let Err(message) = check_text(user, MAX_USER_LEN, false) {
-            fail("user", message);
-        }
+    if let Some(Err(message)) = raw
+        .user
+        .as_deref()
+        .map(|u| check_text(u, MAX_USER_LEN, false))
+    {
+        fail("user", message);
     }
     let mut authorized_keys = Vec::new();
     for (i, line) in raw.authorized_keys.iter().enumerate() {
@@ -180,10 +182,12 @@ pub(super) fn convert(
             message: raw.message.clone(),
         },
     };
-    if let Some(message) = &raw.message {
-        if let Err(problem) = check_text(message, MAX_MESSAGE_LEN, true) {
-            fail("message", problem);
-        }
+    if let Some(Err(problem)) = raw
+        .message
+        .as_deref()
+        .map(|m| check_text(m, MAX_MESSAGE_LEN, true))
+    {
+        fail("message", problem);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -213,19 +217,24 @@ pub(super) fn convert(
 /// error's text as "\nin `forwarding.local`"; it is the only place it is kept.
 fn serde_error(error: &toml::de::Error, name: Option<&str>, ctx: &Context<'_>) -> RouteError {
     let text = error.to_string();
-    let field = text
+    let path = text
         .rsplit_once("\nin `")
         .and_then(|(_, rest)| rest.split_once('`'))
         .map(|(path, _)| path);
     let message = error.message().trim().replace('\n', "; ");
-    let field = field.or_else(|| missing_field(&message)).map(str::to_owned);
+    let field = match (path, quoted_after(&message, "unknown field `")) {
+        (Some(path), Some(unknown)) => Some(format!("{path}.{unknown}")),
+        (None, Some(unknown)) => Some(unknown.to_owned()),
+        (Some(path), None) => Some(path.to_owned()),
+        (None, None) => quoted_after(&message, "missing field `").map(str::to_owned),
+    };
     ctx.error(name, field.as_deref(), message)
 }
 
-/// `missing field `name`` → `name`.
-fn missing_field(message: &str) -> Option<&str> {
+/// `unknown field `adress`, …` with prefix "unknown field `" → `adress`.
+fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
     message
-        .strip_prefix("missing field `")?
+        .strip_prefix(prefix)?
         .split_once('`')
         .map(|(field, _)| field)
 }

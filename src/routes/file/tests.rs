@@ -1,69 +1,14 @@
 //! Tests of loading a routes file: valid files, every kind of error, paths, duplicates.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use tempfile::TempDir;
+use russh::keys::PublicKey;
 
 use super::*;
 use crate::routes::{Forwarding, RouteState};
 
-pub(super) const KEY_A: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPy79bNUuWn+Hzm/i/zTG1Hj9xvS6X51TAd4Et/u9VRb test@switchboard";
-pub(super) const KEY_B: &str =
-    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBSpbomY3iHpVUk8yXqJIfBBfee8U1H2nLb92omhd23N other";
-/// The private half of `KEY_A` (a throwaway test key).
-const IDENTITY: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
-b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW
-QyNTUxOQAAACD8u/WzVLlp/h85v4v80xtR4/cb0ul+dUwHeBLf7vVUWwAAAJiGa7wBhmu8
-AQAAAAtzc2gtZWQyNTUxOQAAACD8u/WzVLlp/h85v4v80xtR4/cb0ul+dUwHeBLf7vVUWw
-AAAEA2BZE+wf/sHVEVZzNC8GRaoud63ifbBZrpHGIF+BH8Q/y79bNUuWn+Hzm/i/zTG1Hj
-9xvS6X51TAd4Et/u9VRbAAAAEHRlc3RAc3dpdGNoYm9hcmQBAgMEBQ==
------END OPENSSH PRIVATE KEY-----
-";
-/// A passphrase-protected key (passphrase `pw`).
-const ENCRYPTED: &str = "-----BEGIN OPENSSH PRIVATE KEY-----
-b3BlbnNzaC1rZXktdjEAAAAACmFlczI1Ni1jdHIAAAAGYmNyeXB0AAAAGAAAABBxMYoBz5
-3Mq50wWetacAx4AAAAEAAAAAEAAAAzAAAAC3NzaC1lZDI1NTE5AAAAILp+w5ZIGwO41ejk
-IoAhc02iKyFvFpmVxUeb9pl0ekabAAAAkJCV+9VNUGdwypOSu8qgV4mEHa7eEeA5O4tiO9
-OhPGjhnHzCU4XT/VjJAYacaQRHErKjPARLJucC43YZX/6dXw9EQpxEoqO82RjKpOhZJbmt
-8p3IRnc0oXup/R+eTj8NAucx47iK3KhjMJ21xcdlQ+QFpljj2nwvHMt1Wnr64is9hwDBKx
-uB0OzJ1KExgfi7fQ==
------END OPENSSH PRIVATE KEY-----
-";
-
-/// A temp dir with key files, and a routes file written on demand.
-pub(super) struct Fixture {
-    pub dir: TempDir,
-}
-
-impl Fixture {
-    pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        fs::create_dir(dir.path().join("keys")).expect("mkdir");
-        fs::write(dir.path().join("keys/alice"), IDENTITY).expect("write");
-        fs::write(dir.path().join("keys/encrypted"), ENCRYPTED).expect("write");
-        fs::write(
-            dir.path().join("keys/alice.pub"),
-            format!("# alice\n\n{KEY_A}\n  {KEY_B} second\n"),
-        )
-        .expect("write");
-        Self { dir }
-    }
-
-    pub fn path(&self) -> PathBuf {
-        self.dir.path().join("routes.toml")
-    }
-
-    pub fn write(&self, text: &str) -> PathBuf {
-        let path = self.path();
-        fs::write(&path, text).expect("write routes");
-        path
-    }
-
-    pub fn load(&self, text: &str) -> FileLoad {
-        load(&self.write(text)).expect("file loads")
-    }
-}
+use super::fixture::{ENCRYPTED, Fixture, IDENTITY, KEY_A, KEY_B};
 
 /// The one error of loading a file with a single broken route.
 fn only_error(fx: &Fixture, text: &str) -> String {
@@ -126,8 +71,6 @@ remote = false
     );
 }
 
-use russh::keys::PublicKey;
-
 #[test]
 fn minimal_route_gets_defaults() {
     let fx = Fixture::new();
@@ -188,7 +131,7 @@ fn field_errors_name_file_route_and_field() {
     let cases: Vec<(String, &str)> = vec![
         (
             route("a", "adress = \"x\""),
-            "route \"a\": unknown field `adress`",
+            "route \"a\": adress: unknown field `adress`",
         ),
         (
             route("a", "user = \"\""),
@@ -255,7 +198,7 @@ fn field_errors_name_file_route_and_field() {
         ),
         (
             route("a", "[route.forwarding]\nx11 = true"),
-            "route \"a\": unknown field `x11`",
+            "route \"a\": forwarding.x11: unknown field `x11`",
         ),
         (
             "[[route]]\nname = \"a\"\naddress = \"x\"\n".into(),
@@ -413,4 +356,46 @@ fn line_col_is_safe_on_any_offset() {
     assert_eq!(line_col("ab\ncd", 4), (2, 2));
     assert_eq!(line_col("é", 1), (1, 1));
     assert_eq!(line_col("x", 99), (1, 2));
+}
+
+#[test]
+fn random_edits_never_panic() {
+    let fx = Fixture::new();
+    let path = fx.path();
+    let seed = format!(
+        "{}{}[route.forwarding]\nlocal = false\n",
+        route(
+            "a",
+            &format!("authorized_keys = [\"{KEY_A}\"]\nidentity_file = \"keys/alice\"")
+        ),
+        route(
+            "b",
+            &format!("host_key = \"{KEY_B}\"\nstate = \"stopped\"\nmessage = \"m\"")
+        )
+    );
+    let alphabet = b"[]\"=.,#\n \\-_:@%{}abz019AZ\x00\xff";
+    let mut state: u64 = 0x2545_F491_4F6C_DD1D;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        usize::try_from(state % 1_000_003).unwrap_or(0)
+    };
+    for _ in 0..3_000 {
+        let mut bytes = seed.clone().into_bytes();
+        for _ in 0..1 + next() % 4 {
+            let at = next() % bytes.len();
+            match next() % 3 {
+                0 => bytes[at] = alphabet[next() % alphabet.len()],
+                1 => bytes.insert(at, alphabet[next() % alphabet.len()]),
+                _ => drop(bytes.remove(at)),
+            }
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        if let Ok(load) = parse_str(&text, &path) {
+            for e in &load.errors {
+                assert!(!e.to_string().is_empty());
+            }
+        }
+    }
 }

@@ -83,12 +83,15 @@ pub fn merge(previous: &RouteTable, load: FileLoad) -> Merged {
 
 /// Polls `path` every `interval` and swaps a new table into `routes` when the
 /// file (or a key file it names) changes. Call it right after the initial
-/// [`super::load`]: the file as it is now is taken as already loaded.
+/// [`super::load`]: the file as it is at this call is taken as already loaded.
+/// Must be called inside a Tokio runtime.
 pub fn spawn_watcher(path: PathBuf, routes: SharedRoutes, interval: Duration) -> JoinHandle<()> {
     let interval = interval.max(MIN_INTERVAL);
     let settle = (interval / 2).min(MAX_SETTLE);
+    // The baseline is taken now, not in the task, so that a change made right
+    // after this call is never mistaken for the baseline. (A small blocking read.)
+    let mut last = take_snapshot(&path);
     tokio::spawn(async move {
-        let mut last = snapshot(&path).await;
         loop {
             tokio::time::sleep(interval).await;
             let seen = snapshot(&path).await;

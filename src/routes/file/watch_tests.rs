@@ -4,7 +4,7 @@ use std::fs;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::tests::{Fixture, KEY_A};
+use super::fixture::{Fixture, KEY_A};
 use super::*;
 use crate::routes::{RouteTable, SharedRoutes, shared};
 
