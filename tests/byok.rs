@@ -15,9 +15,9 @@ use std::fs;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -134,99 +134,6 @@ fn curl_retry(port: u16) -> String {
     format!(
         "for i in $(seq 50); do curl -s --max-time 5 http://127.0.0.1:{port}/ && exit 0; sleep 0.2; done; exit 1"
     )
-}
-
-/// A gateway started by this file, for settings the harness's
-/// [`GatewayConfig`] cannot express (`[routing] jump`); killed on drop.
-struct CustomGateway {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl CustomGateway {
-    /// `routing_extra` goes into the `[routing]` table.
-    fn start(cfg: &GatewayConfig, routing_extra: &str, routes: &str) -> CustomGateway {
-        let dir = temp_dir();
-        let d = dir.path().to_path_buf();
-        let routes_path = d.join("routes.toml");
-        let config_path = d.join("switchboard.toml");
-        let log_path = d.join("gateway.log");
-        fs::write(&routes_path, routes).expect("routes.toml");
-        for _ in 0..6 {
-            let port = free_port();
-            let config = cfg.render(&format!("127.0.0.1:{port}"), &routes_path);
-            assert!(config.contains("[routing]\n"), "{config}");
-            let config =
-                config.replacen("[routing]\n", &format!("[routing]\n{routing_extra}\n"), 1);
-            fs::write(&config_path, config).expect("config");
-            let log = fs::File::create(&log_path).expect("gateway.log");
-            let mut child = switchboard(&d)
-                .arg("serve")
-                .arg("--config")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().expect("log fd"))
-                .stderr(log)
-                .spawn()
-                .expect("spawn switchboard");
-            let deadline = Instant::now() + Duration::from_secs(30);
-            loop {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    break;
-                }
-                if banner(port).is_some_and(|b| b.starts_with("SSH-") && !b.contains("OpenSSH")) {
-                    return CustomGateway { port, dir, child };
-                }
-                if Instant::now() > deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    break;
-                }
-                thread::sleep(Duration::from_millis(50));
-            }
-            let log = fs::read_to_string(&log_path).unwrap_or_default();
-            if !log.to_lowercase().contains("in use") {
-                panic!("gateway did not start:\n{log}");
-            }
-        }
-        panic!("gateway did not start: no free port");
-    }
-
-    fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for CustomGateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        if thread::panicking() {
-            eprintln!(
-                "----- gateway log (port {}) -----\n{}",
-                self.port,
-                self.log()
-            );
-        }
-    }
-}
-
-/// The first line a server sends, if any within 3 s.
-fn banner(port: u16) -> Option<String> {
-    let t = Duration::from_secs(3);
-    let mut s = TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), t).ok()?;
-    s.set_read_timeout(Some(t)).ok()?;
-    let mut line = Vec::new();
-    let mut b = [0u8; 1];
-    while line.len() < 256 {
-        match s.read(&mut b) {
-            Ok(1) if b[0] == b'\n' => break,
-            Ok(1) => line.push(b[0]),
-            _ => return None,
-        }
-    }
-    Some(String::from_utf8_lossy(&line).trim().to_owned())
 }
 
 // ---------------------------------------------------------------------------
@@ -674,7 +581,11 @@ fn jump_only_to_routes_the_key_is_authorized_for() {
 #[test]
 fn jump_off_refuses_every_jump() {
     let t = jump_setup();
-    let gw = CustomGateway::start(&GatewayConfig::default(), "jump = \"off\"", &t.routes());
+    let cfg = GatewayConfig {
+        jump: "off".into(),
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start_with(&cfg, &t.routes());
     for (key, target, b) in [
         (&t.alice, "alice-ws", &t.alice_ws),
         (&t.bob, "bob-ws", &t.bob_ws),

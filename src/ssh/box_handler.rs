@@ -2,6 +2,7 @@
 //! carries channels the box opens back to the client (`-R` forwarded-tcpip,
 //! agent forwarding into the box), subject to the route's `forwarding`.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -74,26 +75,13 @@ impl Handler for BoxHandler {
             return Ok(());
         };
         let (address, originator) = (connected_address.to_owned(), originator_address.to_owned());
-        // Opening the client's channel waits on the client connection: never
-        // do that on this connection's event loop.
-        let span = client.span.clone();
-        let bridge = async move {
-            let opened = client
-                .handle
+        let handle = client.handle.clone();
+        let opening = async move {
+            handle
                 .channel_open_forwarded_tcpip(address, connected_port, originator, originator_port)
-                .await;
-            match opened {
-                Ok(to_client) => {
-                    reply.accept().await;
-                    tcpip::splice(channel.into_stream(), to_client.into_stream()).await;
-                }
-                Err(e) => {
-                    debug!(error = %e, "client refused a forwarded-tcpip channel");
-                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                }
-            }
+                .await
         };
-        tokio::spawn(bridge.instrument(span));
+        bridge(channel, reply, opening, client.span);
         Ok(())
     }
 
@@ -113,20 +101,37 @@ impl Handler for BoxHandler {
                 .await;
             return Ok(());
         };
-        let span = client.span.clone();
-        let bridge = async move {
-            match client.handle.channel_open_agent().await {
-                Ok(to_client) => {
-                    reply.accept().await;
-                    tcpip::splice(channel.into_stream(), to_client.into_stream()).await;
-                }
-                Err(e) => {
-                    debug!(error = %e, "client refused an agent channel");
-                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                }
-            }
-        };
-        tokio::spawn(bridge.instrument(span));
+        let handle = client.handle.clone();
+        bridge(
+            channel,
+            reply,
+            async move { handle.channel_open_agent().await },
+            client.span,
+        );
         Ok(())
     }
+}
+
+/// Opens the matching channel to the client (off the box connection's event
+/// loop: it waits on the client connection), then accepts the box's channel
+/// and splices the two, or refuses it when the client refuses.
+fn bridge(
+    from_box: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    opening: impl Future<Output = Result<Channel<server::Msg>, russh::Error>> + Send + 'static,
+    span: Span,
+) {
+    let task = async move {
+        match opening.await {
+            Ok(to_client) => {
+                reply.accept().await;
+                tcpip::splice(from_box.into_stream(), to_client.into_stream()).await;
+            }
+            Err(e) => {
+                debug!(error = %e, "client refused a channel the box opened");
+                reply.reject(ChannelOpenFailure::ConnectFailed).await;
+            }
+        }
+    };
+    tokio::spawn(task.instrument(span));
 }

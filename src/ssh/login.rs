@@ -109,8 +109,7 @@ impl ClientHandler {
         self.span
             .record("key_fp", tracing::field::display(&fingerprint));
         self.state = match decision {
-            Decision::Deny if self.agent_target(user).is_some() => {
-                let (target, login_user) = self.agent_target(user).unwrap_or_default();
+            Decision::Deny if let Some((target, login_user)) = self.agent_target(user) => {
                 self.span.record("mode", "agent");
                 self.span.record("route", target.as_str());
                 let route = self.ctx.routes.load().get(&target).cloned();

@@ -774,6 +774,8 @@ pub struct GatewayConfig {
     pub connect_timeout: String,
     pub handshake_timeout: String,
     pub agent_login: bool,
+    /// `[routing] jump` (`"authenticated"`, `"any-key"`, `"off"`).
+    pub jump: String,
     pub watch: bool,
     /// Appended verbatim (new tables only).
     pub extra: String,
@@ -793,6 +795,7 @@ impl Default for GatewayConfig {
             connect_timeout: "2s".into(),
             handshake_timeout: "5s".into(),
             agent_login: false,
+            jump: "authenticated".into(),
             watch: true,
             extra: String::new(),
             raw: None,
@@ -819,13 +822,14 @@ impl GatewayConfig {
         }
         format!(
             "[server]\nlisten = {listen}\n{seed}\n\
-             [routing]\nagent_login = {agent}\n\n\
+             [routing]\nagent_login = {agent}\njump = \"{jump}\"\n\n\
              [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n\n\
              [sources.file]\npath = {routes}\nwatch = {watch}\n\n\
              [admin]\nlisten = \"127.0.0.1:0\"\n\n\
              [log]\nlevel = {level}\n\n{extra}",
             listen = toml_str(listen),
             agent = self.agent_login,
+            jump = self.jump,
             ct = toml_str(&self.connect_timeout),
             ht = toml_str(&self.handshake_timeout),
             routes = toml_str(&routes.display().to_string()),
