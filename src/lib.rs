@@ -18,6 +18,7 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod hostkey;
+pub mod metrics;
 pub mod relay;
 pub mod routes;
 pub mod server;

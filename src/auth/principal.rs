@@ -74,6 +74,7 @@ mod tests {
             host_key: None,
             state: RouteState::Running,
             forwarding: Forwarding::default(),
+            token_sha256: None,
         }
     }
 

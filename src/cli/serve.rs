@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::routes::{RouteTable, SharedRoutes, file, shared};
+use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
@@ -52,7 +52,7 @@ pub fn run(args: Args, config: Config) -> Result<(), Error> {
 
 /// The first load of the routes file: a broken route is logged and skipped; a
 /// file that cannot be read, or whose every route is broken, stops the start.
-fn initial_routes(config: &Config) -> Result<SharedRoutes, Error> {
+fn initial_routes(config: &Config) -> Result<Arc<RouteSources>, Error> {
     let path = &config.sources.file.path;
     let load = file::load(path).map_err(|e| Error::Invalid(e.into()))?;
     if load.routes.is_empty() && !load.errors.is_empty() {
@@ -66,10 +66,12 @@ fn initial_routes(config: &Config) -> Result<SharedRoutes, Error> {
     for e in &load.errors {
         error!("{e}; route skipped");
     }
-    Ok(shared(RouteTable::new(load.routes)))
+    let sources = RouteSources::new();
+    sources.publish(file::SOURCE, load.routes);
+    Ok(sources)
 }
 
-async fn serve(config: Config, key: PrivateKey, routes: SharedRoutes) -> Result<(), Error> {
+async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Result<(), Error> {
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         let listener = TcpListener::bind(addr)
@@ -98,10 +100,10 @@ async fn serve(config: Config, key: PrivateKey, routes: SharedRoutes) -> Result<
         "listening on {}, host key {}, {} routes",
         addrs.join(", "),
         fingerprint(&key),
-        routes.load().len()
+        routes.table().load().len()
     );
     let grace = config.server.shutdown_grace;
-    let gateway = Gateway::new(Arc::new(config), key, routes);
+    let gateway = Gateway::new(Arc::new(config), key, routes.table().clone());
     let mut tasks = JoinSet::new();
     for listener in listeners {
         tasks.spawn(gateway.clone().run(listener, shutdown.clone()));

@@ -41,7 +41,7 @@ use thiserror::Error;
 
 use super::Route;
 
-pub use watch::{Merged, merge, spawn_watcher};
+pub use watch::{Merged, SOURCE, merge, spawn_watcher};
 
 /// Largest routes file (and key file) read, in bytes: far above any real
 /// file, low enough that a wrong path (a log file, `/dev/zero`) cannot eat memory.

@@ -4,7 +4,9 @@
 
 pub mod file;
 mod model;
+mod sources;
 mod table;
 
 pub use model::{Forwarding, Route, RouteState};
+pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};

@@ -27,6 +27,9 @@ pub struct Route {
     pub state: RouteState,
     /// Per-route forwarding switches, enforced at the gateway.
     pub forwarding: Forwarding,
+    /// SHA-256 of the HTTP tunnel token for this route (SPEC §11,
+    /// `auth = "token"`); the token itself is never stored.
+    pub token_sha256: Option<[u8; 32]>,
 }
 
 impl fmt::Debug for Route {
@@ -47,6 +50,7 @@ impl fmt::Debug for Route {
             )
             .field("state", &self.state)
             .field("forwarding", &self.forwarding)
+            .field("token_sha256", &self.token_sha256.map(|_| "<set>"))
             .finish()
     }
 }

@@ -43,6 +43,9 @@ struct RawRoute {
     message: Option<String>,
     #[serde(default)]
     forwarding: RawForwarding,
+    /// SHA-256 (hex) of this route's HTTP tunnel token (SPEC §11).
+    #[serde(default)]
+    token_sha256: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -189,6 +192,14 @@ pub(super) fn convert(
     {
         fail("message", problem);
     }
+    let token_sha256 = match raw.token_sha256.as_deref().map(parse_sha256) {
+        None => None,
+        Some(Ok(digest)) => Some(digest),
+        Some(Err(message)) => {
+            fail("token_sha256", message);
+            None
+        }
+    };
     if !errors.is_empty() {
         return Err(errors);
     }
@@ -210,7 +221,17 @@ pub(super) fn convert(
             remote,
             agent,
         },
+        token_sha256,
     })
+}
+
+/// A SHA-256 digest written as 64 hex digits (what `sha256sum` prints).
+fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
+        "expected the token's SHA-256 as 64 hex digits (printf %s TOKEN | sha256sum)".to_owned()
+    })?;
+    Ok(digest)
 }
 
 /// Turns a serde error into a field error. toml appends the key path to the

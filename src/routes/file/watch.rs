@@ -20,7 +20,11 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
 use super::{FileLoad, keys, parse_str, referenced_files};
-use crate::routes::{Route, RouteTable, SharedRoutes};
+use crate::metrics::{self, Source};
+use crate::routes::{Route, RouteSources, RouteTable};
+
+/// This source's name in [`RouteSources`], logs and metrics.
+pub const SOURCE: &str = "file";
 
 /// Shortest poll interval honoured; a zero interval would spin.
 const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -81,11 +85,15 @@ pub fn merge(previous: &RouteTable, load: FileLoad) -> Merged {
     }
 }
 
-/// Polls `path` every `interval` and swaps a new table into `routes` when the
-/// file (or a key file it names) changes. Call it right after the initial
+/// Polls `path` every `interval` and publishes the file's routes to `routes`
+/// when the file (or a key file it names) changes. Call it right after the initial
 /// [`super::load`]: the file as it is at this call is taken as already loaded.
 /// Must be called inside a Tokio runtime.
-pub fn spawn_watcher(path: PathBuf, routes: SharedRoutes, interval: Duration) -> JoinHandle<()> {
+pub fn spawn_watcher(
+    path: PathBuf,
+    routes: Arc<RouteSources>,
+    interval: Duration,
+) -> JoinHandle<()> {
     let interval = interval.max(MIN_INTERVAL);
     let settle = (interval / 2).min(MAX_SETTLE);
     // The baseline is taken now, not in the task, so that a change made right
@@ -160,12 +168,19 @@ fn take_snapshot(path: &Path) -> Snapshot {
 
 /// Reloads from a settled snapshot and stores the merged table; on a file that
 /// cannot be used at all, keeps the current table.
-async fn apply(path: &Path, snapshot: &Snapshot, routes: &SharedRoutes) {
-    let current = routes.load_full();
+async fn apply(path: &Path, snapshot: &Snapshot, routes: &RouteSources) {
+    let current = routes.routes_of(SOURCE);
+    let reload_error = || {
+        metrics::get()
+            .route_reload_errors
+            .get_or_create(&Source { source: SOURCE })
+            .inc()
+    };
     let text = match &snapshot.text {
         Ok(text) => text.clone(),
         Err(e) => {
             error!(file = %path.display(), error = %e, "routes file unreadable; keeping the current {} routes", current.len());
+            reload_error();
             return;
         }
     };
@@ -174,6 +189,7 @@ async fn apply(path: &Path, snapshot: &Snapshot, routes: &SharedRoutes) {
         Ok(Ok(load)) => load,
         Ok(Err(e)) => {
             error!(error = %e, "routes file not reloaded; keeping the current {} routes", current.len());
+            reload_error();
             return;
         }
         Err(e) => {
@@ -184,6 +200,7 @@ async fn apply(path: &Path, snapshot: &Snapshot, routes: &SharedRoutes) {
     let errors = load.errors.clone();
     let merged = merge(&current, load);
     for e in &errors {
+        reload_error();
         match &e.route {
             Some(name) if merged.kept_previous.contains(name) => {
                 error!(route = %name, "{e}; keeping the previous version of this route")
@@ -193,8 +210,7 @@ async fn apply(path: &Path, snapshot: &Snapshot, routes: &SharedRoutes) {
         }
     }
     let (added, removed) = (merged.added.len(), merged.removed.len());
-    let table = RouteTable::new(merged.routes);
-    let count = table.len();
-    routes.store(Arc::new(table));
+    let count = merged.routes.len();
+    routes.publish(SOURCE, merged.routes);
     info!("routes reloaded: {count} routes (+{added} -{removed})");
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::fixture::{Fixture, KEY_A};
 use super::*;
-use crate::routes::{RouteTable, SharedRoutes, shared};
+use crate::routes::{RouteSources, RouteTable, SharedRoutes};
 
 fn route(name: &str, user: &str) -> String {
     format!("[[route]]\nname = \"{name}\"\naddress = \"10.0.0.1:22\"\nuser = \"{user}\"\n\n")
@@ -86,9 +86,10 @@ async fn eventually(routes: &SharedRoutes, what: &str, check: impl Fn(&RouteTabl
 
 fn start(fx: &Fixture, text: &str) -> (SharedRoutes, tokio::task::JoinHandle<()>) {
     let path = fx.write(text);
-    let routes = shared(RouteTable::new(load(&path).expect("initial load").routes));
-    let handle = spawn_watcher(path, routes.clone(), Duration::from_millis(20));
-    (routes, handle)
+    let sources = RouteSources::new();
+    sources.publish(SOURCE, load(&path).expect("initial load").routes);
+    let handle = spawn_watcher(path, sources.clone(), Duration::from_millis(20));
+    (sources.table().clone(), handle)
 }
 
 #[tokio::test]
@@ -121,8 +122,10 @@ async fn watcher_follows_a_configmap_style_symlink_swap() {
     std::os::unix::fs::symlink("v1", d.join("..data")).expect("symlink");
     let link = d.join("cm.toml");
     std::os::unix::fs::symlink("..data/routes.toml", &link).expect("symlink");
-    let routes = shared(RouteTable::new(load(&link).expect("loads").routes));
-    let handle = spawn_watcher(link, routes.clone(), Duration::from_millis(20));
+    let sources = RouteSources::new();
+    sources.publish(SOURCE, load(&link).expect("loads").routes);
+    let routes = sources.table().clone();
+    let handle = spawn_watcher(link, sources.clone(), Duration::from_millis(20));
     tokio::time::sleep(Duration::from_millis(60)).await;
     std::os::unix::fs::symlink("v2", d.join("..data_tmp")).expect("symlink");
     fs::rename(d.join("..data_tmp"), d.join("..data")).expect("swap");

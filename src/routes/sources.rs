@@ -1,0 +1,192 @@
+//! Several sources, one table: each source (the routes file, Kubernetes)
+//! publishes its whole current set of routes; the table served to clients is
+//! rebuilt from every source's latest set and swapped in atomically.
+//!
+//! A name claimed by two sources goes to the source registered first (the
+//! routes file, so an operator can override a cluster route by hand); the
+//! clash is logged on every rebuild, never silently.
+//!
+//! Readiness: a registered source is *pending* until its first full publish;
+//! the gateway serves no client while any source is pending (SPEC §7: no
+//! client served before the first full sync).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::watch;
+use tracing::warn;
+
+use super::{Route, RouteTable, SharedRoutes, shared};
+use crate::metrics::{self, Source};
+
+struct Part {
+    source: &'static str,
+    /// `None` until the first full publish.
+    routes: Option<Arc<Vec<Route>>>,
+}
+
+/// Every source's latest routes and the table built from them.
+pub struct RouteSources {
+    table: SharedRoutes,
+    parts: Mutex<Vec<Part>>,
+    ready: watch::Sender<bool>,
+}
+
+impl RouteSources {
+    /// No sources yet: ready, with an empty table.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self {
+            table: shared(RouteTable::default()),
+            parts: Mutex::new(Vec::new()),
+            ready: watch::Sender::new(true),
+        })
+    }
+
+    /// The table connections read.
+    pub fn table(&self) -> &SharedRoutes {
+        &self.table
+    }
+
+    /// Adds a source; it is pending (the gateway not ready) until its first
+    /// [`publish`](Self::publish). Registering a name twice is a no-op.
+    pub fn register(&self, source: &'static str) {
+        let mut parts = self.lock();
+        if parts.iter().any(|p| p.source == source) {
+            return;
+        }
+        parts.push(Part {
+            source,
+            routes: None,
+        });
+        self.ready.send_replace(false);
+    }
+
+    /// Replaces everything `source` contributes (registering it if needed)
+    /// and swaps in the rebuilt table.
+    pub fn publish(&self, source: &'static str, routes: Vec<Route>) {
+        let m = metrics::get();
+        m.routes
+            .get_or_create(&Source { source })
+            .set(i64::try_from(routes.len()).unwrap_or(i64::MAX));
+        m.route_reloads.get_or_create(&Source { source }).inc();
+        let mut parts = self.lock();
+        match parts.iter_mut().find(|p| p.source == source) {
+            Some(part) => part.routes = Some(Arc::new(routes)),
+            None => parts.push(Part {
+                source,
+                routes: Some(Arc::new(routes)),
+            }),
+        }
+        let table = build(&parts);
+        self.table.store(Arc::new(table));
+        let ready = parts.iter().all(|p| p.routes.is_some());
+        drop(parts);
+        self.ready.send_if_modified(|r| {
+            let changed = *r != ready;
+            *r = ready;
+            changed
+        });
+    }
+
+    /// The routes `source` published last (empty before its first publish),
+    /// as a table of their own; a source's reload merges against this.
+    pub fn routes_of(&self, source: &str) -> RouteTable {
+        let parts = self.lock();
+        let routes = parts
+            .iter()
+            .find(|p| p.source == source)
+            .and_then(|p| p.routes.clone());
+        drop(parts);
+        RouteTable::new(routes.iter().flat_map(|r| r.iter().cloned()))
+    }
+
+    /// True once every registered source has published once.
+    pub fn is_ready(&self) -> bool {
+        *self.ready.borrow()
+    }
+
+    /// Resolves once every registered source has published once.
+    pub async fn wait_ready(&self) {
+        let mut rx = self.ready.subscribe();
+        // The sender lives in `self`, so this cannot fail while we are borrowed.
+        let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Vec<Part>> {
+        // A panic while holding this lock leaves consistent data (every write
+        // is a single assignment), so a poisoned lock is still usable.
+        self.parts.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// One table from every source, first source winning a name.
+fn build(parts: &[Part]) -> RouteTable {
+    let mut seen: std::collections::HashMap<&str, &'static str> = Default::default();
+    let mut all = Vec::new();
+    for part in parts {
+        for route in part.routes.iter().flat_map(|r| r.iter()) {
+            if let Some(owner) = seen.get(route.name.as_str()) {
+                warn!(
+                    route = %route.name,
+                    "route defined by both {owner} and {}; using the one from {owner}",
+                    part.source
+                );
+                continue;
+            }
+            seen.insert(&route.name, part.source);
+            all.push(route.clone());
+        }
+    }
+    RouteTable::new(all)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routes::{Forwarding, RouteState};
+
+    fn route(name: &str, address: &str) -> Route {
+        Route {
+            name: name.into(),
+            address: address.into(),
+            user: None,
+            authorized_keys: Vec::new(),
+            identity: None,
+            host_key: None,
+            state: RouteState::Running,
+            forwarding: Forwarding::default(),
+            token_sha256: None,
+        }
+    }
+
+    #[test]
+    fn pending_until_every_source_published() {
+        let sources = RouteSources::new();
+        assert!(sources.is_ready());
+        sources.register("file");
+        sources.register("kubernetes");
+        assert!(!sources.is_ready());
+        sources.publish("file", vec![route("a", "127.0.0.1:1")]);
+        assert!(!sources.is_ready());
+        sources.publish("kubernetes", vec![]);
+        assert!(sources.is_ready());
+        assert_eq!(sources.table().load().len(), 1);
+    }
+
+    #[test]
+    fn first_source_wins_a_name_and_others_stay() {
+        let sources = RouteSources::new();
+        sources.register("file");
+        sources.register("kubernetes");
+        sources.publish("kubernetes", vec![route("a", "10.0.0.1:22"), route("b.ns", "10.0.0.2:22")]);
+        sources.publish("file", vec![route("a", "127.0.0.1:22")]);
+        let table = sources.table().load();
+        assert_eq!(table.get("a").map(|r| r.address.as_str()), Some("127.0.0.1:22"));
+        assert!(table.get("b.ns").is_some());
+        // A source replacing its set removes its own routes only.
+        sources.publish("kubernetes", vec![]);
+        let table = sources.table().load();
+        assert_eq!(table.names(), vec!["a"]);
+        assert_eq!(sources.routes_of("file").len(), 1);
+        assert_eq!(sources.routes_of("kubernetes").len(), 0);
+    }
+}
