@@ -4,3 +4,4 @@
 pub mod notice;
 pub mod session;
 pub mod tcpip;
+pub mod meter;

@@ -16,7 +16,7 @@ use tokio::sync::watch;
 use tracing::warn;
 
 use super::{Route, RouteTable, SharedRoutes, shared};
-use crate::metrics::{self, Source};
+use crate::ops::metrics::{self, Source};
 
 struct Part {
     source: &'static str,

@@ -20,7 +20,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, error, info};
 
 use super::{FileLoad, keys, parse_str, referenced_files};
-use crate::metrics::{self, Source};
+use crate::ops::metrics::{self, Source};
 use crate::routes::{Route, RouteSources, RouteTable};
 
 /// This source's name in [`RouteSources`], logs and metrics.

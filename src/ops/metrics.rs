@@ -1,4 +1,4 @@
-//! Process-wide Prometheus metrics (SPEC §9), served by [`crate::admin`].
+//! Process-wide Prometheus metrics (SPEC §9), served by [`super::admin`].
 //!
 //! Every label value is a `&'static str` chosen by the code, never a client
 //! address, key, user or route name, so every label set is bounded by

@@ -1,0 +1,186 @@
+//! One client connection's record, shared by the accept path, the SSH
+//! handler or HTTP tunnel, and the relays: who it is (the real client address,
+//! after any PROXY header), what it authenticated as, bytes each way, the last
+//! exit status, when it was last active. At the end it becomes the audit event.
+//!
+//! It also holds the connection's `max_unauthenticated` slot, released the
+//! moment the connection authenticates.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::info;
+
+use super::metrics::{self, Mode};
+
+/// Who the connection turned out to be; filled in as it authenticates.
+#[derive(Debug, Clone, Default)]
+pub struct Identity {
+    pub route: Option<String>,
+    pub user: Option<String>,
+    /// `key`, `agent`, `jump`, `connect`, `websocket`, …
+    pub mode: Option<&'static str>,
+    /// SHA-256 fingerprint of the client key (public information).
+    pub key_fp: Option<String>,
+}
+
+/// One client connection.
+pub struct Conn {
+    /// The real client address: the PROXY header's source when one was
+    /// honoured, else the TCP peer.
+    pub client: SocketAddr,
+    /// The TCP peer (the load balancer when PROXY protocol is in use).
+    pub peer: SocketAddr,
+    /// `ssh` or `http`.
+    pub protocol: &'static str,
+    started: Instant,
+    up: AtomicU64,
+    down: AtomicU64,
+    /// Milliseconds since `started` of the last relayed byte.
+    last_active_ms: AtomicU64,
+    /// Last exit status a session channel reported; -1 = none.
+    exit_status: AtomicI64,
+    /// Rejected authentication attempts (for the per-source penalty).
+    auth_failures: AtomicU32,
+    authenticated: AtomicBool,
+    identity: Mutex<Identity>,
+    /// The `max_unauthenticated` slot, held until authentication.
+    unauthenticated_slot: Mutex<Option<OwnedSemaphorePermit>>,
+    /// The mode counted in `sessions_active`, to uncount at the end.
+    counted_mode: Mutex<Option<&'static str>>,
+}
+
+impl Conn {
+    pub fn new(
+        client: SocketAddr,
+        peer: SocketAddr,
+        protocol: &'static str,
+        slot: Option<OwnedSemaphorePermit>,
+    ) -> Self {
+        Self {
+            client,
+            peer,
+            protocol,
+            started: Instant::now(),
+            up: AtomicU64::new(0),
+            down: AtomicU64::new(0),
+            last_active_ms: AtomicU64::new(0),
+            exit_status: AtomicI64::new(-1),
+            auth_failures: AtomicU32::new(0),
+            authenticated: AtomicBool::new(false),
+            identity: Mutex::new(Identity::default()),
+            unauthenticated_slot: Mutex::new(slot),
+            counted_mode: Mutex::new(None),
+        }
+    }
+
+    /// Client → box bytes.
+    pub fn add_up(&self, n: usize) {
+        let n = n as u64;
+        self.up.fetch_add(n, Ordering::Relaxed);
+        metrics::get().relayed("up", n);
+        self.touch();
+    }
+
+    /// Box → client bytes.
+    pub fn add_down(&self, n: usize) {
+        let n = n as u64;
+        self.down.fetch_add(n, Ordering::Relaxed);
+        metrics::get().relayed("down", n);
+        self.touch();
+    }
+
+    fn touch(&self) {
+        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// How long since the last relayed byte (or since the start).
+    pub fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_active_ms.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
+    }
+
+    /// A session channel's exit status.
+    pub fn set_exit_status(&self, status: u32) {
+        self.exit_status.store(i64::from(status), Ordering::Relaxed);
+    }
+
+    /// A rejected authentication attempt.
+    pub fn note_auth_failure(&self) {
+        self.auth_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Rejected authentication attempts so far.
+    pub fn auth_failures(&self) -> u32 {
+        self.auth_failures.load(Ordering::Relaxed)
+    }
+
+    /// The connection authenticated (or a tunnel request was accepted): frees
+    /// its `max_unauthenticated` slot, and counts it under `mode` in
+    /// `sessions_active` until it ends.
+    pub fn mark_authenticated(&self, mode: &'static str) {
+        if self.authenticated.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        lock(&self.unauthenticated_slot).take();
+        metrics::get()
+            .sessions_active
+            .get_or_create(&Mode { mode })
+            .inc();
+        *lock(&self.counted_mode) = Some(mode);
+    }
+
+    pub fn is_authenticated(&self) -> bool {
+        self.authenticated.load(Ordering::Acquire)
+    }
+
+    /// Records who the connection is, field by field (`None` keeps the old value).
+    pub fn identify(&self, update: impl FnOnce(&mut Identity)) {
+        update(&mut lock(&self.identity));
+    }
+
+    pub fn identity(&self) -> Identity {
+        lock(&self.identity).clone()
+    }
+
+    /// Ends the connection: uncounts it and, when it authenticated, emits the
+    /// one audit event for it (target `audit`). Call once.
+    pub fn finish(&self) {
+        if let Some(mode) = lock(&self.counted_mode).take() {
+            metrics::get()
+                .sessions_active
+                .get_or_create(&Mode { mode })
+                .dec();
+        }
+        if !self.is_authenticated() {
+            return;
+        }
+        let id = self.identity();
+        let exit = self.exit_status.load(Ordering::Relaxed);
+        info!(
+            target: "audit",
+            event = "session_end",
+            client = %self.client,
+            protocol = self.protocol,
+            route = id.route.as_deref().unwrap_or(""),
+            user = id.user.as_deref().unwrap_or(""),
+            mode = id.mode.unwrap_or(""),
+            key_fp = id.key_fp.as_deref().unwrap_or(""),
+            bytes_up = self.up.load(Ordering::Relaxed),
+            bytes_down = self.down.load(Ordering::Relaxed),
+            duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
+            exit_status = (exit >= 0).then_some(exit),
+            "session ended"
+        );
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Every write under these locks is a single assignment: a poisoned lock
+    // still holds consistent data.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
