@@ -29,9 +29,9 @@ pub struct Config {
     pub sources: SourcesConfig,
     pub admin: AdminConfig,
     pub log: LogConfig,
-    /// `[proxy_protocol]` (SPEC §9): accepted so a SPEC-shaped file parses; not implemented yet.
+    /// `[proxy_protocol]` (SPEC §9).
     pub proxy_protocol: ProxyProtocolConfig,
-    /// `[http_tunnel]` (SPEC §11): accepted so a SPEC-shaped file parses; not implemented yet.
+    /// `[http_tunnel]` (SPEC §11).
     pub http_tunnel: HttpTunnelConfig,
     /// Non-fatal findings of [`Config::load`] (options set but not implemented
     /// yet, …), each naming where it was set. `serve` logs them, `check` prints them.
@@ -69,6 +69,14 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// Failed logins from one client address (connections that ended without
+    /// authenticating after a rejected attempt, or ran out of `login_grace`)
+    /// before that address is refused for `per_source_penalty`.
+    pub per_source_max_failures: u32,
+    /// How long a penalized address is refused, and how long a failure is
+    /// remembered; 0 turns the per-source penalty off.
+    #[serde(with = "humantime_serde")]
+    pub per_source_penalty: Duration,
     /// Optional pre-auth banner.
     pub banner: String,
 }
@@ -88,6 +96,8 @@ impl Default for ServerConfig {
             keepalive_interval: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),
+            per_source_max_failures: 10,
+            per_source_penalty: Duration::from_secs(60),
             banner: String::new(),
         }
     }
@@ -248,13 +258,33 @@ pub struct KubernetesSourceConfig {
     pub mode: KubernetesMode,
 }
 
-/// `[proxy_protocol]`: parsed so the SPEC's file shape is accepted; not
-/// implemented yet, and `check` says so when it is set.
+/// `[proxy_protocol]`: PROXY v1/v2 headers, honoured only from `trusted_cidrs`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ProxyProtocolConfig {
     pub enabled: bool,
+    /// CIDRs (or single addresses) of the load balancers allowed to send a
+    /// header; a header from anyone else is refused.
     pub trusted_cidrs: Vec<String>,
+}
+
+impl ProxyProtocolConfig {
+    /// The parsed `trusted_cidrs` (validated at load, so bad entries are
+    /// already reported; any left are skipped).
+    pub fn trusted(&self) -> Vec<ipnet::IpNet> {
+        self.trusted_cidrs
+            .iter()
+            .filter_map(|c| parse_cidr(c).ok())
+            .collect()
+    }
+}
+
+/// A CIDR such as `10.0.0.0/8` or a single address (`10.0.0.7`, `::1`).
+pub fn parse_cidr(text: &str) -> Result<ipnet::IpNet, String> {
+    let text = text.trim();
+    text.parse::<ipnet::IpNet>()
+        .or_else(|_| text.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("`{text}` is not a CIDR such as 10.0.0.0/8 or an address"))
 }
 
 /// How HTTP tunnels authenticate (SPEC §11).
@@ -266,8 +296,7 @@ pub enum TunnelAuth {
     Token,
 }
 
-/// `[http_tunnel]`: parsed so the SPEC's file shape is accepted; not
-/// implemented yet, and `check` says so when it is set.
+/// `[http_tunnel]`: HTTP CONNECT and WebSocket tunnels on the SSH port.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpTunnelConfig {

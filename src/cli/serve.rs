@@ -15,14 +15,11 @@ use tracing::{error, info, warn};
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::routes::{RouteSources, file};
+use crate::ops::admin;
 use crate::server::Gateway;
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
-
-/// Extra time past `shutdown_grace` before `serve` stops waiting for the
-/// listeners to finish draining and exits anyway.
-const FORCE_EXIT_MARGIN: Duration = Duration::from_secs(5);
 
 /// `serve` flags.
 #[derive(Debug, clap::Args)]
@@ -80,6 +77,10 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
             .map_err(Error::Runtime)?;
         listeners.push(listener);
     }
+    let admin = TcpListener::bind(config.admin.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))
+        .map_err(Error::Runtime)?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone(), config.server.shutdown_grace)?;
     let watcher = config.sources.file.watch.then(|| {
@@ -89,39 +90,39 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
             WATCH_INTERVAL,
         )
     });
-    let addrs: Vec<String> = listeners
-        .iter()
-        .map(|l| {
-            l.local_addr()
-                .map_or_else(|_| "?".into(), |a| a.to_string())
-        })
-        .collect();
+    let addrs: Vec<String> = listeners.iter().map(|l| local_addr(l)).collect();
     info!(
-        "listening on {}, host key {}, {} routes",
+        "listening on {}, host key {}, {} routes; admin on http://{}",
         addrs.join(", "),
         fingerprint(&key),
-        routes.table().load().len()
+        routes.table().load().len(),
+        local_addr(&admin),
     );
     let grace = config.server.shutdown_grace;
-    let gateway = Gateway::new(Arc::new(config), key, routes.table().clone());
+    let gateway = Gateway::new(Arc::new(config), key, routes);
+    let admin_stop = CancellationToken::new();
+    let admin_task = tokio::spawn(admin::serve(admin, gateway.health(), admin_stop.clone()));
     let mut tasks = JoinSet::new();
     for listener in listeners {
         tasks.spawn(gateway.clone().run(listener, shutdown.clone()));
     }
-    let result = tokio::select! {
-        r = wait_all(&mut tasks, &shutdown) => r,
-        () = async {
-            shutdown.cancelled().await;
-            tokio::time::sleep(grace + FORCE_EXIT_MARGIN).await;
-        } => {
-            warn!("still draining {:?} after shutdown_grace; exiting", grace + FORCE_EXIT_MARGIN);
-            Ok(())
-        }
-    };
+    // Listeners end when `shutdown` is cancelled (a signal) or one fails.
+    let result = wait_all(&mut tasks, &shutdown).await;
+    shutdown.cancel();
+    gateway.drain(grace).await;
+    admin_stop.cancel();
+    let _ = admin_task.await;
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    info!("stopped");
     result
+}
+
+fn local_addr(listener: &TcpListener) -> String {
+    listener
+        .local_addr()
+        .map_or_else(|_| "?".into(), |a| a.to_string())
 }
 
 /// Waits for every listener; the first failure stops the others.

@@ -25,9 +25,6 @@ pub const DEFAULT_FILE: &str = "switchboard.toml";
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("server.extra_host_keys", "extra host keys"),
     ("sources.kubernetes", "the Kubernetes route source"),
-    ("proxy_protocol", "PROXY protocol"),
-    ("http_tunnel", "HTTP CONNECT / WebSocket tunnels"),
-    ("admin", "the admin HTTP endpoint"),
 ];
 
 /// Path-valued keys; relative values in a file are taken relative to its directory.
@@ -306,6 +303,17 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
         if d == Duration::ZERO {
             fail(field, "must be longer than 0s".into());
         }
+    }
+    for (i, cidr) in config.proxy_protocol.trusted_cidrs.iter().enumerate() {
+        if let Err(message) = super::parse_cidr(cidr) {
+            fail(&format!("proxy_protocol.trusted_cidrs[{i}]"), message);
+        }
+    }
+    if config.proxy_protocol.enabled && config.proxy_protocol.trusted_cidrs.is_empty() {
+        fail(
+            "proxy_protocol.trusted_cidrs",
+            "is empty, so every PROXY header would be refused; list your load balancers' addresses".into(),
+        );
     }
     if config.routing.target_separator.is_empty() {
         fail(

@@ -89,12 +89,7 @@ fn spec_shaped_file_parses_and_warns_about_unimplemented_sections() {
     );
     assert_eq!(config.server.login_grace, Duration::from_secs(20));
     assert_eq!(config.routing.jump, JumpPolicy::Authenticated);
-    for section in [
-        "sources.kubernetes",
-        "proxy_protocol",
-        "http_tunnel",
-        "admin",
-    ] {
+    for section in ["sources.kubernetes"] {
         assert!(
             config
                 .warnings
@@ -104,6 +99,26 @@ fn spec_shaped_file_parses_and_warns_about_unimplemented_sections() {
             config.warnings
         );
     }
+}
+
+#[test]
+fn trusted_cidrs_are_validated_and_bare_addresses_accepted() {
+    let config = load(
+        "[proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"10.0.0.0/8\", \"127.0.0.1\", \"::1\"]\n",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(config.proxy_protocol.trusted().len(), 3);
+    let errors = load(
+        "[proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"10.0.0.0/33\", \"lb\"]\n",
+        &[],
+    )
+    .expect_err("bad CIDRs refused");
+    let text = errors.to_string();
+    assert!(text.contains("proxy_protocol.trusted_cidrs[0]"), "{text}");
+    assert!(text.contains("proxy_protocol.trusted_cidrs[1]"), "{text}");
+    let errors = load("[proxy_protocol]\nenabled = true\n", &[]).expect_err("empty list refused");
+    assert!(errors.to_string().contains("trusted_cidrs"), "{errors}");
 }
 
 #[test]

@@ -3,6 +3,9 @@
 
 use russh::{ChannelWriteHalf, server};
 
+/// The exit status of a session the gateway answers itself.
+pub const EXIT_STATUS: u32 = 1;
+
 /// Writes `text` to the client's stderr, then exit-status 1, EOF and close.
 pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, text: String, pty: bool) {
     // With a PTY the client's terminal is raw: end lines with CR LF.
@@ -13,7 +16,7 @@ pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, text: String, pty: b
     };
     text.push_str(if pty { "\r\n" } else { "\n" });
     let _ = to_client.extended_data_bytes(1, text.into_bytes()).await;
-    let _ = to_client.exit_status(1).await;
+    let _ = to_client.exit_status(EXIT_STATUS).await;
     let _ = to_client.eof().await;
     let _ = to_client.close().await;
 }

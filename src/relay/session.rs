@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug};
 
 use super::notice;
+use crate::ops::Conn;
 
 /// Messages queued from the client towards the box per channel: at 32 KiB
 /// packets, 4 MiB of slack beyond the box's window. It must exceed the
@@ -102,6 +103,7 @@ impl SessionRelay {
         client_handle: server::Handle,
         opening: impl Future<Output = BoxChannel> + Send + 'static,
         answered_by_box: bool,
+        conn: Arc<Conn>,
         span: &tracing::Span,
     ) -> Self {
         let (client_read, to_client) = client_channel.split();
@@ -114,7 +116,7 @@ impl SessionRelay {
             PENDING_DEPTH
         };
         let (input, queue) = mpsc::channel(depth);
-        let pump = pump(queue, opening, to_client, client_handle, span.clone());
+        let pump = pump(queue, opening, to_client, client_handle, conn, span.clone());
         tokio::spawn(pump.instrument(span.clone()));
         Self {
             input,
@@ -177,21 +179,39 @@ async fn pump(
     opening: impl Future<Output = BoxChannel>,
     to_client: ChannelWriteHalf<server::Msg>,
     client_handle: server::Handle,
+    conn: Arc<Conn>,
     span: tracing::Span,
 ) {
     let box_channel = match opening.await {
         Ok(channel) => channel,
-        Err(text) => return tell_when_started(queue, to_client, text).await,
+        Err(text) => {
+            if tell_when_started(queue, to_client, text).await {
+                conn.set_exit_status(notice::EXIT_STATUS);
+            }
+            return;
+        }
     };
     let (from_box, to_box) = box_channel.split();
     let replies = PendingReplies::default();
-    let output = box_to_client(from_box, to_client, client_handle, replies.clone());
+    let output = box_to_client(
+        from_box,
+        to_client,
+        client_handle,
+        replies.clone(),
+        conn.clone(),
+    );
     tokio::spawn(output.instrument(span));
 
     while let Some(input) = queue.recv().await {
         let result = match input {
-            Input::Data(data) => to_box.data_bytes(data).await,
-            Input::Extended(code, data) => to_box.extended_data_bytes(code, data).await,
+            Input::Data(data) => {
+                conn.add_up(data.len());
+                to_box.data_bytes(data).await
+            }
+            Input::Extended(code, data) => {
+                conn.add_up(data.len());
+                to_box.extended_data_bytes(code, data).await
+            }
             Input::Eof => to_box.eof().await,
             Input::Close => {
                 let _ = to_box.close().await;
@@ -252,12 +272,12 @@ async fn send_request(
 }
 
 /// No box: acknowledge requests, and tell `text` once the client starts a
-/// shell, a command or a subsystem.
+/// shell, a command or a subsystem (returns whether it was told).
 async fn tell_when_started(
     mut queue: mpsc::Receiver<Input>,
     to_client: ChannelWriteHalf<server::Msg>,
     text: String,
-) {
+) -> bool {
     let mut pty = false;
     while let Some(input) = queue.recv().await {
         match input {
@@ -268,7 +288,8 @@ async fn tell_when_started(
                 match request {
                     Request::Pty { .. } => pty = true,
                     Request::Shell | Request::Exec(_) | Request::Subsystem(_) => {
-                        return notice::tell(to_client, text, pty).await;
+                        notice::tell(to_client, text, pty).await;
+                        return true;
                     }
                     Request::Env { .. }
                     | Request::AgentForward
@@ -276,11 +297,16 @@ async fn tell_when_started(
                     | Request::Signal(_) => {}
                 }
             }
-            Input::Close => return,
+            Input::Close => return false,
             Input::Data(_) | Input::Extended(..) | Input::Eof => {}
         }
     }
+    false
 }
+
+/// Told when the box's connection dies under a session (a dead box is
+/// noticed by the keepalives on the box leg).
+const LOST: &str = "switchboard: lost the connection to the box";
 
 /// How long the box's EOF is held back waiting for its exit status. sshd
 /// sends EOF and then exit-status; a client that sees EOF alone may close the
@@ -295,9 +321,13 @@ async fn box_to_client(
     to_client: ChannelWriteHalf<server::Msg>,
     client_handle: server::Handle,
     replies: PendingReplies,
+    conn: Arc<Conn>,
 ) {
     let id = to_client.id();
     let mut eof_held = false;
+    // Whether the box ended the channel itself (close or exit status); if the
+    // channel just stops, the box connection died and the user is told.
+    let mut ended_by_box = false;
     loop {
         let next = if eof_held {
             match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
@@ -318,6 +348,7 @@ async fn box_to_client(
             msg,
             ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
         );
+        ended_by_box |= exit || matches!(msg, ChannelMsg::Close);
         if eof_held && !exit {
             eof_held = false;
             if to_client.eof().await.is_err() {
@@ -325,8 +356,12 @@ async fn box_to_client(
             }
         }
         let delivered = match msg {
-            ChannelMsg::Data { data } => to_client.data_bytes(data).await.is_ok(),
+            ChannelMsg::Data { data } => {
+                conn.add_down(data.len());
+                to_client.data_bytes(data).await.is_ok()
+            }
             ChannelMsg::ExtendedData { data, ext } => {
+                conn.add_down(data.len());
                 to_client.extended_data_bytes(ext, data).await.is_ok()
             }
             ChannelMsg::Eof => {
@@ -334,6 +369,7 @@ async fn box_to_client(
                 true
             }
             ChannelMsg::ExitStatus { exit_status } => {
+                conn.set_exit_status(exit_status);
                 to_client.exit_status(exit_status).await.is_ok()
             }
             ChannelMsg::ExitSignal {
@@ -360,6 +396,12 @@ async fn box_to_client(
             debug!("client channel gone");
             break;
         }
+    }
+    if !ended_by_box {
+        let text = format!("\n{LOST}\n");
+        let _ = to_client.extended_data_bytes(1, text.into_bytes()).await;
+        let _ = to_client.exit_status(notice::EXIT_STATUS).await;
+        eof_held = true;
     }
     if eof_held {
         let _ = to_client.eof().await;

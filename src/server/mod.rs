@@ -1,62 +1,114 @@
-//! The one listening port: accept, cap connections, enforce the login grace,
-//! and hand each stream to the SSH layer.
+//! The one listening port: accept, cap connections, and hand each stream down
+//! the pipeline (see [`connection`]): PROXY header → per-source penalty →
+//! protocol detection → SSH ([`ssh`]) or an HTTP tunnel.
+//!
+//! Shutdown ([`Gateway::drain`]): stop accepting at once, `/readyz` false,
+//! let connections run for `shutdown_grace`, then tell the users still
+//! connected that the gateway is restarting and close.
+
+mod connection;
+pub mod detect;
+pub mod limits;
+pub mod proxy;
+mod ssh;
 
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use russh::keys::PrivateKey;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
-use tracing::{Instrument, debug, field, info_span, warn};
+use tokio_util::task::TaskTracker;
+use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::routes::SharedRoutes;
-use crate::ssh::handler::ClientHandler;
+use crate::ops::admin::Health;
+use crate::ops::metrics;
+use crate::routes::RouteSources;
 use crate::ssh::{Context, settings};
+use limits::Penalties;
+use proxy::ProxyPolicy;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
 /// does not spin; the listener keeps going.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
+/// After the users still connected at the end of `shutdown_grace` are told
+/// and disconnected, how long their connections get to finish closing.
+const CLOSE_MARGIN: Duration = Duration::from_secs(3);
+
 /// The gateway: shared state for every listener and connection.
 pub struct Gateway {
     ctx: Arc<Context>,
     ssh: Arc<russh::server::Config>,
+    sources: Arc<RouteSources>,
+    health: Arc<Health>,
     connections: Arc<Semaphore>,
+    unauthenticated: Arc<Semaphore>,
+    penalties: Penalties,
+    proxy: Option<ProxyPolicy>,
+    /// Every connection task, so shutdown can wait for them.
+    tracker: TaskTracker,
+    /// Cancelled when `shutdown_grace` is over: connections tell their users
+    /// and close.
+    closing: CancellationToken,
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, host_key: PrivateKey, routes: SharedRoutes) -> Arc<Self> {
+    pub fn new(config: Arc<Config>, host_key: PrivateKey, sources: Arc<RouteSources>) -> Arc<Self> {
         let ssh = Arc::new(settings::server_config(&config, host_key));
         let client_settings = Arc::new(settings::client_config(&config));
-        let connections = Arc::new(Semaphore::new(config.server.max_connections));
+        let s = &config.server;
+        let connections = Arc::new(Semaphore::new(s.max_connections));
+        let unauthenticated = Arc::new(Semaphore::new(s.max_unauthenticated));
+        let penalties = Penalties::new(s.per_source_max_failures, s.per_source_penalty);
+        let proxy = config.proxy_protocol.enabled.then(|| ProxyPolicy {
+            trusted: config.proxy_protocol.trusted(),
+        });
+        let health = Health::new(sources.clone());
         let ctx = Arc::new(Context {
             config,
-            routes,
+            routes: sources.table().clone(),
             client_settings,
         });
         Arc::new(Self {
             ctx,
             ssh,
+            sources,
+            health,
             connections,
+            unauthenticated,
+            penalties,
+            proxy,
+            tracker: TaskTracker::new(),
+            closing: CancellationToken::new(),
         })
     }
 
-    /// Accepts on `listener` until `shutdown` is cancelled. The caller binds,
-    /// so tests can use `127.0.0.1:0`.
+    /// What `/readyz` reports.
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Accepts on `listener` until `shutdown` is cancelled, then drops it (new
+    /// connections are refused at once). No client is accepted before every
+    /// route source has synced once. The caller binds, so tests can use
+    /// `127.0.0.1:0`.
     pub async fn run(
         self: Arc<Self>,
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> io::Result<()> {
+        tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            () = self.sources.wait_ready() => {}
+        }
         loop {
             let (stream, peer) = tokio::select! {
                 biased;
-                _ = shutdown.cancelled() => return Ok(()),
+                () = shutdown.cancelled() => return Ok(()),
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(e) => {
@@ -66,71 +118,51 @@ impl Gateway {
                     }
                 },
             };
-            let Ok(permit) = self.connections.clone().try_acquire_owned() else {
-                debug!(client = %peer, "max_connections reached; connection refused");
+            let m = metrics::get();
+            let Ok(slot) = self.connections.clone().try_acquire_owned() else {
+                debug!(peer = %peer, "max_connections reached; connection refused");
+                m.reject("max_connections");
+                m.limit("max_connections");
                 continue;
             };
-            let span = info_span!(
-                "conn",
-                client = %peer,
-                key_fp = field::Empty,
-                route = field::Empty,
-                user = field::Empty,
-                mode = field::Empty
-            );
-            tokio::spawn(
-                self.clone()
-                    .serve(stream, permit, span.clone())
-                    .instrument(span),
-            );
+            let Ok(unauthenticated) = self.unauthenticated.clone().try_acquire_owned() else {
+                debug!(peer = %peer, "max_unauthenticated reached; connection refused");
+                m.reject("max_unauthenticated");
+                m.limit("max_unauthenticated");
+                continue;
+            };
+            let gateway = self.clone();
+            self.tracker.spawn(async move {
+                let _slot = slot;
+                gateway.handle(stream, peer, unauthenticated).await;
+            });
         }
     }
 
-    async fn serve(
-        self: Arc<Self>,
-        stream: TcpStream,
-        _permit: OwnedSemaphorePermit,
-        span: tracing::Span,
-    ) {
-        let started = Instant::now();
-        let grace = self.ctx.config.server.login_grace;
-        let _ = stream.set_nodelay(true);
-        let local = stream
-            .local_addr()
-            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let authenticated = Arc::new(AtomicBool::new(false));
-        let handler = ClientHandler::new(self.ctx.clone(), local, authenticated.clone(), span);
-
-        // A client that never sends its version line must not hold a slot.
-        let session = match tokio::time::timeout(
-            grace,
-            russh::server::run_stream(self.ssh.clone(), stream, handler),
-        )
-        .await
-        {
-            Err(_) => return debug!("no SSH version line within login_grace; closed"),
-            Ok(Err(e)) => return debug!(error = %e, "not an SSH client; closed"),
-            Ok(Ok(session)) => session,
-        };
-        let handle = session.handle();
-        let remaining = grace.saturating_sub(started.elapsed());
-        let login_grace = tokio::spawn(async move {
-            tokio::time::sleep(remaining).await;
-            if !authenticated.load(Ordering::Acquire) {
-                debug!("login_grace expired before authentication; disconnecting");
-                let _ = handle
-                    .disconnect(
-                        russh::Disconnect::ByApplication,
-                        "login grace time expired".into(),
-                        "en".into(),
-                    )
-                    .await;
-            }
-        });
-        match session.await {
-            Ok(()) => debug!("connection closed"),
-            Err(e) => debug!(error = %e, "connection ended"),
+    /// Waits for the connections to finish, for at most `grace`; then tells
+    /// the users still connected that the gateway is restarting, closes
+    /// their connections and waits a moment for them to go.
+    /// Call after cancelling the `shutdown` token given to [`Gateway::run`].
+    pub async fn drain(&self, grace: Duration) {
+        self.health.start_draining();
+        self.tracker.close();
+        let open = self.tracker.len();
+        if open > 0 {
+            info!("draining {open} connections for up to {grace:?}");
         }
-        login_grace.abort();
+        if tokio::time::timeout(grace, self.tracker.wait()).await.is_ok() {
+            return info!("all connections finished");
+        }
+        warn!(
+            "shutdown_grace over; closing {} connections",
+            self.tracker.len()
+        );
+        self.closing.cancel();
+        if tokio::time::timeout(CLOSE_MARGIN, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            warn!("{} connections did not close in time", self.tracker.len());
+        }
     }
 }

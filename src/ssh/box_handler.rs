@@ -12,6 +12,8 @@ use russh::{Channel, ChannelOpenFailure, server};
 use tracing::{Instrument, Span, debug, warn};
 
 use crate::config::HostKeyPolicy;
+use crate::ops::Conn;
+use crate::relay::meter::Metered;
 use crate::relay::tcpip;
 use crate::routes::Forwarding;
 
@@ -24,6 +26,8 @@ pub struct ClientLink {
     pub forwarding: Forwarding,
     /// Set once the client asks for agent forwarding (`ssh -A`).
     pub agent: Arc<AtomicBool>,
+    /// The client connection's record (byte accounting).
+    pub conn: Arc<Conn>,
     /// The client connection's span.
     pub span: Span,
 }
@@ -81,7 +85,7 @@ impl Handler for BoxHandler {
                 .channel_open_forwarded_tcpip(address, connected_port, originator, originator_port)
                 .await
         };
-        bridge(channel, reply, opening, client.span);
+        bridge(channel, reply, opening, client);
         Ok(())
     }
 
@@ -106,7 +110,7 @@ impl Handler for BoxHandler {
             channel,
             reply,
             async move { handle.channel_open_agent().await },
-            client.span,
+            client,
         );
         Ok(())
     }
@@ -119,13 +123,15 @@ fn bridge(
     from_box: Channel<Msg>,
     reply: ChannelOpenHandle,
     opening: impl Future<Output = Result<Channel<server::Msg>, russh::Error>> + Send + 'static,
-    span: Span,
+    client: ClientLink,
 ) {
+    let ClientLink { conn, span, .. } = client;
     let task = async move {
         match opening.await {
             Ok(to_client) => {
                 reply.accept().await;
-                tcpip::splice(from_box.into_stream(), to_client.into_stream()).await;
+                let to_client = Metered::new(to_client.into_stream(), conn);
+                tcpip::splice(from_box.into_stream(), to_client).await;
             }
             Err(e) => {
                 debug!(error = %e, "client refused a channel the box opened");

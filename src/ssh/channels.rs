@@ -20,6 +20,7 @@ use super::messages::Notice;
 use super::upstream::{self, Login, Upstream};
 use crate::config::JumpPolicy;
 use crate::relay::session::{BoxChannel, Request, SessionRelay};
+use crate::relay::meter::Metered;
 use crate::relay::tcpip;
 use crate::routes::{Route, RouteState};
 
@@ -39,7 +40,14 @@ impl ClientHandler {
             // this connection's event loop: open the box channel later.
             let opening = agent_box_channel(login.subscribe());
             reply.accept().await;
-            SessionRelay::start(channel, session.handle(), opening, false, &self.span)
+            SessionRelay::start(
+                channel,
+                session.handle(),
+                opening,
+                false,
+                self.conn.clone(),
+                &self.span,
+            )
         } else {
             let opened = match self.upstream(session.handle()).await {
                 Ok(up) => open_box_session(&up).await.map_err(|e| {
@@ -54,6 +62,7 @@ impl ClientHandler {
                 session.handle(),
                 std::future::ready(opened),
                 true,
+                self.conn.clone(),
                 &self.span,
             )
         };
@@ -138,6 +147,7 @@ impl ClientHandler {
         // The box opens the connection (as with a direct `ssh -L`); do it off
         // the connection's event loop, since the box may take a while.
         let (host, originator) = (host.to_owned(), originator_address.to_owned());
+        let conn = self.conn.clone();
         let task = async move {
             let Some(handle) = up.handle() else { return };
             match handle
@@ -146,7 +156,8 @@ impl ClientHandler {
             {
                 Ok(box_channel) => {
                     reply.accept().await;
-                    tcpip::splice(channel.into_stream(), box_channel.into_stream()).await;
+                    let channel = Metered::new(channel.into_stream(), conn);
+                    tcpip::splice(channel, box_channel.into_stream()).await;
                 }
                 Err(russh::Error::ChannelOpenFailure(failure)) => reply.reject(failure).await,
                 Err(e) => {
@@ -162,6 +173,7 @@ impl ClientHandler {
     /// end-to-end between the client and the box.
     fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle) {
         let connect_timeout = self.ctx.config.upstream.connect_timeout;
+        let conn = self.conn.clone();
         let task = async move {
             if let RouteState::Stopped { message } = &route.state {
                 let notice = Notice::Stopped {
@@ -198,7 +210,7 @@ impl ClientHandler {
             let _ = tcp.set_nodelay(true);
             info!(route = %route.name, "jump");
             reply.accept().await;
-            tcpip::splice(channel.into_stream(), tcp).await;
+            tcpip::splice(Metered::new(channel.into_stream(), conn), tcp).await;
         };
         tokio::spawn(task.instrument(self.span.clone()));
     }
@@ -303,6 +315,7 @@ impl ClientHandler {
             handle: client.clone(),
             forwarding: r.forwarding,
             agent: self.agent_requested.clone(),
+            conn: self.conn.clone(),
             span: self.span.clone(),
         });
         let task = async move {

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::Certificate;
@@ -17,6 +17,7 @@ use tracing::Span;
 
 use super::Context;
 use super::login::State;
+use crate::ops::Conn;
 use crate::relay::session::{Request, SessionRelay};
 
 /// Per-connection state.
@@ -24,8 +25,9 @@ pub struct ClientHandler {
     pub(super) ctx: Arc<Context>,
     /// The address the client connected to (used in the "pick a route" hint).
     pub(super) local: SocketAddr,
-    /// Set once authentication succeeds; read by the login-grace timer.
-    pub(super) authenticated: Arc<AtomicBool>,
+    /// The connection's record: identity, bytes, exit status, auth state
+    /// (read by the login-grace timer and the audit event).
+    pub(super) conn: Arc<Conn>,
     /// The connection's span: `client`, `key_fp`, `route`, `user`, `mode`.
     pub(super) span: Span,
     pub(super) state: State,
@@ -40,13 +42,13 @@ impl ClientHandler {
     pub fn new(
         ctx: Arc<Context>,
         local: SocketAddr,
-        authenticated: Arc<AtomicBool>,
+        conn: Arc<Conn>,
         span: Span,
     ) -> Self {
         Self {
             ctx,
             local,
-            authenticated,
+            conn,
             span,
             state: State::Unauthenticated,
             key: None,
@@ -90,7 +92,8 @@ impl Handler for ClientHandler {
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
-        self.authenticated.store(true, Ordering::Release);
+        let mode = self.conn.identity().mode.unwrap_or("key");
+        self.conn.mark_authenticated(mode);
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use super::upstream::{self, Login, Upstream};
 use crate::auth::principal::{self, Decision};
 use crate::auth::username;
 use crate::config::JumpPolicy;
+use crate::ops::metrics;
 use crate::routes::{Route, RouteState};
 
 /// Where an authenticated connection goes.
@@ -96,6 +97,8 @@ impl ClientHandler {
     pub(super) fn offered(&self, user: &str, key: &PublicKey) -> Auth {
         match self.decide(user, key) {
             Decision::Deny if self.agent_target(user).is_none() && !self.jump_only(user) => {
+                self.conn.note_auth_failure();
+                metrics::get().auth("none", "rejected");
                 Auth::reject()
             }
             _ => Auth::Accept,
@@ -106,16 +109,15 @@ impl ClientHandler {
     pub(super) fn verified(&mut self, user: &str, key: &PublicKey) -> Auth {
         let decision = self.decide(user, key);
         let fingerprint = key.fingerprint(HashAlg::Sha256);
-        self.span
-            .record("key_fp", tracing::field::display(&fingerprint));
+        self.record("key_fp", &fingerprint.to_string());
         self.state = match decision {
             Decision::Deny if let Some((target, login_user)) = self.agent_target(user) => {
-                self.span.record("mode", "agent");
-                self.span.record("route", target.as_str());
+                self.record_mode("agent");
+                self.record("route", &target);
                 let route = self.ctx.routes.load().get(&target).cloned();
                 let user = login_user.or_else(|| route.as_ref().and_then(|r| r.user.clone()));
                 if let Some(u) = &user {
-                    self.span.record("user", u.as_str());
+                    self.record("user", u);
                 }
                 let (login, _) = watch::channel(AgentLogin::NotRequested);
                 State::Agent {
@@ -126,29 +128,52 @@ impl ClientHandler {
                 }
             }
             Decision::Deny if self.jump_only(user) => {
-                self.span.record("mode", "jump");
+                self.record_mode("jump");
                 State::Notice(Notice::JumpOnly)
             }
             Decision::Deny => {
                 self.span
                     .in_scope(|| info!(key_fp = %fingerprint, "authentication refused"));
+                self.conn.note_auth_failure();
+                metrics::get().auth("none", "rejected");
                 return Auth::reject();
             }
             Decision::Choose { routes } => {
                 let commands = routes.iter().map(|r| self.command_for(r, user)).collect();
-                self.span.record("mode", "choose");
+                self.record_mode("choose");
                 State::Notice(Notice::ChooseRoute { commands })
             }
             Decision::Route { route, user } => self.start(route, user),
         };
         self.key = Some(key.clone());
+        let mode = self.conn.identity().mode.unwrap_or("key");
+        metrics::get().auth(mode, "accepted");
         self.span.in_scope(|| info!("authenticated"));
         Auth::Accept
     }
 
+    /// Records a connection fact in the span (logs) and the record (audit).
+    fn record(&self, field: &'static str, value: &str) {
+        self.span.record(field, value);
+        self.conn.identify(|id| {
+            let slot = match field {
+                "route" => &mut id.route,
+                "user" => &mut id.user,
+                "key_fp" => &mut id.key_fp,
+                _ => return,
+            };
+            *slot = Some(value.to_owned());
+        });
+    }
+
+    fn record_mode(&self, mode: &'static str) {
+        self.span.record("mode", mode);
+        self.conn.identify(|id| id.mode = Some(mode));
+    }
+
     fn start(&self, route: Arc<Route>, user: Option<String>) -> State {
-        self.span.record("route", route.name.as_str());
-        self.span.record("mode", "key");
+        self.record("route", &route.name);
+        self.record_mode("key");
         if let RouteState::Stopped { message } = &route.state {
             return State::Notice(Notice::Stopped {
                 route: route.name.clone(),
@@ -160,7 +185,7 @@ impl ClientHandler {
                 route: route.name.clone(),
             });
         };
-        self.span.record("user", user.as_str());
+        self.record("user", &user);
         State::Relay {
             route,
             user,
@@ -209,6 +234,7 @@ impl ClientHandler {
                 handle: client,
                 forwarding: route.forwarding,
                 agent: self.agent_requested.clone(),
+                conn: self.conn.clone(),
                 span: self.span.clone(),
             };
             let ctx = &self.ctx;

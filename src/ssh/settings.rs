@@ -58,7 +58,9 @@ pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
         window_size: WINDOW_SIZE,
         preferred: preferred(),
         max_auth_attempts: config.server.max_auth_tries,
-        inactivity_timeout: nonzero(config.server.idle_timeout),
+        // idle_timeout is enforced by the gateway on relayed bytes (see
+        // server::ssh): russh's timer is reset by keepalive replies.
+        inactivity_timeout: None,
         keepalive_interval: nonzero(config.server.keepalive_interval),
         keepalive_max: 3,
         nodelay: true,

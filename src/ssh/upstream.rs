@@ -15,6 +15,7 @@ use tracing::debug;
 use super::box_handler::{BoxHandler, ClientLink};
 use super::messages::Notice;
 use crate::config::UpstreamConfig;
+use crate::ops::metrics;
 use crate::routes::Route;
 
 /// A logged-in SSH connection to one box.
@@ -60,8 +61,40 @@ pub enum Login {
     Agent(Box<ClientAgent>),
 }
 
-/// Connects and logs in to `route` as `user`.
+/// Connects and logs in to `route` as `user`; the attempt is timed and any
+/// failure counted in the metrics.
 pub async fn connect(
+    settings: &Arc<client::Config>,
+    upstream: &UpstreamConfig,
+    route: &Route,
+    user: &str,
+    client: Option<ClientLink>,
+    login: Login,
+) -> Result<Upstream, Notice> {
+    let started = Instant::now();
+    let result = connect_and_login(settings, upstream, route, user, client, login).await;
+    let failure = result.as_ref().err().map(failure_reason);
+    metrics::get().upstream(started.elapsed(), failure);
+    result
+}
+
+/// A bounded metrics label for a failed upstream login.
+fn failure_reason(notice: &Notice) -> &'static str {
+    match notice {
+        Notice::Unreachable { .. } => "unreachable",
+        Notice::HandshakeTimeout { .. } => "timeout",
+        Notice::LoginRefused { .. } => "login_refused",
+        Notice::HostKeyMismatch { .. } => "host_key",
+        Notice::NoIdentity { .. } => "no_identity",
+        Notice::Stopped { .. }
+        | Notice::NoUser { .. }
+        | Notice::NeedAgent { .. }
+        | Notice::JumpOnly
+        | Notice::ChooseRoute { .. } => "other",
+    }
+}
+
+async fn connect_and_login(
     settings: &Arc<client::Config>,
     upstream: &UpstreamConfig,
     route: &Route,

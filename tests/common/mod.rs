@@ -771,6 +771,8 @@ pub struct GatewayConfig {
     /// Pass `--dev` to `serve`.
     pub dev: bool,
     pub log_level: String,
+    /// `[log] format`: `"text"` or `"json"`.
+    pub log_format: String,
     pub connect_timeout: String,
     pub handshake_timeout: String,
     pub agent_login: bool,
@@ -792,6 +794,7 @@ impl Default for GatewayConfig {
             seed_file: None,
             dev: false,
             log_level: "info".into(),
+            log_format: "text".into(),
             connect_timeout: "2s".into(),
             handshake_timeout: "5s".into(),
             agent_login: false,
@@ -804,10 +807,11 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
-    pub fn render(&self, listen: &str, routes: &Path) -> String {
+    pub fn render(&self, listen: &str, admin: &str, routes: &Path) -> String {
         if let Some(raw) = &self.raw {
             return raw
                 .replace("@LISTEN@", &toml_str(listen))
+                .replace("@ADMIN@", &toml_str(admin))
                 .replace("@ROUTES@", &toml_str(&routes.display().to_string()));
         }
         let mut seed = String::new();
@@ -825,8 +829,10 @@ impl GatewayConfig {
              [routing]\nagent_login = {agent}\njump = \"{jump}\"\n\n\
              [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n\n\
              [sources.file]\npath = {routes}\nwatch = {watch}\n\n\
-             [admin]\nlisten = \"127.0.0.1:0\"\n\n\
-             [log]\nlevel = {level}\n\n{extra}",
+             [admin]\nlisten = {admin}\n\n\
+             [log]\nlevel = {level}\nformat = {format}\n\n{extra}",
+            admin = toml_str(admin),
+            format = toml_str(&self.log_format),
             listen = toml_str(listen),
             agent = self.agent_login,
             jump = self.jump,
@@ -862,6 +868,8 @@ pub fn run_switchboard<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
 /// routes file in a temp dir; killed on drop (its log printed if the test failed).
 pub struct Gateway {
     pub port: u16,
+    /// The admin HTTP port (`/healthz`, `/readyz`, `/metrics`).
+    pub admin_port: u16,
     pub dir: TempDir,
     pub config_path: PathBuf,
     pub routes_path: PathBuf,
@@ -890,9 +898,14 @@ impl Gateway {
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
+            let admin_port = free_port();
             fs::write(
                 &config_path,
-                cfg.render(&format!("127.0.0.1:{port}"), &routes_path),
+                cfg.render(
+                    &format!("127.0.0.1:{port}"),
+                    &format!("127.0.0.1:{admin_port}"),
+                    &routes_path,
+                ),
             )
             .expect("config");
             let log = File::create(&log_path).expect("gateway.log");
@@ -910,6 +923,7 @@ impl Gateway {
                 Started::Up => {
                     return Ok(Gateway {
                         port,
+                        admin_port,
                         dir,
                         config_path,
                         routes_path,
@@ -937,6 +951,51 @@ impl Gateway {
     /// True while the gateway process runs.
     pub fn is_alive(&mut self) -> bool {
         matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends a signal (`"TERM"`, `"INT"`, …) to the gateway process.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the gateway to exit; its exit code, or `None` on timeout.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status.code());
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// `GET path` on the admin endpoint: (status code, body).
+    pub fn admin_get(&self, path: &str) -> (u16, String) {
+        http_get(self.admin_port, path)
+    }
+
+    /// The JSON objects of the log (with `log_format = "json"`).
+    pub fn json_log(&self) -> Vec<serde_json::Value> {
+        self.log()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The audit events of the JSON log.
+    pub fn audit_events(&self) -> Vec<serde_json::Value> {
+        self.json_log()
+            .into_iter()
+            .filter(|v| v["target"] == "audit")
+            .collect()
     }
 
     /// Replaces the routes file in place (what an operator's editor does).
@@ -1086,6 +1145,82 @@ pub fn echo_server() -> u16 {
         }
     });
     port
+}
+
+/// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status code, body); (0, "") when
+/// nothing answers.
+pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    if conn.write_all(request.as_bytes()).is_err() {
+        return (0, String::new());
+    }
+    let mut response = String::new();
+    let _ = conn.read_to_string(&mut response);
+    let status = response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A PROXY-protocol-speaking "load balancer" on 127.0.0.1: every connection
+/// to the returned port is forwarded to 127.0.0.1:`upstream`, preceded by
+/// `header` (a v1 or v2 PROXY header). Threads, copied both ways.
+pub fn proxy_forwarder(upstream: u16, header: Vec<u8>) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
+    let port = listener.local_addr().expect("addr").port();
+    thread::spawn(move || {
+        for client in listener.incoming().flatten() {
+            let header = header.clone();
+            thread::spawn(move || {
+                let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    return;
+                };
+                if server.write_all(&header).is_err() {
+                    return;
+                }
+                let (Ok(mut c2), Ok(mut s2)) = (client.try_clone(), server.try_clone()) else {
+                    return;
+                };
+                let up = thread::spawn(move || {
+                    let mut client = client;
+                    let _ = std::io::copy(&mut client, &mut server);
+                    let _ = server.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut s2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    port
+}
+
+/// A PROXY v1 header declaring `client` (`"203.0.113.7:50000"`) as the source.
+pub fn proxy_v1(client: &str) -> Vec<u8> {
+    let (ip, port) = client.rsplit_once(':').expect("ip:port");
+    format!("PROXY TCP4 {ip} 127.0.0.1 {port} 2233\r\n").into_bytes()
+}
+
+/// A PROXY v2 header declaring the IPv4 `client` as the source.
+pub fn proxy_v2(client: &str) -> Vec<u8> {
+    let addr: std::net::SocketAddrV4 = client.parse().expect("ipv4:port");
+    let mut h = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    h.extend([0x21, 0x11, 0, 12]);
+    h.extend(addr.ip().octets());
+    h.extend([127, 0, 0, 1]);
+    h.extend(addr.port().to_be_bytes());
+    h.extend(2233u16.to_be_bytes());
+    h
 }
 
 /// A "black hole": accepts TCP connections and never says anything.

@@ -1,0 +1,103 @@
+//! The SSH leg of a connection: run the russh server on the stream, with a
+//! watchdog that disconnects when `login_grace` passes before authentication,
+//! when the session has been idle for `idle_timeout`, or when the gateway
+//! closes after draining (telling the user it is restarting).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::server::Handle;
+use tracing::{Span, debug, info};
+
+use super::Gateway;
+use super::connection::{Replayed, Served};
+use crate::ops::{Conn, metrics};
+use crate::ssh::handler::ClientHandler;
+
+/// What a user still connected when the drain ends is told.
+pub const RESTARTING: &str = "switchboard: the gateway is restarting; reconnect in a moment";
+
+/// How often the idle timer looks at a connection.
+const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
+
+impl Gateway {
+    pub(super) async fn serve_ssh(
+        self: Arc<Self>,
+        stream: Replayed,
+        conn: Arc<Conn>,
+        deadline: Instant,
+        span: Span,
+    ) -> Served {
+        let local = stream
+            .writer()
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let handler = ClientHandler::new(self.ctx.clone(), local, conn.clone(), span);
+        // A client that never sends its version line must not hold a slot.
+        let running = russh::server::run_stream(self.ssh.clone(), stream, handler);
+        let session = match tokio::time::timeout_at(deadline.into(), running).await {
+            Err(_) => {
+                debug!("no SSH version line within login_grace; closed");
+                return Served::LoginGraceExpired;
+            }
+            Ok(Err(e)) => {
+                debug!(error = %e, "not an SSH client; closed");
+                return Served::Ended;
+            }
+            Ok(Ok(session)) => session,
+        };
+        let handle = session.handle();
+        let watchdog = tokio::spawn(self.clone().watch(handle, conn, deadline));
+        match session.await {
+            Ok(()) => debug!("connection closed"),
+            Err(e) => debug!(error = %e, "connection ended"),
+        }
+        watchdog.abort();
+        match watchdog.await {
+            Ok(served) => served,
+            Err(_) => Served::Ended,
+        }
+    }
+
+    /// Disconnects the client when a limit or the shutdown says so.
+    async fn watch(self: Arc<Self>, handle: Handle, conn: Arc<Conn>, deadline: Instant) -> Served {
+        let idle = self.ctx.config.server.idle_timeout;
+        let grace = async {
+            tokio::time::sleep_until(deadline.into()).await;
+            if conn.is_authenticated() {
+                std::future::pending::<()>().await;
+            }
+        };
+        let idle_expired = async {
+            if idle.is_zero() {
+                return std::future::pending::<()>().await;
+            }
+            loop {
+                tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
+                if conn.is_authenticated() && conn.idle_for() >= idle {
+                    return;
+                }
+            }
+        };
+        let (reason, served) = tokio::select! {
+            () = grace => {
+                debug!("login_grace expired before authentication; disconnecting");
+                ("login grace time expired".to_owned(), Served::LoginGraceExpired)
+            }
+            () = idle_expired => {
+                info!("idle for {}; disconnecting", humantime::format_duration(idle));
+                metrics::get().limit("idle_timeout");
+                (format!("switchboard: idle for {}; disconnected", humantime::format_duration(idle)), Served::Ended)
+            }
+            () = self.closing.cancelled() => {
+                info!("shutdown_grace over; disconnecting");
+                (RESTARTING.to_owned(), Served::Ended)
+            }
+        };
+        let _ = handle
+            .disconnect(russh::Disconnect::ByApplication, reason, "en".into())
+            .await;
+        served
+    }
+}
