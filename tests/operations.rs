@@ -301,3 +301,19 @@ fn an_idle_session_is_closed_after_idle_timeout() {
     assert!(!idle.stdout.contains("never"));
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+#[test]
+fn a_dead_box_is_noticed_by_keepalives_and_the_user_told() {
+    let dir = temp_dir();
+    let alice = Key::generate(dir.path(), "alice");
+    let ws = SshdBox::start("alice-ws");
+    let gw = raw_gateway("keepalive_interval = \"1s\"", &routes_toml(&[ws.route(&[&alice])]));
+    let session = Bg::spawn(gw.ssh_cmd(&alice).args(["anyone@127.0.0.1", "echo started; sleep 60"]));
+    assert!(eventually(Duration::from_secs(10), || session.stdout().contains("started")));
+    ws.freeze_sessions();
+    let started = Instant::now();
+    let out = session.wait(Duration::from_secs(30));
+    assert!(!out.timed_out, "the session outlived its dead box: {out:?}");
+    assert!(out.stderr.contains("lost the connection to the box"), "{out:?}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+}

@@ -10,12 +10,19 @@ use common::*;
 
 #[test]
 fn debug_log_holds_no_seed_and_no_private_key() {
+    for format in ["text", "json"] {
+        no_secret_in_log(format);
+    }
+}
+
+fn no_secret_in_log(format: &str) {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let stranger = Key::generate(dir.path(), "stranger");
     let ws = SshdBox::start("alice-ws");
     let cfg = GatewayConfig {
         log_level: "debug".into(),
+        log_format: format.into(),
         ..Default::default()
     };
     let gw = Gateway::start_with(&cfg, &routes_toml(&[ws.route(&[&alice])]));

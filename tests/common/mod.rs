@@ -512,6 +512,36 @@ fn wait_for_banner(child: &mut Child, port: u16, is_ours: impl Fn(&str) -> bool)
     }
 }
 
+/// Every descendant of `pid` (from `/proc/*/stat`).
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut parents: Vec<(u32, u32)> = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid …": comm may hold spaces; split after ')'.
+        let ppid = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|p| p.parse::<u32>().ok());
+        if let Some(ppid) = ppid {
+            parents.push((child, ppid));
+        }
+    }
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(c, _)| *c));
+        i += 1;
+    }
+    found.remove(0);
+    found
+}
+
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
@@ -642,6 +672,14 @@ impl SshdBox {
     }
 
     /// `127.0.0.1:PORT`, for the route's `address`.
+    /// Freezes (SIGSTOP) every process this box's sshd started for its
+    /// connections: the box stops answering, as a hung or vanished host would.
+    pub fn freeze_sessions(&self) {
+        for pid in descendants(self.child.id()) {
+            let _ = Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+        }
+    }
+
     pub fn address(&self) -> String {
         format!("127.0.0.1:{}", self.port)
     }
@@ -675,6 +713,10 @@ impl SshdBox {
 
 impl Drop for SshdBox {
     fn drop(&mut self) {
+        // Per-connection processes too (they may be frozen by a test).
+        for pid in descendants(self.child.id()) {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
         if thread::panicking() {
