@@ -8,6 +8,7 @@ mod host_key;
 mod seed;
 mod serve;
 mod ssh_config;
+mod tunnel;
 
 use std::path::{Path, PathBuf};
 
@@ -38,6 +39,8 @@ pub enum Command {
     Seed,
     /// Print the ~/.ssh/config stanzas that reach ROUTE through the gateway.
     SshConfig(ssh_config::Args),
+    /// A ProxyCommand that reaches ROUTE through the gateway's HTTP CONNECT or WebSocket front.
+    Tunnel(tunnel::Args),
 }
 
 /// `--config FILE`, shared by the subcommands that read the configuration.
@@ -98,7 +101,7 @@ impl Command {
             Command::Check(a) => &a.config,
             Command::HostKey(a) => &a.config,
             Command::SshConfig(a) => &a.config,
-            Command::Seed => return Ok(Config::default()),
+            Command::Seed | Command::Tunnel(_) => return Ok(Config::default()),
         };
         Config::load(arg.config.as_deref())
     }
@@ -112,6 +115,7 @@ pub fn run(command: Command, config: Config) -> Result<(), Error> {
         Command::HostKey(args) => host_key::run(&args, &config),
         Command::Seed => seed::run(),
         Command::SshConfig(args) => ssh_config::run(&args, &config),
+        Command::Tunnel(args) => tunnel::run(args),
     }
 }
 
