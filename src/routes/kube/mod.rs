@@ -16,6 +16,7 @@
 pub mod crd;
 mod crd_map;
 mod crd_source;
+mod crd_validate;
 mod pods;
 mod reflect;
 mod sealos;

@@ -148,7 +148,11 @@ impl Shared {
                     *e = error;
                 }
                 None => {
-                    warn!(watch = %label, error = %error, "Kubernetes watch failed; serving the last known routes, retrying with backoff");
+                    if h.synced {
+                        warn!(watch = %label, error = %error, "Kubernetes watch failed; serving the last known routes, retrying with backoff");
+                    } else {
+                        warn!(watch = %label, error = %error, "Kubernetes list failed; no routes from Kubernetes until it succeeds, retrying with backoff");
+                    }
                     h.failing = Some((now, now, error));
                 }
             }
@@ -206,7 +210,7 @@ where
                             .route_reload_errors
                             .get_or_create(&Source { source: SOURCE })
                             .inc();
-                        shared.failed(&label, e.to_string());
+                        shared.failed(&label, chain(&e));
                     }
                     // The watcher never ends; if it did, start over.
                     None => break,
@@ -245,4 +249,19 @@ pub(super) fn trim<K: Clone>(event: Event<K>, keep: &Keep<K>) -> Option<Event<K>
         Event::Init => Some(Event::Init),
         Event::InitDone => Some(Event::InitDone),
     }
+}
+
+/// An error and its causes, `outer: inner: root`, each said once.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        let text = e.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = e.source();
+    }
+    out
 }
