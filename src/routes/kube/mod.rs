@@ -148,6 +148,10 @@ async fn client(
         )?,
     };
     kube_config.read_timeout = Some(READ_TIMEOUT);
+    // The client's own retry of 429/503/504 (up to 15 times over minutes)
+    // would hide an unhealthy API from the watchers, which retry with their
+    // own backoff and report staleness.
+    kube_config.default_retry = false;
     kube_config.reset_reader_on_write = true;
     if connect_timeout.is_some() {
         kube_config.connect_timeout = connect_timeout;

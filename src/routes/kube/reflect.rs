@@ -6,6 +6,12 @@
 //! stored, so the store holds only what routes need. A relist (`Init` …
 //! `InitDone`) replaces the store's whole content at once, so an object whose
 //! delete was missed while the watch was down disappears then.
+//!
+//! Health: a watch error marks the watch failing (its routes stale). While
+//! failing, a cheap probe (a one-item metadata list) runs every few seconds;
+//! once it succeeds the watch is restarted, and the relist that follows both
+//! proves the watch is back and brings the store up to date. (The watcher's
+//! own resume emits nothing when it merely reconnects, so it cannot tell.)
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
@@ -16,6 +22,7 @@ use futures_util::StreamExt as _;
 use futures_util::future::BoxFuture;
 use kube::Api;
 use kube::Resource;
+use kube::api::ListParams;
 use kube::runtime::WatchStreamExt as _;
 use kube::runtime::reflector::{Store, store::Writer};
 use kube::runtime::watcher::{self, Event};
@@ -26,10 +33,8 @@ use tracing::{debug, info, warn};
 use super::SOURCE;
 use crate::ops::metrics::{self, Source};
 
-/// After a watch error, how long without another one before the watch is
-/// taken as re-established (the watcher emits nothing when a retry simply
-/// succeeds): longer than the backoff's 30 s ceiling plus a 30 s connect timeout.
-const RECOVERY_QUIET: Duration = Duration::from_secs(75);
+/// How often a failing watch probes the API to see whether it is back.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 
 /// Trims an object to what is kept, or says it is not wanted (`None`).
 pub(super) type Keep<K> = Arc<dyn Fn(&K) -> Option<K> + Send + Sync>;
@@ -92,24 +97,23 @@ impl Shared {
     }
 
     /// Why routes may be out of date (`None`: every watch is healthy).
-    /// Clears failures that have been quiet for [`RECOVERY_QUIET`].
     pub(super) fn staleness(&self) -> Option<String> {
-        let mut watches = self.lock();
-        let mut out = Vec::new();
-        for (label, health) in watches.iter_mut() {
-            if let Some((since, last, error)) = &health.failing {
-                if last.elapsed() >= RECOVERY_QUIET {
-                    info!(watch = %label, "Kubernetes watch recovered");
-                    health.failing = None;
-                } else {
-                    out.push(format!(
-                        "watching {label} failing for {}s: {error}",
-                        since.elapsed().as_secs()
-                    ));
-                }
-            }
-        }
+        let watches = self.lock();
+        let out: Vec<String> = watches
+            .iter()
+            .filter_map(|(label, health)| {
+                let (since, _, error) = health.failing.as_ref()?;
+                Some(format!(
+                    "watching {label} failing for {}s: {error}",
+                    since.elapsed().as_secs()
+                ))
+            })
+            .collect();
         (!out.is_empty()).then(|| out.join("; "))
+    }
+
+    fn is_failing(&self, label: &str) -> bool {
+        self.lock().get(label).is_some_and(|h| h.failing.is_some())
     }
 
     /// The first failure of a watch that never synced, if any (for `check`).
@@ -189,12 +193,21 @@ where
             let mut events = watcher::watcher(api.clone(), config.clone())
                 .default_backoff()
                 .boxed();
+            let mut probe = tokio::time::interval(PROBE_EVERY);
+            probe.reset();
             loop {
                 let next = tokio::select! {
                     next = events.next() => next,
                     () = relist_requested(&mut relist) => {
                         debug!(watch = %label, "relisting");
                         break;
+                    }
+                    _ = probe.tick(), if shared.is_failing(&label) => {
+                        if api.list_metadata(&ListParams::default().limit(1)).await.is_ok() {
+                            info!(watch = %label, "Kubernetes API reachable again; relisting");
+                            break;
+                        }
+                        continue;
                     }
                 };
                 match next {

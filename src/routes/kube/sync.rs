@@ -49,6 +49,8 @@ pub(super) async fn run(
     report: Arc<Mutex<Option<Report>>>,
 ) {
     let mut changed = shared.subscribe();
+    // The watches may have synced before this task subscribed: build once anyway.
+    changed.mark_changed();
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
     let mut last: Option<[u8; 32]> = None;
     loop {
