@@ -14,6 +14,7 @@ use std::time::Duration;
 use common::*;
 use kube_fake::FakeApi;
 use kube_fake::fixtures::*;
+use serde::Deserialize as _;
 use serde_json::json;
 
 /// Deadline for the gateway to notice a change (debounce, backoff after a
@@ -367,4 +368,34 @@ fn check_lists_the_cluster_or_fails_clearly() {
             .contains("sources.kubernetes: cannot reach the Kubernetes API at"),
         "{out:?}"
     );
+}
+
+#[test]
+fn deploy_manifests_hold_a_valid_config_and_route() {
+    let config_map: serde_yaml::Value =
+        serde_yaml::from_str(include_str!("../deploy/20-config.yaml")).expect("ConfigMap YAML");
+    let toml = config_map["data"]["switchboard.toml"]
+        .as_str()
+        .expect("switchboard.toml");
+    let dir = temp_dir();
+    let path = dir.path().join("switchboard.toml");
+    fs::write(&path, toml).expect("write");
+    let config = switchboard::config::Config::load_with_env(Some(&path), Vec::new())
+        .unwrap_or_else(|e| panic!("deploy/20-config.yaml: {e}"));
+    assert!(config.sources.kubernetes.enabled);
+    assert_eq!(config.admin.listen.to_string(), "0.0.0.0:9102");
+    assert!(
+        config.warnings.iter().all(|w| !w.contains("kubernetes")),
+        "{:?}",
+        config.warnings
+    );
+
+    let examples = include_str!("../deploy/examples/sshroute.yaml");
+    let route = serde_yaml::Deserializer::from_str(examples)
+        .map(|d| serde_yaml::Value::deserialize(d).expect("YAML"))
+        .find(|d| d["kind"] == "SSHRoute")
+        .expect("an SSHRoute");
+    let route: switchboard::routes::kube::crd::SSHRoute =
+        serde_yaml::from_value(route).expect("the example matches the CRD types");
+    assert!(route.spec.backend.pod_selector.is_some());
 }

@@ -168,11 +168,18 @@ mod tests {
     #[test]
     fn checked_in_crd_matches_the_types() {
         let generated = crd_yaml().expect("CRD serializes");
-        let checked_in = include_str!("../../../deploy/crd.yaml");
-        assert!(
-            generated == checked_in,
-            "deploy/crd.yaml is out of date: run `cargo run -- crd > deploy/crd.yaml`"
-        );
+        for (path, checked_in) in [
+            ("deploy/crd.yaml", include_str!("../../../deploy/crd.yaml")),
+            (
+                "deploy/helm/switchboard/crds/sshroute.yaml",
+                include_str!("../../../deploy/helm/switchboard/crds/sshroute.yaml"),
+            ),
+        ] {
+            assert!(
+                generated == checked_in,
+                "{path} is out of date: run `cargo run -- crd > {path}`"
+            );
+        }
     }
 
     #[test]
