@@ -305,6 +305,16 @@ fn crd_routes_follow_pods_and_write_their_status() {
     );
     // Written once per change, not on every rebuild.
     assert_eq!(status_of("Resolved").len(), 1);
+    // A new pod: back, with no restart, and Ready again.
+    api.put(
+        "pods",
+        pod("team", "web-1", json!({"app": "web"}), None, true),
+    );
+    assert!(eventually(NOTICE, || works(
+        &gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]),
+        "web"
+    )));
+    assert!(eventually(NOTICE, || status_of("Resolved").len() == 2));
 
     // A second route referring to a Secret created before it: the Secrets
     // are relisted to keep the newly referenced one, and the route logs in.
