@@ -176,7 +176,7 @@ impl Default for UpstreamConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct SourcesConfig {
     pub file: FileSourceConfig,
-    /// `[sources.kubernetes]` (SPEC §7): accepted, not implemented yet.
+    /// `[sources.kubernetes]` (SPEC §7).
     pub kubernetes: KubernetesSourceConfig,
 }
 
@@ -249,13 +249,43 @@ pub enum KubernetesMode {
     SealosDevbox,
 }
 
-/// `[sources.kubernetes]`: parsed so the SPEC's file shape is accepted; the
-/// source itself does not exist yet, and `check` says so when it is set.
-#[derive(Debug, Clone, Default, Deserialize)]
+/// `[sources.kubernetes]` (SPEC §7): routes from the cluster, watched live.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KubernetesSourceConfig {
+    /// Watch the cluster for routes (default false).
     pub enabled: bool,
+    /// Which objects describe boxes: `"crd"` (default) or `"sealos-devbox"`.
     pub mode: KubernetesMode,
+    /// Namespaces to watch; empty (the default) watches every namespace,
+    /// which needs a ClusterRole instead of one Role per namespace.
+    pub namespaces: Vec<String>,
+    /// Kubeconfig file to use; unset (the default) means the usual
+    /// inference: `KUBECONFIG`, `~/.kube/config`, then the in-cluster
+    /// service account.
+    pub kubeconfig: Option<PathBuf>,
+    /// Port of the sshd in a devbox pod (`sealos-devbox`; default 22).
+    pub devbox_port: u16,
+    /// Login user on a devbox when the username names none (`sealos-devbox`;
+    /// default `"devbox"`, the user of the Sealos images).
+    pub devbox_user: String,
+    /// Write `status.conditions` back to each `SSHRoute` (`crd`; default
+    /// true). Needs `patch` on `sshroutes/status`.
+    pub write_status: bool,
+}
+
+impl Default for KubernetesSourceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            mode: KubernetesMode::Crd,
+            namespaces: Vec::new(),
+            kubeconfig: None,
+            devbox_port: 22,
+            devbox_user: "devbox".into(),
+            write_status: true,
+        }
+    }
 }
 
 /// `[proxy_protocol]`: PROXY v1/v2 headers, honoured only from `trusted_cidrs`.

@@ -63,7 +63,10 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 load.routes.len(),
                 path.display()
             );
-            if load.routes.is_empty() && load.errors.is_empty() {
+            if load.routes.is_empty()
+                && load.errors.is_empty()
+                && !config.sources.kubernetes.enabled
+            {
                 warnings.push(format!(
                     "{}: no routes: nobody can log in yet",
                     path.display()
@@ -72,6 +75,9 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
             problems.extend(load.errors.iter().map(ToString::to_string));
         }
         Err(e) => problems.push(e.to_string()),
+    }
+    if config.sources.kubernetes.enabled {
+        check_kubernetes(config, &mut problems, &mut warnings);
     }
     for w in &warnings {
         println!("warning:  {w}");
@@ -89,3 +95,39 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         if n == 1 { "" } else { "s" }
     )))
 }
+
+/// How long `check` waits for the Kubernetes API to list everything once.
+#[cfg(feature = "kubernetes")]
+const KUBERNETES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Lists the cluster once, as `serve` would; an unreachable API is a problem,
+/// objects that are skipped or degraded are warnings (they are the cluster's
+/// state, not this configuration's).
+#[cfg(feature = "kubernetes")]
+fn check_kubernetes(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let k = &config.sources.kubernetes;
+    match crate::routes::kube::check(k, KUBERNETES_TIMEOUT) {
+        Ok(report) => {
+            let namespaces = if k.namespaces.is_empty() {
+                "all namespaces".to_owned()
+            } else {
+                k.namespaces.join(", ")
+            };
+            println!(
+                "routes:   {} from Kubernetes at {} ({:?} mode, {namespaces})",
+                report.routes, report.api, k.mode
+            );
+            warnings.extend(
+                report
+                    .problems
+                    .into_iter()
+                    .map(|p| format!("sources.kubernetes: {p}")),
+            );
+        }
+        Err(e) => problems.push(format!("sources.kubernetes: {e}")),
+    }
+}
+
+/// Validation already refused `enabled = true` in a build without the feature.
+#[cfg(not(feature = "kubernetes"))]
+fn check_kubernetes(_: &Config, _: &mut Vec<String>, _: &mut Vec<String>) {}

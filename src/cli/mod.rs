@@ -4,6 +4,7 @@
 //! that says which exit code it deserves (1 runtime, 2 invalid configuration).
 
 mod check;
+mod crd;
 mod host_key;
 mod seed;
 mod serve;
@@ -37,6 +38,8 @@ pub enum Command {
     HostKey(host_key::Args),
     /// Print a fresh random host-key seed (e.g. for a Kubernetes Secret).
     Seed,
+    /// Print the SSHRoute CustomResourceDefinition (YAML) for `kubectl apply -f -`.
+    Crd,
     /// Print the ~/.ssh/config stanzas that reach ROUTE through the gateway.
     SshConfig(ssh_config::Args),
     /// A ProxyCommand that reaches ROUTE through the gateway's HTTP CONNECT or WebSocket front.
@@ -94,14 +97,14 @@ impl Error {
 }
 
 impl Command {
-    /// Loads the configuration this subcommand reads (`seed` reads none).
+    /// Loads the configuration this subcommand reads (`seed` and `crd` read none).
     pub fn load_config(&self) -> Result<Config, ConfigErrors> {
         let arg = match self {
             Command::Serve(a) => &a.config,
             Command::Check(a) => &a.config,
             Command::HostKey(a) => &a.config,
             Command::SshConfig(a) => &a.config,
-            Command::Seed | Command::Tunnel(_) => return Ok(Config::default()),
+            Command::Seed | Command::Tunnel(_) | Command::Crd => return Ok(Config::default()),
         };
         Config::load(arg.config.as_deref())
     }
@@ -114,6 +117,7 @@ pub fn run(command: Command, config: Config) -> Result<(), Error> {
         Command::Check(args) => check::run(&args, &config),
         Command::HostKey(args) => host_key::run(&args, &config),
         Command::Seed => seed::run(),
+        Command::Crd => crd::run(),
         Command::SshConfig(args) => ssh_config::run(&args, &config),
         Command::Tunnel(args) => tunnel::run(args),
     }

@@ -83,6 +83,7 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
         .map_err(Error::Runtime)?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone(), config.server.shutdown_grace)?;
+    let cluster = start_kubernetes(&config, &routes).await?;
     let watcher = config.sources.file.watch.then(|| {
         file::spawn_watcher(
             config.sources.file.path.clone(),
@@ -115,8 +116,41 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(cluster) = cluster {
+        cluster.abort();
+    }
     info!("stopped");
     result
+}
+
+/// Starts the Kubernetes route source when enabled. The gateway serves no
+/// client (and `/readyz` is 503) until its first full sync.
+#[cfg(feature = "kubernetes")]
+async fn start_kubernetes(
+    config: &Config,
+    routes: &Arc<RouteSources>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+    if !config.sources.kubernetes.enabled {
+        return Ok(None);
+    }
+    crate::routes::kube::start(&config.sources.kubernetes, routes.clone())
+        .await
+        .context("starting the Kubernetes route source")
+        .map(Some)
+        .map_err(Error::Runtime)
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn start_kubernetes(
+    config: &Config,
+    _routes: &Arc<RouteSources>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, Error> {
+    if config.sources.kubernetes.enabled {
+        return Err(Error::Invalid(anyhow!(
+            "sources.kubernetes.enabled: this build has no Kubernetes support (cargo feature `kubernetes`)"
+        )));
+    }
+    Ok(None)
 }
 
 fn local_addr(listener: &TcpListener) -> String {

@@ -24,14 +24,15 @@ pub const DEFAULT_FILE: &str = "switchboard.toml";
 /// one is a warning, never silence.
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[
     ("server.extra_host_keys", "extra host keys"),
-    ("sources.kubernetes", "the Kubernetes route source"),
 ];
 
-/// Path-valued keys; relative values in a file are taken relative to its directory.
-const PATH_KEYS: &[(&str, &str)] = &[
-    ("server", "host_key_seed_file"),
-    ("server", "extra_host_keys"),
-    ("sources", "file"),
+/// Path-valued keys (dotted); relative values in a file are taken relative
+/// to its directory.
+const PATH_KEYS: &[&str] = &[
+    "server.host_key_seed_file",
+    "server.extra_host_keys",
+    "sources.file.path",
+    "sources.kubernetes.kubeconfig",
 ];
 
 /// Where a setting came from.
@@ -127,6 +128,21 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
         config.warnings = warnings(&provenance);
+        let k = &config.sources.kubernetes;
+        if k.enabled
+            && k.mode == super::KubernetesMode::SealosDevbox
+            && config.routing.username_grammar != super::UsernameGrammar::Sealos
+        {
+            let origin = provenance
+                .get("sources.kubernetes.mode")
+                .cloned()
+                .unwrap_or(Origin::Default);
+            config.warnings.push(format!(
+                "{origin}: sources.kubernetes.mode: \"sealos-devbox\" without \
+                 routing.username_grammar = \"sealos\": Sealos usernames (user@nsid-box) \
+                 will not find their boxes"
+            ));
+        }
         Ok(config)
     }
 }
@@ -191,18 +207,28 @@ fn resolve_paths(table: &mut Table, dir: &Path) {
             *s = dir.join(s.as_str()).to_string_lossy().into_owned();
         }
     };
-    for (section, key) in PATH_KEYS {
-        let Some(Value::Table(t)) = table.get_mut(*section) else {
+    for dotted in PATH_KEYS {
+        let Some((parents, key)) = dotted.rsplit_once('.') else {
             continue;
         };
-        match t.get_mut(*key) {
-            // `[sources.file] path`
-            Some(Value::Table(file)) => file.get_mut("path").into_iter().for_each(join),
+        let Some(t) = table_at(table, parents) else {
+            continue;
+        };
+        match t.get_mut(key) {
             Some(Value::Array(items)) => items.iter_mut().for_each(join),
             Some(v) => join(v),
             None => {}
         }
     }
+}
+
+/// The table at dotted path `path` inside `table`, if every part is a table.
+fn table_at<'a>(table: &'a mut Table, path: &str) -> Option<&'a mut Table> {
+    path.split('.')
+        .try_fold(table, |t, part| match t.get_mut(part) {
+            Some(Value::Table(inner)) => Some(inner),
+            _ => None,
+        })
 }
 
 /// Every non-table value, and every empty table (so `[typo]` is still seen).
@@ -330,6 +356,69 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             format!("not a log filter ({e}); use e.g. \"info\" or \"switchboard=debug\""),
         );
     }
+    validate_kubernetes(&config.sources.kubernetes, &mut fail);
+}
+
+/// `[sources.kubernetes]`: checked whether or not it is enabled, so a
+/// mistake is found before the day it is switched on.
+fn validate_kubernetes(k: &super::KubernetesSourceConfig, fail: &mut impl FnMut(&str, String)) {
+    if k.enabled && !cfg!(feature = "kubernetes") {
+        fail(
+            "sources.kubernetes.enabled",
+            "this switchboard was built without Kubernetes support (cargo feature \"kubernetes\")"
+                .into(),
+        );
+    }
+    for (i, ns) in k.namespaces.iter().enumerate() {
+        if !is_dns_label(ns) {
+            fail(
+                "sources.kubernetes.namespaces",
+                format!(
+                    "{ns:?} is not a namespace name (lowercase letters, digits and '-', at most 63)"
+                ),
+            );
+        } else if k.namespaces[..i].contains(ns) {
+            fail(
+                "sources.kubernetes.namespaces",
+                format!("{ns:?} is listed twice"),
+            );
+        }
+    }
+    if k.kubeconfig
+        .as_ref()
+        .is_some_and(|p| p.as_os_str().is_empty())
+    {
+        fail(
+            "sources.kubernetes.kubeconfig",
+            "must not be empty; leave it out to use KUBECONFIG or the in-cluster account".into(),
+        );
+    }
+    if k.devbox_port == 0 {
+        fail(
+            "sources.kubernetes.devbox_port",
+            "must be 1 to 65535".into(),
+        );
+    }
+    if k.devbox_user.is_empty()
+        || k.devbox_user
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        fail(
+            "sources.kubernetes.devbox_user",
+            "must be a user name (not empty, no whitespace)".into(),
+        );
+    }
+}
+
+/// An RFC 1123 label, what Kubernetes namespaces are.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
 }
 
 fn warnings(provenance: &Provenance) -> Vec<String> {

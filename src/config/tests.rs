@@ -81,7 +81,7 @@ host_suffix = ""
 "#;
 
 #[test]
-fn spec_shaped_file_parses_and_warns_about_unimplemented_sections() {
+fn spec_shaped_file_parses_without_warnings() {
     let config = load(SPEC_FILE, &[]).expect("SPEC file loads");
     assert_eq!(
         config.server.listen,
@@ -89,16 +89,11 @@ fn spec_shaped_file_parses_and_warns_about_unimplemented_sections() {
     );
     assert_eq!(config.server.login_grace, Duration::from_secs(20));
     assert_eq!(config.routing.jump, JumpPolicy::Authenticated);
-    for section in ["sources.kubernetes"] {
-        assert!(
-            config
-                .warnings
-                .iter()
-                .any(|w| w.contains(&format!(": {section}: "))),
-            "no warning for {section}: {:?}",
-            config.warnings
-        );
-    }
+    assert!(
+        config.warnings.is_empty(),
+        "every SPEC section is implemented: {:?}",
+        config.warnings
+    );
 }
 
 #[test]
@@ -323,5 +318,59 @@ fn missing_explicit_file_is_an_error() {
         err.to_string()
             .contains("/nonexistent/switchboard.toml: cannot read"),
         "{err}"
+    );
+}
+
+#[test]
+fn kubernetes_section_is_typed_validated_and_its_path_resolved() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "[routing]\nusername_grammar = \"sealos\"\n\
+         [sources.kubernetes]\nenabled = true\nmode = \"sealos-devbox\"\n\
+         namespaces = [\"ns-a\", \"ns-b\"]\nkubeconfig = \"kc.yaml\"\ndevbox_port = 2222\n",
+    );
+    let config = Config::load_with_env(Some(&path), env(&[])).expect("loads");
+    let k = &config.sources.kubernetes;
+    assert!(k.enabled);
+    assert_eq!(k.mode, crate::config::KubernetesMode::SealosDevbox);
+    assert_eq!(k.namespaces, ["ns-a", "ns-b"]);
+    assert_eq!(k.kubeconfig, Some(dir.path().join("kc.yaml")));
+    assert_eq!((k.devbox_port, k.devbox_user.as_str()), (2222, "devbox"));
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let errs = errors(
+        "[sources.kubernetes]\nnamespaces = [\"Bad_NS\", \"a\", \"a\"]\ndevbox_port = 0\n\
+         devbox_user = \"\"\nkubeconfig = \"\"\n",
+        &[],
+    );
+    for want in [
+        "namespaces: \"Bad_NS\" is not a namespace name",
+        "namespaces: \"a\" is listed twice",
+        "devbox_port: must be 1 to 65535",
+        "devbox_user: must be a user name",
+        "kubeconfig: must not be empty",
+    ] {
+        assert!(errs.iter().any(|e| e.contains(want)), "{want}: {errs:?}");
+    }
+    let errs = errors("[sources.kubernetes]\nnamspaces = []\n", &[]);
+    assert!(errs[0].contains("namspaces"), "{errs:?}");
+}
+
+#[test]
+fn sealos_mode_without_sealos_usernames_is_warned_about() {
+    let config = load(
+        "[sources.kubernetes]\nenabled = true\nmode = \"sealos-devbox\"\n",
+        &[("SWITCHBOARD_SOURCES_KUBERNETES_NAMESPACES", "[\"x\"]")],
+    )
+    .expect("loads");
+    assert_eq!(config.sources.kubernetes.namespaces, ["x"]);
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("username_grammar")),
+        "{:?}",
+        config.warnings
     );
 }

@@ -104,7 +104,14 @@ fn answer(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/healthz" => text(StatusCode::OK, "ok\n".into()),
         "/readyz" => match health.not_ready() {
-            None => text(StatusCode::OK, "ready\n".into()),
+            None => {
+                // Stale routes still serve: say so, but stay ready.
+                let mut body = String::from("ready\n");
+                for line in health.sources.stale() {
+                    body.push_str(&format!("stale: {line}\n"));
+                }
+                text(StatusCode::OK, body)
+            }
             Some(why) => text(StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {why}\n")),
         },
         "/metrics" => {

@@ -1,8 +1,11 @@
 //! Routes: the model, the atomically swapped table, and the sources that fill it.
 //!
-//! Sources only write the table; the SSH path only reads it.
+//! Sources (the routes file; Kubernetes with the `kubernetes` feature) only
+//! write the table; the SSH path only reads it.
 
 pub mod file;
+#[cfg(feature = "kubernetes")]
+pub mod kube;
 mod model;
 mod sources;
 mod table;

@@ -9,8 +9,14 @@
 //! Readiness: a registered source is *pending* until its first full publish;
 //! the gateway serves no client while any source is pending (SPEC §7: no
 //! client served before the first full sync).
+//!
+//! Staleness: a source that cannot refresh its routes (the Kubernetes API is
+//! unreachable) keeps serving the last ones it published and says so through
+//! [`RouteSources::set_stale`]; `/readyz` reports it without turning the
+//! gateway unready (every replica would lose it at once).
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use tokio::sync::watch;
 use tracing::warn;
@@ -22,6 +28,8 @@ struct Part {
     source: &'static str,
     /// `None` until the first full publish.
     routes: Option<Arc<Vec<Route>>>,
+    /// Since when, and why, the routes cannot be refreshed.
+    stale: Option<(Instant, String)>,
 }
 
 /// Every source's latest routes and the table built from them.
@@ -56,6 +64,7 @@ impl RouteSources {
         parts.push(Part {
             source,
             routes: None,
+            stale: None,
         });
         self.ready.send_replace(false);
     }
@@ -74,6 +83,7 @@ impl RouteSources {
             None => parts.push(Part {
                 source,
                 routes: Some(Arc::new(routes)),
+                stale: None,
             }),
         }
         let table = build(&parts);
@@ -97,6 +107,38 @@ impl RouteSources {
             .and_then(|p| p.routes.clone());
         drop(parts);
         RouteTable::new(routes.iter().flat_map(|r| r.iter().cloned()))
+    }
+
+    /// Marks `source`'s routes as stale because it cannot refresh them now
+    /// (`why`, which must not contain secrets), or fresh again (`None`). The
+    /// routes keep being served either way.
+    pub fn set_stale(&self, source: &'static str, why: Option<String>) {
+        let mut parts = self.lock();
+        let Some(part) = parts.iter_mut().find(|p| p.source == source) else {
+            return;
+        };
+        part.stale = match (part.stale.take(), why) {
+            (_, None) => None,
+            (Some((since, _)), Some(why)) => Some((since, why)),
+            (None, Some(why)) => Some((Instant::now(), why)),
+        };
+    }
+
+    /// One line per source serving last-known routes:
+    /// `kubernetes: not refreshed for 42s: <why>`.
+    pub fn stale(&self) -> Vec<String> {
+        let parts = self.lock();
+        parts
+            .iter()
+            .filter_map(|p| {
+                let (since, why) = p.stale.as_ref()?;
+                Some(format!(
+                    "{}: not refreshed for {}s: {why}",
+                    p.source,
+                    since.elapsed().as_secs()
+                ))
+            })
+            .collect()
     }
 
     /// True once every registered source has published once.
@@ -170,6 +212,23 @@ mod tests {
         sources.publish("kubernetes", vec![]);
         assert!(sources.is_ready());
         assert_eq!(sources.table().load().len(), 1);
+    }
+
+    #[test]
+    fn stale_is_reported_and_keeps_routes() {
+        let sources = RouteSources::new();
+        sources.publish("kubernetes", vec![route("a.ns", "10.0.0.1:22")]);
+        assert!(sources.stale().is_empty());
+        sources.set_stale("kubernetes", Some("API unreachable".into()));
+        sources.set_stale("kubernetes", Some("still unreachable".into()));
+        assert_eq!(
+            sources.stale(),
+            ["kubernetes: not refreshed for 0s: still unreachable"]
+        );
+        assert!(sources.is_ready());
+        assert_eq!(sources.table().load().len(), 1);
+        sources.set_stale("kubernetes", None);
+        assert!(sources.stale().is_empty());
     }
 
     #[test]

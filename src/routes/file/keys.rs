@@ -20,7 +20,7 @@ use super::raw::quote;
 /// prefix (`restrict,from="…" ssh-ed25519 …`) is refused rather than ignored:
 /// the gateway cannot enforce `from=`, `command=` or `restrict`, and dropping
 /// them silently would let the key do more than the line says.
-pub(super) fn parse_public_key(line: &str) -> Result<PublicKey, String> {
+pub(crate) fn parse_public_key(line: &str) -> Result<PublicKey, String> {
     let line = line.trim();
     let mut fields = line.split_whitespace();
     let Some(first) = fields.next() else {
@@ -109,21 +109,24 @@ pub(super) fn load_identity(path: &Path) -> Result<PrivateKey, String> {
     );
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| format!("{} is not a private key file", path.display()))?;
+    decode_identity(text, &path.display().to_string())
+}
+
+/// Decodes an unencrypted private key from its text; `what` names where it
+/// came from in the error, which never quotes the text.
+pub(crate) fn decode_identity(text: &str, what: &str) -> Result<PrivateKey, String> {
     match russh::keys::decode_secret_key(text, None) {
         Ok(key) => Ok(key),
         Err(russh::keys::Error::KeyIsEncrypted) => Err(format!(
-            "{} is encrypted with a passphrase; the gateway needs an unencrypted key \
-             (ssh-keygen -p -N '' -f FILE on a copy)",
-            path.display()
+            "{what} is encrypted with a passphrase; the gateway needs an unencrypted key \
+             (ssh-keygen -p -N '' -f FILE on a copy)"
         )),
         // The decoder's messages could echo parts of the file: say only what kind of failure.
         Err(russh::keys::Error::UnsupportedKeyType { .. }) => Err(format!(
-            "{} holds a key type the gateway does not support",
-            path.display()
+            "{what} holds a key type the gateway does not support"
         )),
         Err(_) => Err(format!(
-            "{} is not a private key the gateway can read (OpenSSH, PKCS#8 or PEM expected)",
-            path.display()
+            "{what} is not a private key the gateway can read (OpenSSH, PKCS#8 or PEM expected)"
         )),
     }
 }

@@ -1,0 +1,368 @@
+//! `mode = "crd"`, the pure part: one `SSHRoute` plus the Pods, Services and
+//! Secrets it refers to → its route and its `Ready` verdict.
+//!
+//! An invalid spec (both or neither backend, a bad port, host key pin or
+//! token) publishes no route: serving it half-configured could weaken it
+//! (an unpinned host key). Missing or bad key material degrades the route
+//! (those keys are left out) and says so in the verdict; no ready backend
+//! makes it `stopped`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use russh::keys::{PrivateKey, PublicKey};
+use tracing::warn;
+
+use super::crd::{SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec};
+use super::crd_validate::validate;
+use super::pods;
+use super::secrets::{self, AuthorizedKeys, Memo, Version, Wanted};
+use crate::routes::file::keys::parse_public_key;
+use crate::routes::{Forwarding, Route, RouteState};
+
+/// Why a route is not Ready, most serious first (the verdict names the first).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Reason {
+    InvalidSpec,
+    ServiceMissing,
+    NoReadyPod,
+    SecretMissing,
+    KeyUnparsable,
+    Stopped,
+}
+
+impl Reason {
+    pub(super) fn as_str(self) -> &'static str {
+        match self {
+            Reason::InvalidSpec => "InvalidSpec",
+            Reason::ServiceMissing => "ServiceMissing",
+            Reason::NoReadyPod => "NoReadyPod",
+            Reason::SecretMissing => "SecretMissing",
+            Reason::KeyUnparsable => "KeyUnparsable",
+            Reason::Stopped => "Stopped",
+        }
+    }
+}
+
+/// The `Ready` condition a route should have.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct Verdict {
+    pub ready: bool,
+    pub reason: &'static str,
+    pub message: String,
+}
+
+/// One `SSHRoute`, resolved.
+#[derive(Debug)]
+pub(super) struct Mapped {
+    /// `None` when the spec is invalid.
+    pub route: Option<Route>,
+    pub verdict: Verdict,
+}
+
+/// The objects routes refer to, indexed.
+#[derive(Default)]
+pub(super) struct Cluster<'a> {
+    /// Pods by namespace.
+    pub pods: HashMap<&'a str, Vec<&'a Pod>>,
+    /// Services by (namespace, name).
+    pub services: HashMap<(&'a str, &'a str), &'a Service>,
+    /// Secrets by (namespace, name).
+    pub secrets: HashMap<(&'a str, &'a str), &'a Secret>,
+}
+
+impl<'a> Cluster<'a> {
+    pub(super) fn new(
+        pods: &'a [Arc<Pod>],
+        services: &'a [Arc<Service>],
+        secrets: &'a [Arc<Secret>],
+    ) -> Self {
+        let mut c = Cluster::default();
+        for p in pods {
+            if let Some(ns) = p.metadata.namespace.as_deref() {
+                c.pods.entry(ns).or_default().push(p);
+            }
+        }
+        for s in services {
+            if let (Some(ns), Some(n)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            {
+                c.services.insert((ns, n), s);
+            }
+        }
+        for s in secrets {
+            if let (Some(ns), Some(n)) =
+                (s.metadata.namespace.as_deref(), s.metadata.name.as_deref())
+            {
+                c.secrets.insert((ns, n), s);
+            }
+        }
+        c
+    }
+}
+
+/// The Secrets (and keys) that `routes` refer to.
+pub(super) fn wanted<'a>(routes: impl IntoIterator<Item = &'a SSHRoute>) -> Wanted {
+    let mut wanted = Wanted::new();
+    for r in routes {
+        let Some(ns) = &r.metadata.namespace else {
+            continue;
+        };
+        for s in [
+            &r.spec.authorized_keys_secret_ref,
+            &r.spec.identity_secret_ref,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            wanted
+                .entry((ns.clone(), s.name.clone()))
+                .or_default()
+                .insert(s.key.clone());
+        }
+    }
+    wanted
+}
+
+/// Problems found while resolving one route.
+#[derive(Default)]
+struct Problems(Vec<(Reason, String)>);
+
+impl Problems {
+    fn add(&mut self, reason: Reason, message: String) {
+        self.0.push((reason, message));
+    }
+
+    fn verdict(&self, ok: impl FnOnce() -> String) -> Verdict {
+        match self.0.iter().map(|(r, _)| *r).min() {
+            None => Verdict {
+                ready: true,
+                reason: "Resolved",
+                message: ok(),
+            },
+            Some(reason) => Verdict {
+                ready: false,
+                reason: reason.as_str(),
+                message: self
+                    .0
+                    .iter()
+                    .map(|(_, m)| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            },
+        }
+    }
+}
+
+/// SSHRoutes → routes, parsing each Secret version once.
+#[derive(Default)]
+pub(super) struct Mapper {
+    authorized: Memo<Version, Arc<AuthorizedKeys>>,
+    identities: Memo<Version, Result<Arc<PrivateKey>, String>>,
+}
+
+impl Mapper {
+    /// Ends a build (forgets parsed Secrets no route used).
+    pub(super) fn finish(&mut self) {
+        self.authorized.finish();
+        self.identities.finish();
+    }
+
+    /// Resolves one `SSHRoute`.
+    pub(super) fn map(&mut self, sr: &SSHRoute, cluster: &Cluster<'_>) -> Mapped {
+        let (Some(ns), Some(name)) = (
+            sr.metadata.namespace.as_deref(),
+            sr.metadata.name.as_deref(),
+        ) else {
+            return invalid("the object has no name or namespace".into());
+        };
+        let route_name = format!("{name}.{ns}");
+        let spec = &sr.spec;
+        let valid = match validate(spec) {
+            Ok(v) => v,
+            Err(problems) => return invalid(problems.join("; ")),
+        };
+        let mut problems = Problems::default();
+        let mut authorized_keys = Vec::new();
+        for (i, line) in spec.authorized_keys.iter().enumerate() {
+            match parse_public_key(line) {
+                Ok(k) => authorized_keys.push(k),
+                Err(e) => problems.add(Reason::KeyUnparsable, format!("authorizedKeys[{i}]: {e}")),
+            }
+        }
+        if let Some(r) = &spec.authorized_keys_secret_ref {
+            self.secret_keys(
+                ns,
+                r,
+                cluster,
+                &route_name,
+                &mut authorized_keys,
+                &mut problems,
+            );
+        }
+        let identity = spec
+            .identity_secret_ref
+            .as_ref()
+            .and_then(|r| self.identity(ns, r, cluster, &route_name, &mut problems));
+        let (address, mut state) = backend(ns, spec, valid.port, cluster, &mut problems);
+        if spec.state == Some(StateSpec::Stopped) {
+            problems.add(Reason::Stopped, "spec.state is stopped".into());
+            state = RouteState::Stopped {
+                message: spec.message.clone(),
+            };
+        }
+        let verdict = problems.verdict(|| format!("routes to {address}"));
+        let forwarding = spec
+            .forwarding
+            .as_ref()
+            .map_or_else(Forwarding::default, |f| Forwarding {
+                local: f.local.unwrap_or(true),
+                remote: f.remote.unwrap_or(true),
+                agent: f.agent.unwrap_or(true),
+            });
+        Mapped {
+            route: Some(Route {
+                name: route_name,
+                address,
+                user: spec.user.clone(),
+                authorized_keys,
+                identity,
+                host_key: valid.host_key,
+                state,
+                forwarding,
+                token_sha256: valid.token_sha256,
+            }),
+            verdict,
+        }
+    }
+
+    fn secret_keys(
+        &mut self,
+        ns: &str,
+        r: &SecretKeyRef,
+        cluster: &Cluster<'_>,
+        route: &str,
+        keys: &mut Vec<PublicKey>,
+        problems: &mut Problems,
+    ) {
+        let Some((secret, bytes)) = lookup(ns, r, cluster, "authorizedKeysSecretRef", problems)
+        else {
+            return;
+        };
+        let parsed = self.authorized.get(Version::of(secret, &r.key), || {
+            let parsed = secrets::authorized_keys(bytes);
+            for p in &parsed.problems {
+                warn!(route = %route, "Secret {}, key {}: {p}; that key is skipped", r.name, r.key);
+            }
+            Arc::new(parsed)
+        });
+        for p in &parsed.problems {
+            problems.add(
+                Reason::KeyUnparsable,
+                format!("authorizedKeysSecretRef: {p}"),
+            );
+        }
+        for k in &parsed.keys {
+            if !keys.iter().any(|a| a.key_data() == k.key_data()) {
+                keys.push(k.clone());
+            }
+        }
+    }
+
+    fn identity(
+        &mut self,
+        ns: &str,
+        r: &SecretKeyRef,
+        cluster: &Cluster<'_>,
+        route: &str,
+        problems: &mut Problems,
+    ) -> Option<Arc<PrivateKey>> {
+        let (secret, bytes) = lookup(ns, r, cluster, "identitySecretRef", problems)?;
+        let what = format!("Secret {}, key {}", r.name, r.key);
+        let parsed = self.identities.get(Version::of(secret, &r.key), || {
+            let parsed = secrets::identity(bytes, &what);
+            if let Err(e) = &parsed {
+                warn!(route = %route, "{e}; key mode cannot log in to this box");
+            }
+            parsed
+        });
+        parsed
+            .map_err(|e| problems.add(Reason::KeyUnparsable, format!("identitySecretRef: {e}")))
+            .ok()
+    }
+}
+
+/// The Secret and data entry `r` names, or a `SecretMissing` problem.
+fn lookup<'c>(
+    ns: &str,
+    r: &SecretKeyRef,
+    cluster: &Cluster<'c>,
+    field: &str,
+    problems: &mut Problems,
+) -> Option<(&'c Secret, &'c [u8])> {
+    let Some(secret) = cluster.secrets.get(&(ns, r.name.as_str())).copied() else {
+        problems.add(
+            Reason::SecretMissing,
+            format!("{field}: Secret {} not found", r.name),
+        );
+        return None;
+    };
+    let Some(bytes) = secret.data.as_ref().and_then(|d| d.get(&r.key)) else {
+        problems.add(
+            Reason::SecretMissing,
+            format!("{field}: Secret {} has no key {}", r.name, r.key),
+        );
+        return None;
+    };
+    Some((secret, bytes.0.as_slice()))
+}
+
+/// The backend's address and whether it can be reached now.
+fn backend(
+    ns: &str,
+    spec: &SSHRouteSpec,
+    port: u16,
+    cluster: &Cluster<'_>,
+    problems: &mut Problems,
+) -> (String, RouteState) {
+    let stopped = |message: Option<String>| (String::new(), RouteState::Stopped { message });
+    if let Some(svc) = &spec.backend.service {
+        let Some(service) = cluster.services.get(&(ns, svc.as_str())) else {
+            problems.add(Reason::ServiceMissing, format!("Service {svc} not found"));
+            return stopped(Some(format!("its Service {svc} is missing")));
+        };
+        let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
+        return match ip.filter(|ip| !ip.is_empty() && *ip != "None") {
+            Some(ip) => (pods::address(ip, port), RouteState::Running),
+            // Headless: the cluster DNS name resolves to the pods.
+            None => (format!("{svc}.{ns}.svc:{port}"), RouteState::Running),
+        };
+    }
+    let selector = spec.backend.pod_selector.as_ref().map(|s| &s.match_labels);
+    let candidates = cluster.pods.get(ns).into_iter().flatten().copied();
+    let chosen = selector.and_then(|sel| {
+        pods::pick(candidates.filter(|p| pods::matches(p.metadata.labels.as_ref(), sel)))
+    });
+    match chosen.and_then(pods::ip) {
+        Some(ip) => (pods::address(ip, port), RouteState::Running),
+        None => {
+            problems.add(
+                Reason::NoReadyPod,
+                "no Ready pod matches backend.podSelector".into(),
+            );
+            stopped(None)
+        }
+    }
+}
+
+fn invalid(message: String) -> Mapped {
+    Mapped {
+        route: None,
+        verdict: Verdict {
+            ready: false,
+            reason: Reason::InvalidSpec.as_str(),
+            message,
+        },
+    }
+}

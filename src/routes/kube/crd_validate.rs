@@ -1,0 +1,71 @@
+//! Checks on an `SSHRoute` spec beyond what the CRD schema enforces (the API
+//! server may run without CEL, and objects may predate a schema change): the
+//! parts that must be right for a route to exist at all.
+
+use russh::keys::PublicKey;
+
+use super::crd::SSHRouteSpec;
+use crate::routes::file::keys::parse_public_key;
+
+/// The parts of a spec that must be right for the route to exist.
+pub(super) struct Valid {
+    pub port: u16,
+    pub host_key: Option<PublicKey>,
+    pub token_sha256: Option<[u8; 32]>,
+}
+
+/// The validated parts of `spec`, or every problem found.
+pub(super) fn validate(spec: &SSHRouteSpec) -> Result<Valid, Vec<String>> {
+    let mut errors = Vec::new();
+    let b = &spec.backend;
+    match (&b.service, &b.pod_selector) {
+        (Some(_), Some(_)) | (None, None) => {
+            errors.push("backend: set exactly one of service and podSelector".into())
+        }
+        (Some(s), None) if s.is_empty() => errors.push("backend.service: must not be empty".into()),
+        (None, Some(sel)) if sel.match_labels.is_empty() => errors.push(
+            "backend.podSelector.matchLabels: must not be empty (it would match every pod)".into(),
+        ),
+        _ => {}
+    }
+    let port = u16::try_from(b.port).ok().filter(|p| *p != 0);
+    if port.is_none() {
+        errors.push(format!("backend.port: {} is not 1 to 65535", b.port));
+    }
+    if spec
+        .user
+        .as_deref()
+        .is_some_and(|u| u.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control()))
+    {
+        errors.push("user: must be a user name (not empty, no whitespace)".into());
+    }
+    let host_key = match spec.host_key.as_deref().map(parse_public_key).transpose() {
+        Ok(k) => k,
+        Err(e) => {
+            errors.push(format!("hostKey: {e}"));
+            None
+        }
+    };
+    let token_sha256 = match spec.token_sha256.as_deref().map(parse_sha256).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            errors.push(format!("tokenSha256: {e}"));
+            None
+        }
+    };
+    match (port, errors.is_empty()) {
+        (Some(port), true) => Ok(Valid {
+            port,
+            host_key,
+            token_sha256,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn parse_sha256(hex_text: &str) -> Result<[u8; 32], String> {
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex_text, &mut out)
+        .map_err(|_| "must be 64 hex digits (a SHA-256)".to_owned())?;
+    Ok(out)
+}
