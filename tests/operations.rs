@@ -20,7 +20,8 @@ fn json_gateway(extra: &str, routes: &str) -> Gateway {
     Gateway::start_with(&cfg, routes)
 }
 
-const TRUST_LOOPBACK: &str = "[proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n";
+const TRUST_LOOPBACK: &str =
+    "[proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n";
 
 #[test]
 fn proxy_v1_and_v2_from_a_trusted_peer_declare_the_client_in_logs_and_audit() {
@@ -44,10 +45,14 @@ fn proxy_v1_and_v2_from_a_trusted_peer_declare_the_client_in_logs_and_audit() {
             "no audit event with client {client}:\n{}",
             gw.log()
         );
-        let spans_show_client = gw.json_log().iter().any(|line| {
-            line["target"] != "audit" && line["span"]["client"] == client
-        });
-        assert!(spans_show_client, "no log line in a span with client {client}");
+        let spans_show_client = gw
+            .json_log()
+            .iter()
+            .any(|line| line["target"] != "audit" && line["span"]["client"] == client);
+        assert!(
+            spans_show_client,
+            "no log line in a span with client {client}"
+        );
     }
     // A direct connection (no header) from a trusted peer is the peer itself.
     gw.ssh(&alice, &["anyone@127.0.0.1", "true"]).assert_ok();
@@ -61,7 +66,10 @@ fn proxy_v1_and_v2_from_a_trusted_peer_declare_the_client_in_logs_and_audit() {
     let (status, metrics) = gw.admin_get("/metrics");
     assert_eq!(status, 200);
     for address in ["203.0.113.7", "198.51.100.9", "127.0.0.1"] {
-        assert!(!metrics.contains(address), "/metrics shows a client address {address}:\n{metrics}");
+        assert!(
+            !metrics.contains(address),
+            "/metrics shows a client address {address}:\n{metrics}"
+        );
     }
 }
 
@@ -78,7 +86,11 @@ fn a_proxy_header_from_an_untrusted_peer_is_refused() {
     let out = ssh(lb, &alice, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.code, Some(255), "{out:?}");
     assert!(!out.stdout.contains("alice-ws"));
-    assert!(gw.log().contains("not in proxy_protocol.trusted_cidrs"), "{}", gw.log());
+    assert!(
+        gw.log().contains("not in proxy_protocol.trusted_cidrs"),
+        "{}",
+        gw.log()
+    );
     // Without a header the same peer is served as itself.
     gw.ssh(&alice, &["anyone@127.0.0.1", "true"]).assert_ok();
     let (_, metrics) = gw.admin_get("/metrics");
@@ -123,7 +135,10 @@ fn admin_endpoint_serves_health_readiness_and_metrics() {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     assert!(down >= 100_000.0, "relayed bytes down = {down}\n{m}");
-    assert!(!m.contains("alice") && !m.contains("SHA256:"), "a route or key in labels:\n{m}");
+    assert!(
+        !m.contains("alice") && !m.contains("SHA256:"),
+        "a route or key in labels:\n{m}"
+    );
 }
 
 #[test]
@@ -132,20 +147,36 @@ fn every_session_end_is_one_json_audit_event() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let gw = json_gateway("", &routes_toml(&[ws.route(&[&alice])]));
-    let out = gw.ssh(&alice, &["anyone@127.0.0.1", "head -c 1234 /dev/zero; exit 7"]);
+    let out = gw.ssh(
+        &alice,
+        &["anyone@127.0.0.1", "head -c 1234 /dev/zero; exit 7"],
+    );
     assert_eq!(out.code, Some(7), "{out:?}");
     gw.ssh(&alice, &["anyone@127.0.0.1", "true"]).assert_ok();
-    assert!(eventually(Duration::from_secs(5), || gw.audit_events().len() == 2));
+    assert!(eventually(Duration::from_secs(5), || gw
+        .audit_events()
+        .len()
+        == 2));
     thread::sleep(Duration::from_millis(300));
     let events = gw.audit_events();
     assert_eq!(events.len(), 2, "{events:#?}");
     let first = &events[0]["fields"];
     assert_eq!(first["route"], "alice-ws");
-    assert_eq!(first["user"], ws.route(&[]).user.clone().unwrap_or_default());
+    assert_eq!(
+        first["user"],
+        ws.route(&[]).user.clone().unwrap_or_default()
+    );
     assert_eq!(first["mode"], "key");
     assert_eq!(first["exit_status"], 7);
-    assert!(first["bytes_down"].as_u64().is_some_and(|b| b >= 1234), "{first}");
-    assert!(first["key_fp"].as_str().is_some_and(|f| f.starts_with("SHA256:")));
+    assert!(
+        first["bytes_down"].as_u64().is_some_and(|b| b >= 1234),
+        "{first}"
+    );
+    assert!(
+        first["key_fp"]
+            .as_str()
+            .is_some_and(|f| f.starts_with("SHA256:"))
+    );
     assert!(first["duration_ms"].is_u64());
     assert_eq!(events[1]["fields"]["exit_status"], 0);
 }
@@ -156,19 +187,31 @@ fn sigterm_drains_running_sessions_and_refuses_new_ones() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let mut gw = Gateway::start(&routes_toml(&[ws.route(&[&alice])]));
-    let session = Bg::spawn(gw.ssh_cmd(&alice).args(["anyone@127.0.0.1", "sleep 4; echo done"]));
+    let session = Bg::spawn(
+        gw.ssh_cmd(&alice)
+            .args(["anyone@127.0.0.1", "sleep 4; echo done"]),
+    );
     thread::sleep(Duration::from_secs(1));
     gw.signal("TERM");
     // New connections are refused at once.
     assert!(
-        eventually(Duration::from_secs(2), || TcpStream::connect(("127.0.0.1", gw.port)).is_err()),
+        eventually(Duration::from_secs(2), || TcpStream::connect((
+            "127.0.0.1",
+            gw.port
+        ))
+        .is_err()),
         "the listener still accepts after SIGTERM"
     );
     let (status, _) = gw.admin_get("/readyz");
     assert_eq!(status, 503, "/readyz while draining");
     let out = session.wait(SSH_TIMEOUT);
     assert_eq!(out.assert_ok().stdout, "done\n", "{out:?}");
-    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(Some(0)), "{}", gw.log());
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(Some(0)),
+        "{}",
+        gw.log()
+    );
 }
 
 #[test]
@@ -176,16 +219,27 @@ fn sessions_still_open_after_shutdown_grace_are_told_and_closed() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let mut gw = raw_gateway("shutdown_grace = \"1s\"", &routes_toml(&[ws.route(&[&alice])]));
+    let mut gw = raw_gateway(
+        "shutdown_grace = \"1s\"",
+        &routes_toml(&[ws.route(&[&alice])]),
+    );
     let started = Instant::now();
-    let session = Bg::spawn(gw.ssh_cmd(&alice).args(["anyone@127.0.0.1", "sleep 30; echo never"]));
+    let session = Bg::spawn(
+        gw.ssh_cmd(&alice)
+            .args(["anyone@127.0.0.1", "sleep 30; echo never"]),
+    );
     thread::sleep(Duration::from_secs(1));
     gw.signal("TERM");
     let out = session.wait(SSH_TIMEOUT);
     assert!(!out.stdout.contains("never"));
     assert!(out.stderr.contains("gateway is restarting"), "{out:?}");
     assert!(started.elapsed() < Duration::from_secs(15));
-    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(Some(0)), "{}", gw.log());
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(10)),
+        Some(Some(0)),
+        "{}",
+        gw.log()
+    );
 }
 
 fn raw_gateway(server: &str, routes: &str) -> Gateway {
@@ -213,7 +267,12 @@ fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
         match conn.read(&mut buf) {
             Ok(0) => return true,
             Ok(_) => continue, // the server's version line
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
                 return false;
             }
             Err(_) => return true,
@@ -226,9 +285,15 @@ fn a_silent_connection_is_closed_after_login_grace() {
     let gw = raw_gateway("login_grace = \"2s\"", "");
     let mut conn = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
     let started = Instant::now();
-    assert!(closed_within(&mut conn, Duration::from_secs(10)), "still open");
+    assert!(
+        closed_within(&mut conn, Duration::from_secs(10)),
+        "still open"
+    );
     let took = started.elapsed();
-    assert!(took >= Duration::from_millis(1500), "closed too early: {took:?}");
+    assert!(
+        took >= Duration::from_millis(1500),
+        "closed too early: {took:?}"
+    );
 }
 
 #[test]
@@ -244,9 +309,15 @@ fn the_connection_past_max_unauthenticated_is_refused_while_the_others_wait() {
         .collect();
     thread::sleep(Duration::from_millis(300));
     let mut third = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
-    assert!(closed_within(&mut third, Duration::from_secs(3)), "third connection not refused");
+    assert!(
+        closed_within(&mut third, Duration::from_secs(3)),
+        "third connection not refused"
+    );
     for conn in &mut pending {
-        assert!(!closed_within(conn, Duration::from_millis(500)), "a waiting connection was closed");
+        assert!(
+            !closed_within(conn, Duration::from_millis(500)),
+            "a waiting connection was closed"
+        );
     }
     // Once one leaves, a new one is let in.
     drop(pending.pop());
@@ -279,7 +350,11 @@ fn repeated_failures_from_one_address_get_it_refused_even_with_a_valid_key() {
         assert_eq!(out.code, Some(255), "{out:?}");
     }
     let refused = ssh(attacker, &alice, &["anyone@127.0.0.1", "echo $BOX"]);
-    assert_eq!(refused.code, Some(255), "penalized address got in: {refused:?}");
+    assert_eq!(
+        refused.code,
+        Some(255),
+        "penalized address got in: {refused:?}"
+    );
     let other = ssh(neighbour, &alice, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(other.assert_ok().stdout, "alice-ws\n");
     assert!(gw.log().contains("too many failed logins"), "{}", gw.log());
@@ -290,16 +365,29 @@ fn an_idle_session_is_closed_after_idle_timeout() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let gw = raw_gateway("idle_timeout = \"2s\"", &routes_toml(&[ws.route(&[&alice])]));
+    let gw = raw_gateway(
+        "idle_timeout = \"2s\"",
+        &routes_toml(&[ws.route(&[&alice])]),
+    );
     // Output every 500 ms keeps a session alive past the timeout…
-    let busy = gw.ssh(&alice, &["anyone@127.0.0.1", "for i in 1 2 3 4 5 6; do echo $i; sleep 0.5; done"]);
+    let busy = gw.ssh(
+        &alice,
+        &[
+            "anyone@127.0.0.1",
+            "for i in 1 2 3 4 5 6; do echo $i; sleep 0.5; done",
+        ],
+    );
     assert_eq!(busy.assert_ok().stdout.lines().count(), 6);
     // …silence does not.
     let started = Instant::now();
     let idle = gw.ssh(&alice, &["anyone@127.0.0.1", "sleep 20; echo never"]);
     assert_ne!(idle.code, Some(0), "{idle:?}");
     assert!(!idle.stdout.contains("never"));
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -307,13 +395,28 @@ fn a_dead_box_is_noticed_by_keepalives_and_the_user_told() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let gw = raw_gateway("keepalive_interval = \"1s\"", &routes_toml(&[ws.route(&[&alice])]));
-    let session = Bg::spawn(gw.ssh_cmd(&alice).args(["anyone@127.0.0.1", "echo started; sleep 60"]));
-    assert!(eventually(Duration::from_secs(10), || session.stdout().contains("started")));
+    let gw = raw_gateway(
+        "keepalive_interval = \"1s\"",
+        &routes_toml(&[ws.route(&[&alice])]),
+    );
+    let session = Bg::spawn(
+        gw.ssh_cmd(&alice)
+            .args(["anyone@127.0.0.1", "echo started; sleep 60"]),
+    );
+    assert!(eventually(Duration::from_secs(10), || session
+        .stdout()
+        .contains("started")));
     ws.freeze_sessions();
     let started = Instant::now();
     let out = session.wait(Duration::from_secs(30));
     assert!(!out.timed_out, "the session outlived its dead box: {out:?}");
-    assert!(out.stderr.contains("lost the connection to the box"), "{out:?}");
-    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(
+        out.stderr.contains("lost the connection to the box"),
+        "{out:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -106,7 +106,11 @@ fn write_config(dir: &std::path::Path, cfg: &GatewayConfig, routes: &str) -> std
     let routes_path = dir.join("routes.toml");
     std::fs::write(&routes_path, routes).unwrap();
     let config = dir.join("switchboard.toml");
-    std::fs::write(&config, cfg.render("127.0.0.1:2233", "127.0.0.1:0", &routes_path)).unwrap();
+    std::fs::write(
+        &config,
+        cfg.render("127.0.0.1:2233", "127.0.0.1:0", &routes_path),
+    )
+    .unwrap();
     config
 }
 

@@ -14,8 +14,8 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::routes::{RouteSources, file};
 use crate::ops::admin;
+use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
@@ -91,7 +91,7 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
             WATCH_INTERVAL,
         )
     });
-    let addrs: Vec<String> = listeners.iter().map(|l| local_addr(l)).collect();
+    let addrs: Vec<String> = listeners.iter().map(local_addr).collect();
     info!(
         "listening on {}, host key {}, {} routes; admin on http://{}",
         addrs.join(", "),

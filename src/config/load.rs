@@ -22,9 +22,7 @@ pub const DEFAULT_FILE: &str = "switchboard.toml";
 
 /// Parsed so a SPEC-shaped file is accepted, but not acted on yet: setting
 /// one is a warning, never silence.
-const NOT_IMPLEMENTED: &[(&str, &str)] = &[
-    ("server.extra_host_keys", "extra host keys"),
-];
+const NOT_IMPLEMENTED: &[(&str, &str)] = &[("server.extra_host_keys", "extra host keys")];
 
 /// Path-valued keys (dotted); relative values in a file are taken relative
 /// to its directory.
@@ -338,7 +336,8 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
     if config.proxy_protocol.enabled && config.proxy_protocol.trusted_cidrs.is_empty() {
         fail(
             "proxy_protocol.trusted_cidrs",
-            "is empty, so every PROXY header would be refused; list your load balancers' addresses".into(),
+            "is empty, so every PROXY header would be refused; list your load balancers' addresses"
+                .into(),
         );
     }
     if config.routing.target_separator.is_empty() {

@@ -185,10 +185,7 @@ impl Metrics {
             "1 while draining for shutdown",
             m.draining.clone(),
         );
-        Self {
-            registry,
-            ..m
-        }
+        Self { registry, ..m }
     }
 
     /// The Prometheus text exposition of every metric.
@@ -218,20 +215,26 @@ impl Metrics {
 
     /// Counts relayed bytes.
     pub fn relayed(&self, direction: &'static str, bytes: u64) {
-        self.bytes.get_or_create(&Direction { direction }).inc_by(bytes);
+        self.bytes
+            .get_or_create(&Direction { direction })
+            .inc_by(bytes);
     }
 
     /// Records an upstream login attempt.
     pub fn upstream(&self, took: Duration, failure: Option<&'static str>) {
         self.upstream_connect_seconds.observe(took.as_secs_f64());
         if let Some(reason) = failure {
-            self.upstream_failures.get_or_create(&Reason { reason }).inc();
+            self.upstream_failures
+                .get_or_create(&Reason { reason })
+                .inc();
         }
     }
 
     /// Counts one HTTP tunnel request.
     pub fn tunnel(&self, kind: &'static str, outcome: &'static str) {
-        self.tunnels.get_or_create(&TunnelLabels { kind, outcome }).inc();
+        self.tunnels
+            .get_or_create(&TunnelLabels { kind, outcome })
+            .inc();
     }
 }
 
@@ -245,8 +248,19 @@ mod tests {
         m.reject("max_unauthenticated");
         m.relayed("up", 42);
         let text = m.encode();
-        assert!(text.contains("switchboard_connections_rejected_total{reason=\"max_unauthenticated\"} 1"), "{text}");
-        assert!(text.contains("switchboard_relayed_bytes_total{direction=\"up\"} 42"), "{text}");
-        assert!(text.contains("switchboard_upstream_connect_seconds_bucket"), "{text}");
+        assert!(
+            text.contains(
+                "switchboard_connections_rejected_total{reason=\"max_unauthenticated\"} 1"
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_relayed_bytes_total{direction=\"up\"} 42"),
+            "{text}"
+        );
+        assert!(
+            text.contains("switchboard_upstream_connect_seconds_bucket"),
+            "{text}"
+        );
     }
 }

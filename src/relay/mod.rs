@@ -1,7 +1,7 @@
 //! Moving channels between the client and the box with bounded buffers and
 //! end-to-end backpressure.
 
+pub mod meter;
 pub mod notice;
 pub mod session;
 pub mod tcpip;
-pub mod meter;

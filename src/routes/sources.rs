@@ -236,10 +236,16 @@ mod tests {
         let sources = RouteSources::new();
         sources.register("file");
         sources.register("kubernetes");
-        sources.publish("kubernetes", vec![route("a", "10.0.0.1:22"), route("b.ns", "10.0.0.2:22")]);
+        sources.publish(
+            "kubernetes",
+            vec![route("a", "10.0.0.1:22"), route("b.ns", "10.0.0.2:22")],
+        );
         sources.publish("file", vec![route("a", "127.0.0.1:22")]);
         let table = sources.table().load();
-        assert_eq!(table.get("a").map(|r| r.address.as_str()), Some("127.0.0.1:22"));
+        assert_eq!(
+            table.get("a").map(|r| r.address.as_str()),
+            Some("127.0.0.1:22")
+        );
         assert!(table.get("b.ns").is_some());
         // A source replacing its set removes its own routes only.
         sources.publish("kubernetes", vec![]);

@@ -19,8 +19,9 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 use super::Gateway;
 use super::detect::{self, Protocol};
 use super::proxy;
-use crate::ops::metrics::{self, Protocol as ProtocolLabel};
+use super::ssh::IDLE_CHECK_MAX;
 use crate::ops::Conn;
+use crate::ops::metrics::{self, Protocol as ProtocolLabel};
 use crate::tunnel;
 
 /// What the client sent before its protocol was known, replayed in front of
@@ -54,7 +55,10 @@ impl Gateway {
         if sniff {
             detect::sniff(&mut stream, &mut first, detect::SILENT_CLIENT_WAIT).await;
         }
-        let client = match self.client_address(&mut stream, &mut first, peer, deadline).await {
+        let client = match self
+            .client_address(&mut stream, &mut first, peer, deadline)
+            .await
+        {
             Some(client) => client,
             None => return,
         };
@@ -77,7 +81,12 @@ impl Gateway {
                 protocol: protocol.name(),
             })
             .inc();
-        let conn = Arc::new(Conn::new(client, peer, protocol.name(), Some(unauthenticated)));
+        let conn = Arc::new(Conn::new(
+            client,
+            peer,
+            protocol.name(),
+            Some(unauthenticated),
+        ));
         let span = info_span!(
             "conn",
             client = %client,
@@ -91,11 +100,12 @@ impl Gateway {
         }
         let stream = replay(stream, first);
         let served = match protocol {
-            Protocol::Ssh => self
-                .clone()
-                .serve_ssh(stream, conn.clone(), deadline, span.clone())
-                .instrument(span.clone())
-                .await,
+            Protocol::Ssh => {
+                self.clone()
+                    .serve_ssh(stream, conn.clone(), deadline, span.clone())
+                    .instrument(span.clone())
+                    .await
+            }
             Protocol::Http => {
                 let serving = tunnel::serve(stream, conn.clone(), self.ctx.clone());
                 self.guard(serving, &conn, deadline)
@@ -134,7 +144,8 @@ impl Gateway {
     }
 
     /// Runs an HTTP tunnel, dropping it when `login_grace` passes before its
-    /// request is accepted, or when the gateway closes after draining.
+    /// request is accepted, when it has been idle for `idle_timeout`, or
+    /// when the gateway closes after draining.
     async fn guard(
         &self,
         serving: impl Future<Output = ()>,
@@ -147,9 +158,26 @@ impl Gateway {
                 std::future::pending::<()>().await;
             }
         };
+        let idle = self.ctx.config.server.idle_timeout;
+        let idle_expired = async {
+            if idle.is_zero() {
+                return std::future::pending::<()>().await;
+            }
+            loop {
+                tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
+                if conn.is_authenticated() && conn.idle_for() >= idle {
+                    return;
+                }
+            }
+        };
         tokio::select! {
             () = serving => Served::Ended,
             () = grace => Served::LoginGraceExpired,
+            () = idle_expired => {
+                debug!("tunnel idle for {}; closed", humantime::format_duration(idle));
+                metrics::get().limit("idle_timeout");
+                Served::Ended
+            }
             () = self.closing.cancelled() => Served::Ended,
         }
     }

@@ -68,7 +68,9 @@ mod tests {
         let mut buf = Vec::new();
         sniff(&mut server, &mut buf, SILENT_CLIENT_WAIT).await;
         assert!(buf.is_empty());
-        tokio::io::AsyncWriteExt::write_all(&mut client, b"SSH-2.0-x\r\n").await.expect("write");
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"SSH-2.0-x\r\n")
+            .await
+            .expect("write");
         sniff(&mut server, &mut buf, SILENT_CLIENT_WAIT).await;
         assert_eq!(buf, b"SSH-2.0-x\r\n");
     }

@@ -126,10 +126,16 @@ mod tests {
         assert!(!p.failed(ip("203.0.113.1"), t));
         assert!(p.refused_for(ip("203.0.113.1"), t).is_none());
         assert!(p.failed(ip("203.0.113.1"), t));
-        assert_eq!(p.refused_for(ip("203.0.113.1"), t), Some(Duration::from_secs(60)));
+        assert_eq!(
+            p.refused_for(ip("203.0.113.1"), t),
+            Some(Duration::from_secs(60))
+        );
         assert!(p.refused_for(ip("203.0.113.2"), t).is_none());
         // The penalty ends.
-        assert!(p.refused_for(ip("203.0.113.1"), t + Duration::from_secs(61)).is_none());
+        assert!(
+            p.refused_for(ip("203.0.113.1"), t + Duration::from_secs(61))
+                .is_none()
+        );
     }
 
     #[test]
@@ -139,8 +145,14 @@ mod tests {
         p.failed(ip("2001:db8::1"), t);
         assert!(!p.failed(ip("2001:db8::2"), t + Duration::from_secs(11)));
         assert!(p.failed(ip("2001:db8::3"), t + Duration::from_secs(12)));
-        assert!(p.refused_for(ip("2001:db8::99"), t + Duration::from_secs(12)).is_some());
-        assert!(p.refused_for(ip("2001:db9::1"), t + Duration::from_secs(12)).is_none());
+        assert!(
+            p.refused_for(ip("2001:db8::99"), t + Duration::from_secs(12))
+                .is_some()
+        );
+        assert!(
+            p.refused_for(ip("2001:db9::1"), t + Duration::from_secs(12))
+                .is_none()
+        );
     }
 
     #[test]

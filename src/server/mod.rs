@@ -150,7 +150,10 @@ impl Gateway {
         if open > 0 {
             info!("draining {open} connections for up to {grace:?}");
         }
-        if tokio::time::timeout(grace, self.tracker.wait()).await.is_ok() {
+        if tokio::time::timeout(grace, self.tracker.wait())
+            .await
+            .is_ok()
+        {
             return info!("all connections finished");
         }
         warn!(

@@ -182,10 +182,20 @@ mod tests {
         h
     }
 
-    async fn read(bytes: &[u8], first: usize, peer: &str) -> (Result<Option<SocketAddr>, ProxyError>, Vec<u8>) {
+    async fn read(
+        bytes: &[u8],
+        first: usize,
+        peer: &str,
+    ) -> (Result<Option<SocketAddr>, ProxyError>, Vec<u8>) {
         let mut buf = bytes[..first].to_vec();
         let mut rest = &bytes[first..];
-        let r = read_header(&mut rest, &mut buf, peer.parse().expect("ip"), &policy(&["10.0.0.0/8", "127.0.0.1/32"])).await;
+        let r = read_header(
+            &mut rest,
+            &mut buf,
+            peer.parse().expect("ip"),
+            &policy(&["10.0.0.0/8", "127.0.0.1/32"]),
+        )
+        .await;
         buf.extend_from_slice(rest);
         (r, buf)
     }
@@ -214,7 +224,10 @@ mod tests {
     #[tokio::test]
     async fn a_header_from_an_untrusted_peer_is_refused() {
         let (r, _) = read(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n", 6, "192.0.2.1").await;
-        assert_eq!(r, Err(ProxyError::Untrusted("192.0.2.1".parse().expect("ip"))));
+        assert_eq!(
+            r,
+            Err(ProxyError::Untrusted("192.0.2.1".parse().expect("ip")))
+        );
         // IPv4-mapped IPv6 peers match IPv4 CIDRs.
         assert!(policy(&["10.0.0.0/8"]).trusts("::ffff:10.0.0.1".parse().expect("ip")));
     }
@@ -237,17 +250,29 @@ mod tests {
         let mut endless = b"PROXY ".to_vec();
         endless.extend(std::iter::repeat_n(b'1', 4000));
         let (r, _) = read(&endless, 6, "10.0.0.1").await;
-        assert!(matches!(r, Err(ProxyError::TooLong | ProxyError::Malformed(_))), "{r:?}");
+        assert!(
+            matches!(r, Err(ProxyError::TooLong | ProxyError::Malformed(_))),
+            "{r:?}"
+        );
     }
 
     #[test]
     fn unknown_and_local_declare_nothing() {
         assert_eq!(
             parse(b"PROXY UNKNOWN\r\n"),
-            Ok(Parsed::Header { len: 15, source: None })
+            Ok(Parsed::Header {
+                len: 15,
+                source: None
+            })
         );
         let mut local = V2_SIGNATURE.to_vec();
         local.extend([0x20, 0x00, 0, 0]);
-        assert_eq!(parse(&local), Ok(Parsed::Header { len: 16, source: None }));
+        assert_eq!(
+            parse(&local),
+            Ok(Parsed::Header {
+                len: 16,
+                source: None
+            })
+        );
     }
 }

@@ -19,7 +19,7 @@ use crate::ssh::handler::ClientHandler;
 pub const RESTARTING: &str = "switchboard: the gateway is restarting; reconnect in a moment";
 
 /// How often the idle timer looks at a connection.
-const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
+pub(super) const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
 
 impl Gateway {
     pub(super) async fn serve_ssh(

@@ -19,8 +19,8 @@ use super::login::{AgentLogin, State};
 use super::messages::Notice;
 use super::upstream::{self, Login, Upstream};
 use crate::config::JumpPolicy;
-use crate::relay::session::{BoxChannel, Request, SessionRelay};
 use crate::relay::meter::Metered;
+use crate::relay::session::{BoxChannel, Request, SessionRelay};
 use crate::relay::tcpip;
 use crate::routes::{Route, RouteState};
 

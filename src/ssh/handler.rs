@@ -39,12 +39,7 @@ pub struct ClientHandler {
 }
 
 impl ClientHandler {
-    pub fn new(
-        ctx: Arc<Context>,
-        local: SocketAddr,
-        conn: Arc<Conn>,
-        span: Span,
-    ) -> Self {
+    pub fn new(ctx: Arc<Context>, local: SocketAddr, conn: Arc<Conn>, span: Span) -> Self {
         Self {
             ctx,
             local,

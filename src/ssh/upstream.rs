@@ -172,7 +172,7 @@ async fn connect_and_login(
 }
 
 /// `io::Error` → a short lower-case reason without the `(os error N)` suffix.
-pub(super) fn describe_io(e: &io::Error) -> String {
+pub(crate) fn describe_io(e: &io::Error) -> String {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => "connection refused".into(),
         io::ErrorKind::TimedOut => "connection timed out".into(),

@@ -3,7 +3,6 @@
 //! and the connection to the route's `address` — the only place a tunnel
 //! ever connects to.
 
-use std::io;
 use std::sync::Arc;
 
 use tokio::net::TcpStream;
@@ -15,6 +14,7 @@ use crate::config::{HttpTunnelConfig, TunnelAuth};
 use crate::routes::{Route, RouteState, RouteTable};
 use crate::ssh::Context;
 use crate::ssh::messages::Notice;
+use crate::ssh::upstream::describe_io;
 
 /// `host` without the configured suffix (matched case-insensitively, with or
 /// without its leading dot), when it ends with it. The bare route name is
@@ -94,21 +94,6 @@ pub async fn connect(route: &Route, ctx: &Context) -> Result<TcpStream, Refusal>
     }))
 }
 
-/// `io::Error` → a short lower-case reason without the `(os error N)`
-/// suffix, worded as the SSH side words it.
-fn describe_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::TimedOut => "connection timed out".into(),
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        _ => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            text.to_lowercase()
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,17 +123,5 @@ mod tests {
         // Multi-byte characters never split mid-character.
         assert_eq!(strip_suffix("é.ssh.example.com", s), "é");
         assert_eq!(strip_suffix("ééééééééééééééééé", s), "ééééééééééééééééé");
-    }
-
-    #[test]
-    fn io_errors_read_like_the_ssh_side() {
-        let refused = io::Error::from(io::ErrorKind::ConnectionRefused);
-        assert_eq!(describe_io(&refused), "connection refused");
-        let other = io::Error::from_raw_os_error(113);
-        assert!(
-            !describe_io(&other).contains("os error"),
-            "{}",
-            describe_io(&other)
-        );
     }
 }

@@ -5,7 +5,7 @@
 //! The tunnel ends when the gateway's side ends: a ProxyCommand cannot
 //! close its stdout except by exiting, and ssh waits for that EOF. Before
 //! that, EOF on stdin is passed on (TCP half-close, or the empty WebSocket
-//! message of [`super::bridge`]) so the box sees the client finish.
+//! message of the `bridge` module) so the box sees the client finish.
 
 use std::time::Duration;
 

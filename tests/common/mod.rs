@@ -535,7 +535,12 @@ fn descendants(pid: u32) -> Vec<u32> {
     let mut i = 0;
     while i < found.len() {
         let parent = found[i];
-        found.extend(parents.iter().filter(|(_, pp)| *pp == parent).map(|(c, _)| *c));
+        found.extend(
+            parents
+                .iter()
+                .filter(|(_, pp)| *pp == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     found.remove(0);
@@ -676,7 +681,9 @@ impl SshdBox {
     /// connections: the box stops answering, as a hung or vanished host would.
     pub fn freeze_sessions(&self) {
         for pid in descendants(self.child.id()) {
-            let _ = Command::new("kill").args(["-STOP", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-STOP", &pid.to_string()])
+                .status();
         }
     }
 
@@ -715,7 +722,9 @@ impl Drop for SshdBox {
     fn drop(&mut self) {
         // Per-connection processes too (they may be frozen by a test).
         for pid in descendants(self.child.id()) {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
