@@ -19,7 +19,7 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 use super::Gateway;
 use super::detect::{self, Protocol};
 use super::proxy;
-use super::ssh::IDLE_CHECK_MAX;
+use super::ssh::{idle_expired, login_grace_expired};
 use crate::ops::Conn;
 use crate::ops::metrics::{self, Protocol as ProtocolLabel};
 use crate::tunnel;
@@ -152,28 +152,11 @@ impl Gateway {
         conn: &Conn,
         deadline: Instant,
     ) -> Served {
-        let grace = async {
-            tokio::time::sleep_until(deadline.into()).await;
-            if conn.is_authenticated() {
-                std::future::pending::<()>().await;
-            }
-        };
         let idle = self.ctx.config.server.idle_timeout;
-        let idle_expired = async {
-            if idle.is_zero() {
-                return std::future::pending::<()>().await;
-            }
-            loop {
-                tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
-                if conn.is_authenticated() && conn.idle_for() >= idle {
-                    return;
-                }
-            }
-        };
         tokio::select! {
             () = serving => Served::Ended,
-            () = grace => Served::LoginGraceExpired,
-            () = idle_expired => {
+            () = login_grace_expired(conn, deadline) => Served::LoginGraceExpired,
+            () = idle_expired(conn, idle) => {
                 debug!("tunnel idle for {}; closed", humantime::format_duration(idle));
                 metrics::get().limit("idle_timeout");
                 Served::Ended

@@ -19,7 +19,7 @@ use crate::ssh::handler::ClientHandler;
 pub const RESTARTING: &str = "switchboard: the gateway is restarting; reconnect in a moment";
 
 /// How often the idle timer looks at a connection.
-pub(super) const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
+const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
 
 impl Gateway {
     pub(super) async fn serve_ssh(
@@ -63,29 +63,12 @@ impl Gateway {
     /// Disconnects the client when a limit or the shutdown says so.
     async fn watch(self: Arc<Self>, handle: Handle, conn: Arc<Conn>, deadline: Instant) -> Served {
         let idle = self.ctx.config.server.idle_timeout;
-        let grace = async {
-            tokio::time::sleep_until(deadline.into()).await;
-            if conn.is_authenticated() {
-                std::future::pending::<()>().await;
-            }
-        };
-        let idle_expired = async {
-            if idle.is_zero() {
-                return std::future::pending::<()>().await;
-            }
-            loop {
-                tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
-                if conn.is_authenticated() && conn.idle_for() >= idle {
-                    return;
-                }
-            }
-        };
         let (reason, served) = tokio::select! {
-            () = grace => {
+            () = login_grace_expired(&conn, deadline) => {
                 debug!("login_grace expired before authentication; disconnecting");
                 ("login grace time expired".to_owned(), Served::LoginGraceExpired)
             }
-            () = idle_expired => {
+            () = idle_expired(&conn, idle) => {
                 info!("idle for {}; disconnecting", humantime::format_duration(idle));
                 metrics::get().limit("idle_timeout");
                 (format!("switchboard: idle for {}; disconnected", humantime::format_duration(idle)), Served::Ended)
@@ -99,5 +82,27 @@ impl Gateway {
             .disconnect(russh::Disconnect::ByApplication, reason, "en".into())
             .await;
         served
+    }
+}
+
+/// Resolves at `deadline` if `conn` has not authenticated by then; never otherwise.
+pub(super) async fn login_grace_expired(conn: &Conn, deadline: Instant) {
+    tokio::time::sleep_until(deadline.into()).await;
+    if conn.is_authenticated() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Resolves once an authenticated `conn` has relayed nothing for `idle`;
+/// never when `idle` is zero (no idle timeout).
+pub(super) async fn idle_expired(conn: &Conn, idle: Duration) {
+    if idle.is_zero() {
+        return std::future::pending::<()>().await;
+    }
+    loop {
+        tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
+        if conn.is_authenticated() && conn.idle_for() >= idle {
+            return;
+        }
     }
 }
