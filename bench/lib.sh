@@ -1,7 +1,14 @@
 # Shared setup for the benchmark scripts (sourced): a work dir cleaned up on
 # exit, a box sshd, an OpenSSH jump host, and `start_gateway NAME EXTRA_TOML`.
-# Expects ROOT, BIN and CIPHER set; sets WORK, BOX_PORT, JUMP_PORT and writes
-# $WORK/ssh_config with hosts direct, jump, jumphost (gateways add theirs).
+# Expects ROOT and CIPHER set; builds the release binary unless SWITCHBOARD_BIN
+# names one; sets BIN, WORK, BOX_PORT, JUMP_PORT and writes $WORK/ssh_config
+# with hosts direct, jump, jumphost (gateways add theirs).
+
+if [ -z "${SWITCHBOARD_BIN:-}" ]; then
+    echo "building release binary..." >&2
+    cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
+fi
+BIN=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard}
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/sb-bench.XXXXXX")
 PIDS=()

@@ -17,12 +17,6 @@ N=${N:-50}
 CIPHER=${CIPHER:-aes128-gcm@openssh.com}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 
-if [ -z "${SWITCHBOARD_BIN:-}" ]; then
-    echo "building release binary..." >&2
-    cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
-fi
-BIN=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard}
-
 # shellcheck source=bench/lib.sh
 . "$ROOT/bench/lib.sh"
 start_gateway gateway

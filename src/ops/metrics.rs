@@ -100,8 +100,7 @@ pub fn get() -> &'static Metrics {
 
 impl Metrics {
     fn new() -> Self {
-        let mut registry = Registry::with_prefix("switchboard");
-        let m = Self {
+        let mut m = Self {
             connections_accepted: Family::default(),
             connections_active: Gauge::default(),
             connections_rejected: Family::default(),
@@ -116,9 +115,9 @@ impl Metrics {
             limit_hits: Family::default(),
             tunnels: Family::default(),
             draining: Gauge::default(),
-            registry: Registry::default(),
+            registry: Registry::with_prefix("switchboard"),
         };
-        let r = &mut registry;
+        let r = &mut m.registry;
         r.register(
             "connections_accepted",
             "Connections accepted, by detected protocol",
@@ -185,7 +184,7 @@ impl Metrics {
             "1 while draining for shutdown",
             m.draining.clone(),
         );
-        Self { registry, ..m }
+        m
     }
 
     /// The Prometheus text exposition of every metric.
