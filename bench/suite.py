@@ -1,0 +1,644 @@
+#!/usr/bin/env python3
+"""Switchboard benchmark suite: the gateway against what users would otherwise
+run, on this machine, in one run.
+
+Paths compared (all on 127.0.0.1, all sharing the machine's CPU):
+  direct     client -> box sshd
+  jump       client -> OpenSSH sshd as a jump host (ProxyJump) -> box sshd
+  gw-key     client -> switchboard (key mode: its own key for the box) -> box
+  gw-agent   client -> switchboard (agent mode: logs in with the client's
+             forwarded agent) -> box
+  gw-jump    client -> switchboard (jump mode: ssh -J, end-to-end inner
+             session) -> box
+
+Sections (all by default; name some to run only those):
+  throughput   SIZE_MB up and down per path and cipher: MiB/s, ratios, CPU
+  setup        connect + auth + exec + close, sequential and parallel
+  echo         one-byte round trips in a raw PTY session
+  concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
+
+Run through bench/run.sh, which builds the release binary. Results are printed
+as Markdown tables (stdout); progress goes to stderr. Compare figures within
+one run only: client, middle hop and box share two cores here.
+"""
+
+import argparse
+import concurrent.futures
+import getpass
+import json
+import os
+import resource
+import select
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CIPHERS = {
+    "aes128-gcm": "aes128-gcm@openssh.com",
+    "chacha20": "chacha20-poly1305@openssh.com",
+}
+PATHS = ["direct", "jump", "gw-key", "gw-agent", "gw-jump"]
+GATEWAY_PATHS = ["gw-key", "gw-agent", "gw-jump"]
+TICK = os.sysconf("SC_CLK_TCK")
+MIB = 1024 * 1024
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- processes ----------------------------------------------------------
+
+
+def cpu_seconds(pid, children=False):
+    """utime+stime of PID (or of its reaped descendants) in seconds."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is state (field 3); utime is field 14, cutime field 16.
+    i = 13 if children else 11
+    return (int(fields[i]) + int(fields[i + 1])) / TICK
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def threads(pid):
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def descendants(pid):
+    """PIDs of every live process below PID."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        kids.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in kids.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def pss_kib(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_banner(port, proc, what):
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"{what} exited at start (status {proc.returncode})")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                if s.recv(4) == b"SSH-":
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{what}: nothing answers SSH on port {port}")
+
+
+def stats(values):
+    """(p50, p99, mean) of a list of numbers."""
+    v = sorted(values)
+    p50 = v[(len(v) - 1) // 2]
+    p99 = v[min(len(v) - 1, max(0, -(-len(v) * 99 // 100) - 1))]
+    return p50, p99, statistics.fmean(v)
+
+
+def table(head, rows):
+    print("| " + " | ".join(head) + " |")
+    print("|" + "|".join("---" if i == 0 else "---:" for i in range(len(head))) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    print(flush=True)
+
+
+# --- the world: a box, a jump host, an agent, gateways ---------------------
+
+
+class World:
+    def __init__(self, binary, box_max_startups):
+        self.binary = binary
+        self.work = Path(tempfile.mkdtemp(prefix="sb-bench."))
+        self.procs = []
+        self.user = getpass.getuser()
+        w = self.work
+        for name, comment in [("client_key", "bench-client"), ("agent_key", "bench-agent"),
+                              ("identity", "bench-gateway")]:
+            run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", comment, "-f", str(w / name)])
+        pub = {n: (w / f"{n}.pub").read_text().strip() for n in ["client_key", "agent_key", "identity"]}
+        (w / "box_keys").write_text(f"{pub['client_key']}\n{pub['agent_key']}\n{pub['identity']}\n")
+        (w / "jump_keys").write_text(pub["client_key"] + "\n")
+        self.box_port, self.box = self.start_sshd("box", "box_keys", box_max_startups)
+        self.jump_port, self.jumphost = self.start_sshd("jumphost", "jump_keys", "10:30:100")
+
+        self.agent_sock = w / "agent.sock"
+        self.spawn(["ssh-agent", "-D", "-a", str(self.agent_sock)], stdout=subprocess.DEVNULL)
+        for _ in range(100):
+            if self.agent_sock.exists():
+                break
+            time.sleep(0.05)
+        run(["ssh-add", "-q", str(w / "agent_key")],
+            env=dict(os.environ, SSH_AUTH_SOCK=str(self.agent_sock)), stderr=subprocess.DEVNULL)
+
+        (w / "routes.toml").write_text(
+            "[[route]]\n"
+            'name = "bench-box"\n'
+            f'address = "127.0.0.1:{self.box_port}"\n'
+            f'user = "{self.user}"\n'
+            f'authorized_keys = ["{pub["client_key"]}"]\n'
+            f'identity_file = "{w / "identity"}"\n'
+        )
+        self.gateways = {}
+
+    def spawn(self, argv, **kw):
+        proc = subprocess.Popen(argv, start_new_session=True, **kw)
+        self.procs.append(proc)
+        return proc
+
+    def start_sshd(self, name, keys, max_startups):
+        d = self.work / name
+        d.mkdir()
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")])
+        port = free_port()
+        (d / "sshd_config").write_text(
+            f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host_key'}\n"
+            f"PidFile {d / 'sshd.pid'}\nAuthorizedKeysFile {self.work / keys}\n"
+            "StrictModes no\nUsePAM no\nUseDNS no\nPasswordAuthentication no\n"
+            "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
+            f"AllowTcpForwarding yes\nAllowAgentForwarding yes\nMaxStartups {max_startups}\n"
+            "ClientAliveInterval 0\nLogLevel ERROR\n"
+        )
+        Path("/run/sshd").mkdir(exist_ok=True)
+        proc = self.spawn(["/usr/sbin/sshd", "-D", "-f", str(d / "sshd_config"),
+                           "-E", str(d / "sshd.log")])
+        wait_banner(port, proc, f"sshd {name}")
+        return port, proc
+
+    def start_gateway(self, name, extra=""):
+        port = free_port()
+        cfg = self.work / f"{name}.toml"
+        cfg.write_text(
+            f'[server]\nlisten = "127.0.0.1:{port}"\n'
+            'host_key_seed = "bench-only-seed-not-secret"\n'
+            "max_unauthenticated = 1000\n"
+            f'[sources.file]\npath = "{self.work / "routes.toml"}"\nwatch = false\n'
+            '[admin]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warn"\n' + extra
+        )
+        logf = open(self.work / f"{name}.log", "w")
+        proc = self.spawn([str(self.binary), "serve", "--config", str(cfg)],
+                          stdout=logf, stderr=subprocess.STDOUT)
+        try:
+            wait_banner(port, proc, f"gateway {name}")
+        except SystemExit:
+            log((self.work / f"{name}.log").read_text())
+            raise
+        self.gateways[name] = (port, proc)
+        return port, proc
+
+    def ssh_config(self, cipher):
+        """An ssh_config file with one Host per path, for CIPHER on every leg
+        the client speaks (outer and inner, for ProxyJump)."""
+        w = self.work
+        gw_port = self.gateways["gw"][0]
+        hosts = {
+            "direct": f"HostName 127.0.0.1\n Port {self.box_port}",
+            "jumphost": f"HostName 127.0.0.1\n Port {self.jump_port}",
+            "jump": f"HostName 127.0.0.1\n Port {self.box_port}\n ProxyJump jumphost",
+            "gw-key": f"HostName 127.0.0.1\n Port {gw_port}",
+            "gw-agent": f"HostName 127.0.0.1\n Port {gw_port}\n User {self.user}@bench-box\n"
+                        f" IdentityFile {w / 'agent_key'}\n IdentityAgent {self.agent_sock}\n"
+                        f" ForwardAgent {self.agent_sock}",
+            "gw-jump": "HostName bench-box\n ProxyJump gw-key",
+        }
+        for name, (port, _) in self.gateways.items():
+            if name != "gw":
+                hosts[name] = f"HostName 127.0.0.1\n Port {port}"
+        text = "".join(f"Host {h}\n {body}\n" for h, body in hosts.items())
+        text += (
+            f"Host *\n User {self.user}\n IdentityFile {w / 'client_key'}\n IdentitiesOnly yes\n"
+            " IdentityAgent none\n StrictHostKeyChecking no\n UserKnownHostsFile /dev/null\n"
+            " BatchMode yes\n LogLevel ERROR\n ConnectTimeout 30\n ControlMaster no\n"
+            f" ControlPath none\n EscapeChar none\n Ciphers {cipher}\n"
+        )
+        path = w / f"ssh_config.{cipher}"
+        path.write_text(text)
+        return path
+
+    def close(self):
+        for proc in reversed(self.procs):
+            if proc.poll() is None:
+                try:
+                    os.killpg(proc.pid, signal.SIGTERM)
+                except OSError:
+                    pass
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+        shutil.rmtree(self.work, ignore_errors=True)
+
+
+def run(argv, **kw):
+    subprocess.run(argv, check=True, **kw)
+
+
+def ssh(cfg, host, command=None, *options):
+    """argv for `ssh -F CFG [OPTIONS] HOST [COMMAND]`."""
+    return ["ssh", "-F", str(cfg), *options, host, *([command] if command else [])]
+
+
+def check_reaches_box(cfg, host):
+    out = subprocess.run(ssh(cfg, host, "echo $SSH_CONNECTION"), capture_output=True,
+                         text=True, timeout=60)
+    if out.returncode != 0 or not out.stdout.strip():
+        raise SystemExit(f"{host} does not reach the box: {out.stderr.strip()}")
+
+
+# --- throughput --------------------------------------------------------------
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def transfer(world, cfg, host, direction, nbytes):
+    """Moves NBYTES up or down through HOST; returns (seconds, cpu dict)."""
+    gw = world.gateways["gw"][1].pid
+    before = {
+        "gateway": cpu_seconds(gw),
+        "jumphost": cpu_seconds(world.jumphost.pid, children=True),
+        "box": cpu_seconds(world.box.pid, children=True),
+        "client": children_cpu(),
+    }
+    base = " ".join(ssh(cfg, host))
+    if direction == "up":
+        cmd = f"head -c {nbytes} /dev/zero | {base} 'wc -c'"
+    else:
+        cmd = f"{base} 'head -c {nbytes} /dev/zero' | wc -c"
+    t0 = time.perf_counter()
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=1800)
+    elapsed = time.perf_counter() - t0
+    got = out.stdout.strip()
+    if out.returncode != 0 or got != str(nbytes):
+        raise SystemExit(f"{host} {direction}: moved {got or 0} of {nbytes} bytes: "
+                         f"{out.stderr.strip()}")
+    time.sleep(0.3)  # let sshd reap the session's processes (cutime)
+    after = {
+        "gateway": cpu_seconds(gw),
+        "jumphost": cpu_seconds(world.jumphost.pid, children=True),
+        "box": cpu_seconds(world.box.pid, children=True),
+        "client": children_cpu(),
+    }
+    return elapsed, {k: after[k] - before[k] for k in before}
+
+
+def bench_throughput(world, args):
+    nbytes = args.size_mb * MIB
+    gib = nbytes / (1024 * MIB)
+    results = {}
+    for short, cipher in CIPHERS.items():
+        cfg = world.ssh_config(cipher)
+        for path in PATHS:
+            check_reaches_box(cfg, path)
+        for direction in ["up", "down"]:
+            for path in PATHS:
+                log(f"  throughput {short} {direction} {path}...")
+                secs, cpu = transfer(world, cfg, path, direction, nbytes)
+                middle = cpu["jumphost"] if path == "jump" else cpu["gateway"] if path.startswith("gw") else None
+                results[(short, direction, path)] = {
+                    "mibps": args.size_mb / secs,
+                    "middle": None if middle is None else middle / gib,
+                    "box": cpu["box"] / gib,
+                    "client": cpu["client"] / gib,
+                }
+    print(f"### Throughput: {args.size_mb} MiB each way\n")
+    print("MiB/s; `÷jump` and `÷direct` are ratios of MiB/s in this run. CPU is in "
+          "seconds per GiB: `middle` is the gateway process (gw-*) or the OpenSSH jump "
+          "host's sshd processes (jump); `box` is the box's sshd processes with the "
+          "command they run; `client` is ssh plus `head`/`wc` on the client side.\n")
+    rows = []
+    for short in CIPHERS:
+        for direction in ["up", "down"]:
+            jump = results[(short, direction, "jump")]["mibps"]
+            direct = results[(short, direction, "direct")]["mibps"]
+            for path in PATHS:
+                r = results[(short, direction, path)]
+                rows.append([
+                    f"{short} {direction} {path}", f"{r['mibps']:.1f}",
+                    f"{r['mibps'] / jump:.2f}", f"{r['mibps'] / direct:.2f}",
+                    "-" if r["middle"] is None else f"{r['middle']:.2f}",
+                    f"{r['box']:.2f}", f"{r['client']:.2f}",
+                ])
+    table(["cipher, direction, path", "MiB/s", "÷jump", "÷direct", "middle CPU s/GiB",
+           "box CPU s/GiB", "client CPU s/GiB"], rows)
+    rows = []
+    for short in CIPHERS:
+        for direction in ["up", "down"]:
+            sshd = results[(short, direction, "direct")]["box"]
+            for path in GATEWAY_PATHS:
+                mid = results[(short, direction, path)]["middle"]
+                rows.append([f"{short} {direction} {path}", f"{mid:.2f}", f"{sshd:.2f}",
+                             f"{mid / sshd:.2f}" if sshd > 0 else "n/a"])
+    print("Gateway CPU per GiB against the box sshd's on the direct path (same "
+          "bytes, same client cipher; target ≤ 2.5):\n")
+    table(["cipher, direction, path", "gateway s/GiB", "direct sshd s/GiB", "ratio"], rows)
+    return results
+
+
+# --- connection setup ----------------------------------------------------------
+
+
+def timed_login(cfg, host):
+    t0 = time.perf_counter()
+    out = subprocess.run(ssh(cfg, host, "true"), capture_output=True, timeout=120)
+    ms = (time.perf_counter() - t0) * 1000
+    if out.returncode != 0:
+        raise SystemExit(f"{host}: ssh true failed: {out.stderr.decode(errors='replace').strip()}")
+    return ms
+
+
+def bench_setup(world, args):
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    for path in PATHS:
+        timed_login(cfg, path)  # warm up
+    seq = {p: [] for p in PATHS}
+    log(f"  setup: {args.n} sequential rounds over {len(PATHS)} paths...")
+    for _ in range(args.n):
+        for path in PATHS:  # interleaved, so machine noise hits every path alike
+            seq[path].append(timed_login(cfg, path))
+    par = {}
+    total = args.n * 2
+    for path in PATHS:
+        log(f"  setup: {total} logins on {path}, {args.parallel} at a time...")
+        t0 = time.perf_counter()
+        with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
+            lat = list(pool.map(lambda _: timed_login(cfg, path), range(total)))
+        par[path] = (lat, total / (time.perf_counter() - t0))
+    print(f"### Connection setup: `ssh HOST true` (connect, key exchange, auth, exec, close)\n")
+    print(f"Sequential: {args.n} interleaved rounds. Parallel: {total} logins per path, "
+          f"{args.parallel} at a time. Milliseconds; `÷direct` compares p50s.\n")
+    d50 = stats(seq["direct"])[0]
+    dpar = stats(par["direct"][0])[0]
+    rows = []
+    for path in PATHS:
+        p50, p99, mean = stats(seq[path])
+        q50, q99, _ = stats(par[path][0])
+        rows.append([path, f"{p50:.1f}", f"{p99:.1f}", f"{p50 / d50:.2f}", f"{1000 / mean:.1f}",
+                     f"{q50:.1f}", f"{q99:.1f}", f"{q50 / dpar:.2f}", f"{par[path][1]:.1f}"])
+    table(["path", "seq p50", "seq p99", "÷direct", "seq conn/s", "par p50", "par p99",
+           "÷direct", "par conn/s"], rows)
+    return {"seq": seq, "par": {p: v[1] for p, v in par.items()}}
+
+
+# --- interactive echo -------------------------------------------------------------
+
+
+class EchoSession:
+    def __init__(self, cfg, host):
+        self.host = host
+        self.proc = subprocess.Popen(
+            ssh(cfg, host, "stty raw -echo; echo READY; exec cat", "-tt"),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            bufsize=0)
+        self.out = self.proc.stdout.fileno()
+        self.inp = self.proc.stdin.fileno()
+        seen = b""
+        while b"READY" not in seen:
+            seen += self.read(timeout=60)
+        time.sleep(0.2)
+        while select.select([self.out], [], [], 0.2)[0]:  # the newline after READY
+            self.read(timeout=1)
+
+    def read(self, timeout):
+        if not select.select([self.out], [], [], timeout)[0]:
+            raise SystemExit(f"{self.host}: no echo within {timeout} s")
+        data = os.read(self.out, 4096)
+        if not data:
+            raise SystemExit(f"{self.host}: session ended")
+        return data
+
+    def round_trip(self):
+        t0 = time.perf_counter()
+        os.write(self.inp, b"x")
+        got = self.read(timeout=10)
+        us = (time.perf_counter() - t0) * 1e6
+        if got != b"x":
+            raise SystemExit(f"{self.host}: echoed {got!r}")
+        return us
+
+    def close(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def bench_echo(world, args):
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    sessions = [EchoSession(cfg, p) for p in PATHS]
+    rtt = {p: [] for p in PATHS}
+    log(f"  echo: {args.echo_n} round trips per path, interleaved...")
+    try:
+        for s in sessions:
+            for _ in range(50):
+                s.round_trip()  # warm up
+        for _ in range(args.echo_n):
+            for s in sessions:
+                rtt[s.host].append(s.round_trip())
+    finally:
+        for s in sessions:
+            s.close()
+    print(f"### Interactive latency: one-byte echo in a raw PTY (`cat`), {args.echo_n} round trips\n")
+    print("Microseconds; `Δp99` is the path's p99 minus direct's.\n")
+    _, d99, _ = stats(rtt["direct"])
+    rows = []
+    for path in PATHS:
+        p50, p99, mean = stats(rtt[path])
+        rows.append([path, f"{p50:.0f}", f"{p99:.0f}", f"{mean:.0f}", f"{p99 - d99:+.0f}"])
+    table(["path", "p50 µs", "p99 µs", "mean µs", "Δp99 µs"], rows)
+    return rtt
+
+
+# --- concurrency --------------------------------------------------------------------
+
+
+def open_idle_session(cfg, host):
+    proc = subprocess.Popen(ssh(cfg, host, "echo ready; exec sleep 86400", "-T"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    line = proc.stdout.readline()
+    if line.strip() != b"ready":
+        proc.kill()
+        err = proc.stderr.read().decode(errors="replace").strip()
+        raise RuntimeError(f"session did not open: {err}")
+    return proc
+
+
+def open_sessions(cfg, host, count, parallel):
+    procs, failures = [], []
+    with concurrent.futures.ThreadPoolExecutor(parallel) as pool:
+        futures = [pool.submit(open_idle_session, cfg, host) for _ in range(count)]
+        for i, f in enumerate(concurrent.futures.as_completed(futures), 1):
+            try:
+                procs.append(f.result())
+            except RuntimeError as e:
+                failures.append(str(e))
+            if i % 250 == 0:
+                log(f"    {i}/{count}")
+    if failures:
+        log(f"    {len(failures)} sessions failed, first: {failures[0]}")
+    return procs, len(failures)
+
+
+def close_sessions(procs):
+    for p in procs:
+        p.terminate()
+    for p in procs:
+        p.wait()
+
+
+def bench_concurrency(world, args):
+    n = args.sessions
+    _, gw = world.start_gateway("gw-conc")
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    for _ in range(3):
+        timed_login(cfg, "gw-conc")
+    time.sleep(1)
+    base = rss_kib(gw.pid)
+    base_threads = threads(gw.pid)
+    log(f"  concurrency: opening {n} idle sessions through the gateway...")
+    t0 = time.perf_counter()
+    procs, failed = open_sessions(cfg, "gw-conc", n, args.parallel)
+    open_secs = time.perf_counter() - t0
+    try:
+        time.sleep(5)
+        loaded = rss_kib(gw.pid)
+        log(f"  concurrency: measuring idle CPU for {args.idle_secs} s...")
+        c0, t0 = cpu_seconds(gw.pid), time.perf_counter()
+        time.sleep(args.idle_secs)
+        idle_cpu = (cpu_seconds(gw.pid) - c0) / (time.perf_counter() - t0)
+        peak_threads = threads(gw.pid)
+    finally:
+        close_sessions(procs)
+    time.sleep(3)
+    after = rss_kib(gw.pid)
+    opened = len(procs)
+
+    jump = None
+    if args.jump_sessions:
+        m = args.jump_sessions
+        log(f"  concurrency: {m} idle sessions through the OpenSSH jump host, for comparison...")
+        before = pss_kib(descendants(world.jumphost.pid))
+        jprocs, _ = open_sessions(cfg, "jump", m, args.parallel)
+        try:
+            time.sleep(3)
+            jump = (len(jprocs), (pss_kib(descendants(world.jumphost.pid)) - before) / max(1, len(jprocs)))
+        finally:
+            close_sessions(jprocs)
+
+    print(f"### Concurrency: {opened} idle sessions through one gateway\n")
+    print("Each session is an OpenSSH client running `sleep` on the box (key mode: one "
+          "client connection and one box connection in the gateway). Memory is the "
+          "gateway's resident set (VmRSS); idle CPU is over "
+          f"{args.idle_secs} s with keepalives at their default.\n")
+    rows = [
+        ["sessions open (failed)", f"{opened} ({failed})"],
+        ["time to open them", f"{open_secs:.1f} s ({opened / open_secs:.0f}/s, {args.parallel} at a time)"],
+        ["gateway RSS before", f"{base / 1024:.1f} MiB"],
+        ["gateway RSS with the sessions", f"{loaded / 1024:.1f} MiB"],
+        ["gateway memory per session", f"{(loaded - base) / max(1, opened):.1f} KiB"],
+        ["gateway RSS after they closed", f"{after / 1024:.1f} MiB"],
+        ["gateway threads (before / loaded)", f"{base_threads} / {peak_threads}"],
+        ["gateway CPU while idle", f"{idle_cpu * 100:.2f} % of one core"],
+    ]
+    if jump:
+        rows.append([f"OpenSSH jump host, per session ({jump[0]} sessions, PSS)",
+                     f"{jump[1]:.1f} KiB"])
+    table(["measure", "value"], rows)
+    return {"opened": opened, "per_session_kib": (loaded - base) / max(1, opened),
+            "idle_cpu": idle_cpu}
+
+
+# --- main -------------------------------------------------------------------------
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("sections", nargs="*", metavar="section",
+                   help="throughput, setup, echo, concurrency (default: all)")
+    p.add_argument("--bin", required=True, help="the switchboard binary")
+    p.add_argument("--size-mb", type=int, default=1024, help="per transfer (default 1024)")
+    p.add_argument("--n", type=int, default=50, help="sequential logins per path (default 50)")
+    p.add_argument("--parallel", type=int, default=8, help="concurrent logins (default 8)")
+    p.add_argument("--echo-n", type=int, default=2000, help="echo round trips (default 2000)")
+    p.add_argument("--sessions", type=int, default=2000, help="idle sessions (default 2000)")
+    p.add_argument("--jump-sessions", type=int, default=200,
+                   help="idle sessions through the OpenSSH jump host for comparison (default 200)")
+    p.add_argument("--idle-secs", type=int, default=30, help="idle CPU window (default 30)")
+    p.add_argument("--json", help="also write the raw results here")
+    args = p.parse_args()
+    all_sections = ["throughput", "setup", "echo", "concurrency"]
+    for section in args.sections:
+        if section not in all_sections:
+            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}")
+    args.sections = args.sections or all_sections
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    world = World(Path(args.bin), f"{args.parallel * 4}:30:{args.parallel * 8}")
+    results = {}
+    try:
+        world.start_gateway("gw")
+        print(f"## Switchboard benchmarks\n\n{os.cpu_count()} cores, "
+              f"{subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}, "
+              f"{time.strftime('%Y-%m-%d %H:%M')}\n", flush=True)
+        for section in args.sections:
+            results[section] = {
+                "throughput": bench_throughput, "setup": bench_setup,
+                "echo": bench_echo, "concurrency": bench_concurrency,
+            }[section](world, args)
+    finally:
+        world.close()
+    if args.json:
+        Path(args.json).write_text(json.dumps(
+            {k: {str(kk): vv for kk, vv in v.items()} if isinstance(v, dict) else v
+             for k, v in results.items()}, indent=1, default=str))
+
+
+if __name__ == "__main__":
+    main()
