@@ -16,6 +16,8 @@ Sections (all by default; name some to run only those):
   setup        connect + auth + exec + close, sequential and parallel
   echo         one-byte round trips in a raw PTY session
   concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
+  profile      (not in the default set) perf profile of the gateway relaying
+               SIZE_MB up and down in key mode
 
 Run through bench/run.sh, which builds the release binary. Results are printed
 as Markdown tables (stdout); progress goes to stderr. Compare figures within
@@ -27,6 +29,7 @@ import concurrent.futures
 import getpass
 import json
 import os
+import re
 import resource
 import select
 import shutil
@@ -45,6 +48,8 @@ CIPHERS = {
 }
 PATHS = ["direct", "jump", "gw-key", "gw-agent", "gw-jump"]
 GATEWAY_PATHS = ["gw-key", "gw-agent", "gw-jump"]
+# Connection setup also runs direct with the gateway's key exchange.
+SETUP_PATHS = ["direct", "direct-x25519", "jump", *GATEWAY_PATHS]
 TICK = os.sysconf("SC_CLK_TCK")
 MIB = 1024 * 1024
 
@@ -237,6 +242,8 @@ class World:
         gw_port = self.gateways["gw"][0]
         hosts = {
             "direct": f"HostName 127.0.0.1\n Port {self.box_port}",
+            "direct-x25519": f"HostName 127.0.0.1\n Port {self.box_port}\n"
+                             " KexAlgorithms curve25519-sha256",
             "jumphost": f"HostName 127.0.0.1\n Port {self.jump_port}",
             "jump": f"HostName 127.0.0.1\n Port {self.box_port}\n ProxyJump jumphost",
             "gw-key": f"HostName 127.0.0.1\n Port {gw_port}",
@@ -248,6 +255,7 @@ class World:
         for name, (port, _) in self.gateways.items():
             if name != "gw":
                 hosts[name] = f"HostName 127.0.0.1\n Port {port}"
+                hosts[f"{name}-jump"] = f"HostName bench-box\n ProxyJump {name}"
         text = "".join(f"Host {h}\n {body}\n" for h, body in hosts.items())
         text += (
             f"Host *\n User {self.user}\n IdentityFile {w / 'client_key'}\n IdentitiesOnly yes\n"
@@ -396,28 +404,31 @@ def timed_login(cfg, host):
 
 def bench_setup(world, args):
     cfg = world.ssh_config(CIPHERS["aes128-gcm"])
-    for path in PATHS:
+    for path in SETUP_PATHS:
         timed_login(cfg, path)  # warm up
-    seq = {p: [] for p in PATHS}
-    log(f"  setup: {args.n} sequential rounds over {len(PATHS)} paths...")
+    seq = {p: [] for p in SETUP_PATHS}
+    log(f"  setup: {args.n} sequential rounds over {len(SETUP_PATHS)} paths...")
     for _ in range(args.n):
-        for path in PATHS:  # interleaved, so machine noise hits every path alike
+        for path in SETUP_PATHS:  # interleaved, so machine noise hits every path alike
             seq[path].append(timed_login(cfg, path))
     par = {}
     total = args.n * 2
-    for path in PATHS:
+    for path in SETUP_PATHS:
         log(f"  setup: {total} logins on {path}, {args.parallel} at a time...")
         t0 = time.perf_counter()
         with concurrent.futures.ThreadPoolExecutor(args.parallel) as pool:
             lat = list(pool.map(lambda _: timed_login(cfg, path), range(total)))
         par[path] = (lat, total / (time.perf_counter() - t0))
     print(f"### Connection setup: `ssh HOST true` (connect, key exchange, auth, exec, close)\n")
+    print("`direct-x25519` is direct with `KexAlgorithms curve25519-sha256`, the key "
+          "exchange the gateway negotiates on both legs; OpenSSH to OpenSSH picks "
+          "`sntrup761x25519-sha512` by default, which costs more CPU.\n")
     print(f"Sequential: {args.n} interleaved rounds. Parallel: {total} logins per path, "
           f"{args.parallel} at a time. Milliseconds; `÷direct` compares p50s.\n")
     d50 = stats(seq["direct"])[0]
     dpar = stats(par["direct"][0])[0]
     rows = []
-    for path in PATHS:
+    for path in SETUP_PATHS:
         p50, p99, mean = stats(seq[path])
         q50, q99, _ = stats(par[path][0])
         rows.append([path, f"{p50:.1f}", f"{p99:.1f}", f"{p50 / d50:.2f}", f"{1000 / mean:.1f}",
@@ -532,18 +543,19 @@ def close_sessions(procs):
         p.wait()
 
 
-def bench_concurrency(world, args):
-    n = args.sessions
-    _, gw = world.start_gateway("gw-conc")
+def hold_idle(world, gateway, host, n, args):
+    """Opens N idle sessions to HOST through a fresh gateway GATEWAY and
+    measures it; returns a dict of figures."""
+    _, gw = world.start_gateway(gateway)
     cfg = world.ssh_config(CIPHERS["aes128-gcm"])
     for _ in range(3):
-        timed_login(cfg, "gw-conc")
+        timed_login(cfg, host)
     time.sleep(1)
     base = rss_kib(gw.pid)
     base_threads = threads(gw.pid)
-    log(f"  concurrency: opening {n} idle sessions through the gateway...")
+    log(f"  concurrency: opening {n} idle sessions ({host})...")
     t0 = time.perf_counter()
-    procs, failed = open_sessions(cfg, "gw-conc", n, args.parallel)
+    procs, failed = open_sessions(cfg, host, n, args.parallel)
     open_secs = time.perf_counter() - t0
     try:
         time.sleep(5)
@@ -552,17 +564,28 @@ def bench_concurrency(world, args):
         c0, t0 = cpu_seconds(gw.pid), time.perf_counter()
         time.sleep(args.idle_secs)
         idle_cpu = (cpu_seconds(gw.pid) - c0) / (time.perf_counter() - t0)
-        peak_threads = threads(gw.pid)
+        loaded_threads = threads(gw.pid)
     finally:
         close_sessions(procs)
     time.sleep(3)
-    after = rss_kib(gw.pid)
     opened = len(procs)
+    return {
+        "opened": opened, "failed": failed, "open_secs": open_secs, "base_kib": base,
+        "loaded_kib": loaded, "after_kib": rss_kib(gw.pid),
+        "per_session_kib": (loaded - base) / max(1, opened), "threads": (base_threads, loaded_threads),
+        "idle_cpu": idle_cpu,
+    }
 
+
+def bench_concurrency(world, args):
+    modes = {"key mode": hold_idle(world, "gw-conc", "gw-conc", args.sessions, args)}
+    if args.jump_mode_sessions:
+        modes["jump mode"] = hold_idle(world, "gw-jconc", "gw-jconc-jump", args.jump_mode_sessions, args)
     jump = None
     if args.jump_sessions:
         m = args.jump_sessions
         log(f"  concurrency: {m} idle sessions through the OpenSSH jump host, for comparison...")
+        cfg = world.ssh_config(CIPHERS["aes128-gcm"])
         before = pss_kib(descendants(world.jumphost.pid))
         jprocs, _ = open_sessions(cfg, "jump", m, args.parallel)
         try:
@@ -571,27 +594,61 @@ def bench_concurrency(world, args):
         finally:
             close_sessions(jprocs)
 
-    print(f"### Concurrency: {opened} idle sessions through one gateway\n")
-    print("Each session is an OpenSSH client running `sleep` on the box (key mode: one "
-          "client connection and one box connection in the gateway). Memory is the "
-          "gateway's resident set (VmRSS); idle CPU is over "
-          f"{args.idle_secs} s with keepalives at their default.\n")
+    print("### Concurrency: idle sessions held open through one gateway\n")
+    print("Each session is an OpenSSH client running `sleep` on the box, opened "
+          f"{args.parallel} at a time through a fresh gateway. Key mode: a client connection "
+          "and a box connection (russh client) in the gateway; jump mode (`ssh -J`): a "
+          "client connection and a raw TCP stream. Memory is the gateway's resident set "
+          f"(VmRSS); idle CPU is over {args.idle_secs} s, keepalives at their default "
+          "(30 s, both legs).\n")
+    names = list(modes)
     rows = [
-        ["sessions open (failed)", f"{opened} ({failed})"],
-        ["time to open them", f"{open_secs:.1f} s ({opened / open_secs:.0f}/s, {args.parallel} at a time)"],
-        ["gateway RSS before", f"{base / 1024:.1f} MiB"],
-        ["gateway RSS with the sessions", f"{loaded / 1024:.1f} MiB"],
-        ["gateway memory per session", f"{(loaded - base) / max(1, opened):.1f} KiB"],
-        ["gateway RSS after they closed", f"{after / 1024:.1f} MiB"],
-        ["gateway threads (before / loaded)", f"{base_threads} / {peak_threads}"],
-        ["gateway CPU while idle", f"{idle_cpu * 100:.2f} % of one core"],
+        ["sessions open (failed)"] + [f"{m['opened']} ({m['failed']})" for m in modes.values()],
+        ["time to open them"] + [f"{m['open_secs']:.0f} s ({m['opened'] / m['open_secs']:.0f}/s)" for m in modes.values()],
+        ["gateway RSS before"] + [f"{m['base_kib'] / 1024:.1f} MiB" for m in modes.values()],
+        ["gateway RSS with the sessions"] + [f"{m['loaded_kib'] / 1024:.1f} MiB" for m in modes.values()],
+        ["**gateway memory per session**"] + [f"**{m['per_session_kib']:.1f} KiB**" for m in modes.values()],
+        ["gateway RSS after they closed"] + [f"{m['after_kib'] / 1024:.1f} MiB" for m in modes.values()],
+        ["gateway threads (before / loaded)"] + [f"{m['threads'][0]} / {m['threads'][1]}" for m in modes.values()],
+        ["gateway CPU while idle"] + [f"{m['idle_cpu'] * 100:.2f} % of a core" for m in modes.values()],
     ]
+    table(["measure"] + names, rows)
     if jump:
-        rows.append([f"OpenSSH jump host, per session ({jump[0]} sessions, PSS)",
-                     f"{jump[1]:.1f} KiB"])
-    table(["measure", "value"], rows)
-    return {"opened": opened, "per_session_kib": (loaded - base) / max(1, opened),
-            "idle_cpu": idle_cpu}
+        print(f"For comparison, an OpenSSH jump host holding {jump[0]} such sessions "
+              f"(`ProxyJump`): {jump[1]:.0f} KiB per session (PSS of its sshd processes).\n")
+    return modes
+
+
+# --- profile -----------------------------------------------------------------------
+
+
+def bench_profile(world, args):
+    """perf profile of the gateway while it relays SIZE_MB up and down in key
+    mode (aes128-gcm); prints the hottest symbols."""
+    if not shutil.which("perf"):
+        raise SystemExit("profile needs perf (Debian: linux-perf)")
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    gw = world.gateways["gw"][1].pid
+    data = world.work / "perf.data"
+    check_reaches_box(cfg, "gw-key")
+    perf = subprocess.Popen(["perf", "record", "-q", "-F", "1999", "-g", "-o", str(data),
+                             "-p", str(gw)], stderr=subprocess.DEVNULL)
+    time.sleep(1)
+    for direction in ["up", "down"]:
+        log(f"  profile: {direction}...")
+        transfer(world, cfg, "gw-key", direction, args.size_mb * MIB)
+    perf.send_signal(signal.SIGINT)
+    perf.wait()
+    report = subprocess.run(
+        ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--percent-limit", "0.7",
+         "--sort", "dso,symbol", "-g", "none"], capture_output=True, text=True).stdout
+    print(f"### Profile: gateway, key mode, aes128-gcm, {args.size_mb} MiB up then down\n")
+    print("```")
+    for line in report.splitlines():
+        if line.strip() and not line.startswith("#"):
+            print(re.sub(r"(\s+-)*\s*$", "", line))
+    print("```\n")
+    return {}
 
 
 # --- main -------------------------------------------------------------------------
@@ -600,13 +657,16 @@ def bench_concurrency(world, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sections", nargs="*", metavar="section",
-                   help="throughput, setup, echo, concurrency (default: all)")
+                   help="throughput, setup, echo, concurrency (default: all); "
+                   "profile (perf, on its own)")
     p.add_argument("--bin", required=True, help="the switchboard binary")
     p.add_argument("--size-mb", type=int, default=1024, help="per transfer (default 1024)")
     p.add_argument("--n", type=int, default=50, help="sequential logins per path (default 50)")
     p.add_argument("--parallel", type=int, default=8, help="concurrent logins (default 8)")
     p.add_argument("--echo-n", type=int, default=2000, help="echo round trips (default 2000)")
     p.add_argument("--sessions", type=int, default=2000, help="idle sessions (default 2000)")
+    p.add_argument("--jump-mode-sessions", type=int, default=1000,
+                   help="idle sessions through the gateway in jump mode (default 1000)")
     p.add_argument("--jump-sessions", type=int, default=200,
                    help="idle sessions through the OpenSSH jump host for comparison (default 200)")
     p.add_argument("--idle-secs", type=int, default=30, help="idle CPU window (default 30)")
@@ -614,8 +674,8 @@ def main():
     args = p.parse_args()
     all_sections = ["throughput", "setup", "echo", "concurrency"]
     for section in args.sections:
-        if section not in all_sections:
-            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}")
+        if section not in all_sections + ["profile"]:
+            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, profile")
     args.sections = args.sections or all_sections
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -631,6 +691,7 @@ def main():
             results[section] = {
                 "throughput": bench_throughput, "setup": bench_setup,
                 "echo": bench_echo, "concurrency": bench_concurrency,
+                "profile": bench_profile,
             }[section](world, args)
     finally:
         world.close()

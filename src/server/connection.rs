@@ -107,7 +107,8 @@ impl Gateway {
                     .await
             }
             Protocol::Http => {
-                let serving = tunnel::serve(stream, conn.clone(), self.ctx.clone());
+                // Boxed, so that SSH connections do not carry its size.
+                let serving = Box::pin(tunnel::serve(stream, conn.clone(), self.ctx.clone()));
                 self.guard(serving, &conn, deadline)
                     .instrument(span.clone())
                     .await

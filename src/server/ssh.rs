@@ -35,7 +35,9 @@ impl Gateway {
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let handler = ClientHandler::new(self.ctx.clone(), local, conn.clone(), span);
         // A client that never sends its version line must not hold a slot.
-        let running = russh::server::run_stream(self.ssh.clone(), stream, handler);
+        // Boxed: the handshake future is large and short-lived; unboxed it
+        // would size this connection's task for its whole life.
+        let running = Box::pin(russh::server::run_stream(self.ssh.clone(), stream, handler));
         let session = match tokio::time::timeout_at(deadline.into(), running).await {
             Err(_) => {
                 debug!("no SSH version line within login_grace; closed");

@@ -98,7 +98,10 @@ impl Handler for ClientHandler {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.open_session(channel, reply, session).await;
+        // Boxed here and below: the callback's future lives inside russh's
+        // per-connection task for the whole connection, sized for its
+        // largest callback; a box login must not set that size.
+        Box::pin(self.open_session(channel, reply, session)).await;
         Ok(())
     }
 
@@ -112,7 +115,7 @@ impl Handler for ClientHandler {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.open_direct_tcpip(
+        Box::pin(self.open_direct_tcpip(
             channel,
             host,
             port,
@@ -120,7 +123,7 @@ impl Handler for ClientHandler {
             originator_port,
             reply,
             session,
-        )
+        ))
         .await;
         Ok(())
     }

@@ -246,7 +246,9 @@ impl ClientHandler {
                 Some(link),
                 Login::Identity,
             );
-            *slot = match connecting.await {
+            // Boxed: the login is large and done once; it must not size
+            // the connection's future for its whole life (see handler.rs).
+            *slot = match Box::pin(connecting).await {
                 Ok(up) => UpstreamSlot::Ready(Arc::new(up)),
                 Err(notice) => {
                     self.span
