@@ -415,6 +415,55 @@ fn agent_mode_cat_10mb_is_byte_identical() {
     assert_same_file(&src, &back);
 }
 
+/// Stdin that outruns the queue while the box login through the agent is
+/// still going (a slow box) fails the session at once with a notice; it
+/// neither hangs until the handshake timeout nor reaches the box in part.
+#[test]
+fn agent_mode_input_outrunning_the_login_is_refused_not_hung() {
+    let dir = temp_dir();
+    let byok = Key::generate(dir.path(), "byok");
+    let route_key = Key::generate(dir.path(), "route-key");
+    let ws = SshdBox::start_with(
+        "alice-ws",
+        BoxOptions {
+            extra_authorized: vec![byok.public.clone()],
+            ..BoxOptions::default()
+        },
+    );
+    let slow = slow_forwarder(ws.port, Duration::from_secs(3));
+    let mut route = ws.route(&[&route_key]);
+    route.address = format!("127.0.0.1:{slow}");
+    let cfg = GatewayConfig {
+        agent_login: true,
+        ..GatewayConfig::default()
+    };
+    let gw = Gateway::start_with(&cfg, &routes_toml(&[route]));
+    let agent = Agent::start(&[&byok]);
+    let src = dir.path().join("64mb.bin");
+    fs::write(&src, vec![0u8; 64 * 1024 * 1024]).expect("write input");
+
+    let out = run(
+        ssh_with_agent(gw.port, &byok, &agent).args(["-A", "root@alice-ws@127.0.0.1", "wc -c"]),
+        Input::File(src),
+        SSH_TIMEOUT,
+    );
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr.contains(
+            "switchboard: more input arrived than the gateway holds (32 MiB) before the login \
+             to the box through your agent finished; nothing was sent to the box."
+        ),
+        "{out:?}"
+    );
+    assert_eq!(out.stdout, "", "nothing reached the box: {out:?}");
+    // Not after upstream.handshake_timeout (10 s): at once when the box answers.
+    assert!(
+        out.elapsed < Duration::from_secs(9),
+        "told only after {:?}",
+        out.elapsed
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 2. Jump mode
 // ---------------------------------------------------------------------------

@@ -12,14 +12,21 @@
 //! - box → client: a task writes stdout, stderr (extended data), EOF,
 //!   exit-status, exit-signal and close to the client, each write waiting for
 //!   the client's window.
+//! - Agent mode: until the box channel exists the queue cannot drain, and
+//!   the login needs this connection's event loop, so a full queue is never
+//!   waited on (that would deadlock until the handshake timeout). Input that
+//!   overflows it fails the session with [`OVERFLOW`] instead; nothing is
+//!   sent to the box.
 
 use std::collections::VecDeque;
 use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
 use russh::{ChannelMsg, ChannelWriteHalf, client, server};
+use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug};
 
@@ -38,6 +45,12 @@ const PUMP_DEPTH: usize = 128;
 /// event loop, so stdin the client streams meanwhile must fit here without
 /// blocking it: up to 32 MiB at 32 KiB packets, used only during the login.
 const PENDING_DEPTH: usize = 1024;
+
+/// Told when input outran the queue while the box was still being logged in
+/// to through the client's agent.
+const OVERFLOW: &str = "switchboard: more input arrived than the gateway holds (32 MiB) before the \
+login to the box through your agent finished; nothing was sent to the box. Start sending once the \
+session is open, or use a key the gateway knows, or ssh -J";
 
 /// How long a forwarded request may wait for the box's reply before the client
 /// is told "failure"; a box that never answers must not wedge the connection.
@@ -86,9 +99,53 @@ type PendingReplies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
 /// that explains why there is none.
 pub type BoxChannel = Result<russh::Channel<client::Msg>, String>;
 
+/// Whether the queue may be waited on: not while the box is still being
+/// logged in to through the client's agent (see the module docs).
+#[derive(Clone)]
+struct Gate(Arc<AtomicU8>);
+
+const PENDING: u8 = 0;
+const OPEN: u8 = 1;
+const OVERFLOWED: u8 = 2;
+
+impl Gate {
+    fn new(open: bool) -> Self {
+        Self(Arc::new(AtomicU8::new(if open { OPEN } else { PENDING })))
+    }
+
+    /// The pump has the box channel: from now on the queue drains. False if
+    /// the input overflowed first.
+    fn open(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == OPEN,
+        }
+    }
+
+    /// The queue is full while pending: give up on this session. False if
+    /// the box channel arrived meanwhile (then the queue drains: wait).
+    fn overflow(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, OVERFLOWED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == OVERFLOWED,
+        }
+    }
+
+    fn state(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 /// The handler's side of one relayed session channel.
 pub struct SessionRelay {
     input: mpsc::Sender<Input>,
+    gate: Gate,
     /// Whether requests are answered by the box (key mode) or at once,
     /// because the box is not known yet (agent mode, still logging in).
     answered_by_box: bool,
@@ -116,52 +173,75 @@ impl SessionRelay {
             PENDING_DEPTH
         };
         let (input, queue) = mpsc::channel(depth);
-        let pump = pump(queue, opening, to_client, client_handle, conn, span.clone());
+        let gate = Gate::new(answered_by_box);
+        let pump = pump(
+            queue,
+            opening,
+            gate.clone(),
+            to_client,
+            client_handle,
+            conn,
+            span.clone(),
+        );
         tokio::spawn(pump.instrument(span.clone()));
         Self {
             input,
+            gate,
             answered_by_box,
         }
     }
 
-    /// Client data (stdin). Waits while the queue is full: backpressure.
+    /// Queues `input` for the box. Waits while the queue is full
+    /// (backpressure), except while the box is still being logged in to
+    /// through the client's agent (see [`Gate`]). False if it was not queued.
+    async fn push(&self, input: Input) -> bool {
+        if self.gate.state() == PENDING {
+            match self.input.try_send(input) {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+                Err(TrySendError::Full(input)) => {
+                    if self.gate.overflow() {
+                        debug!("input outran the agent login; the session fails");
+                        return false;
+                    }
+                    return self.input.send(input).await.is_ok();
+                }
+            }
+        }
+        if self.gate.state() == OVERFLOWED {
+            return false;
+        }
+        self.input.send(input).await.is_ok()
+    }
+
+    /// Client data (stdin).
     pub async fn data(&self, data: &[u8]) {
-        let _ = self
-            .input
-            .send(Input::Data(Bytes::copy_from_slice(data)))
-            .await;
+        self.push(Input::Data(Bytes::copy_from_slice(data))).await;
     }
 
     /// Client extended data (rare; forwarded as is).
     pub async fn extended_data(&self, code: u32, data: &[u8]) {
-        let _ = self
-            .input
-            .send(Input::Extended(code, Bytes::copy_from_slice(data)))
+        self.push(Input::Extended(code, Bytes::copy_from_slice(data)))
             .await;
     }
 
     /// Client EOF, after all queued data.
     pub async fn eof(&self) {
-        let _ = self.input.send(Input::Eof).await;
+        self.push(Input::Eof).await;
     }
 
     /// Client closed the channel, after all queued data.
     pub async fn close(&self) {
-        let _ = self.input.send(Input::Close).await;
+        self.push(Input::Close).await;
     }
 
     /// Forwards a request the client may want answered; returns the answer.
     pub async fn request(&self, request: Request) -> bool {
         if !self.answered_by_box {
-            return self.input.send(Input::Request(request, None)).await.is_ok();
+            return self.push(Input::Request(request, None)).await;
         }
         let (tx, rx) = oneshot::channel();
-        if self
-            .input
-            .send(Input::Request(request, Some(tx)))
-            .await
-            .is_err()
-        {
+        if !self.push(Input::Request(request, Some(tx))).await {
             return false;
         }
         matches!(tokio::time::timeout(REPLY_TIMEOUT, rx).await, Ok(Ok(true)))
@@ -169,7 +249,7 @@ impl SessionRelay {
 
     /// A request nobody waits for (window-change, signal).
     pub async fn notify(&self, request: Request) {
-        let _ = self.input.send(Input::Request(request, None)).await;
+        self.push(Input::Request(request, None)).await;
     }
 }
 
@@ -177,6 +257,7 @@ impl SessionRelay {
 async fn pump(
     mut queue: mpsc::Receiver<Input>,
     opening: impl Future<Output = BoxChannel>,
+    gate: Gate,
     to_client: ChannelWriteHalf<server::Msg>,
     client_handle: server::Handle,
     conn: Arc<Conn>,
@@ -191,6 +272,16 @@ async fn pump(
             return;
         }
     };
+    if !gate.open() {
+        let _ = box_channel.close().await;
+        let mut pty = false;
+        while let Ok(input) = queue.try_recv() {
+            pty |= matches!(input, Input::Request(Request::Pty { .. }, _));
+        }
+        notice::tell(to_client, OVERFLOW.to_owned(), pty).await;
+        conn.set_exit_status(notice::EXIT_STATUS);
+        return;
+    }
     let (from_box, to_box) = box_channel.split();
     let replies = PendingReplies::default();
     let output = box_to_client(

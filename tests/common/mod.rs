@@ -1227,12 +1227,23 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
 /// to the returned port is forwarded to 127.0.0.1:`upstream`, preceded by
 /// `header` (a v1 or v2 PROXY header). Threads, copied both ways.
 pub fn proxy_forwarder(upstream: u16, header: Vec<u8>) -> u16 {
+    forwarder(upstream, header, Duration::ZERO)
+}
+
+/// A TCP forwarder to 127.0.0.1:`upstream` that waits `delay` before it
+/// connects onward: a box that is slow to answer. Returns its port.
+pub fn slow_forwarder(upstream: u16, delay: Duration) -> u16 {
+    forwarder(upstream, Vec::new(), delay)
+}
+
+fn forwarder(upstream: u16, header: Vec<u8>, delay: Duration) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind forwarder");
     let port = listener.local_addr().expect("addr").port();
     thread::spawn(move || {
         for client in listener.incoming().flatten() {
             let header = header.clone();
             thread::spawn(move || {
+                thread::sleep(delay);
                 let Ok(mut server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     return;
                 };
