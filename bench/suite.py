@@ -17,7 +17,7 @@ Sections (all by default; name some to run only those):
   echo         one-byte round trips in a raw PTY session
   concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
   profile      (not in the default set) perf profile of the gateway relaying
-               SIZE_MB up and down in key mode
+               SIZE_MB up and down (--profile-path, --profile-cipher)
 
 Run through bench/run.sh, which builds the release binary. Results are printed
 as Markdown tables (stdout); progress goes to stderr. Compare figures within
@@ -657,26 +657,27 @@ def bench_concurrency(world, args):
 
 
 def bench_profile(world, args):
-    """perf profile of the gateway while it relays SIZE_MB up and down in key
-    mode (aes128-gcm); prints the hottest symbols."""
+    """perf profile of the gateway while it relays SIZE_MB up and down on
+    --profile-path with --profile-cipher; prints the hottest symbols."""
     if not shutil.which("perf"):
         raise SystemExit("profile needs perf (Debian: linux-perf)")
-    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    host, short = args.profile_path, args.profile_cipher
+    cfg = world.ssh_config(CIPHERS[short])
     gw = world.gateways["gw"][1].pid
     data = world.work / "perf.data"
-    check_reaches_box(cfg, "gw-key")
+    check_reaches_box(cfg, host)
     perf = subprocess.Popen(["perf", "record", "-q", "-F", "1999", "-g", "-o", str(data),
                              "-p", str(gw)], stderr=subprocess.DEVNULL)
     time.sleep(1)
     for direction in ["up", "down"]:
-        log(f"  profile: {direction}...")
-        transfer(world, cfg, "gw-key", direction, args.size_mb * MIB)
+        log(f"  profile: {host} {short} {direction}...")
+        transfer(world, cfg, host, direction, args.size_mb * MIB)
     perf.send_signal(signal.SIGINT)
     perf.wait()
     report = subprocess.run(
         ["perf", "report", "-i", str(data), "--stdio", "--no-children", "--percent-limit", "0.7",
          "--sort", "dso,symbol", "-g", "none"], capture_output=True, text=True).stdout
-    print(f"### Profile: gateway, key mode, aes128-gcm, {args.size_mb} MiB up then down\n")
+    print(f"### Profile: the gateway on {host}, {short}, {args.size_mb} MiB up then down\n")
     print("```")
     for line in report.splitlines():
         if line.strip() and not line.startswith("#"):
@@ -704,6 +705,10 @@ def main():
     p.add_argument("--jump-sessions", type=int, default=200,
                    help="idle sessions through the OpenSSH jump host for comparison (default 200)")
     p.add_argument("--idle-secs", type=int, default=30, help="idle CPU window (default 30)")
+    p.add_argument("--profile-path", default="gw-key", choices=GATEWAY_PATHS,
+                   help="path the profile section relays (default gw-key)")
+    p.add_argument("--profile-cipher", default="aes128-gcm", choices=list(CIPHERS),
+                   help="cipher the profile section uses (default aes128-gcm)")
     p.add_argument("--json", help="also write the raw results here")
     args = p.parse_args()
     all_sections = ["throughput", "setup", "echo", "concurrency"]

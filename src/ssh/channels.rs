@@ -210,7 +210,7 @@ impl ClientHandler {
             let _ = tcp.set_nodelay(true);
             info!(route = %route.name, "jump");
             reply.accept().await;
-            tcpip::splice(Metered::new(channel.into_stream(), conn), tcp).await;
+            tcpip::splice_jump(channel, tcp, conn).await;
         };
         tokio::spawn(task.instrument(self.span.clone()));
     }
