@@ -405,14 +405,11 @@ fn agent_mode_cat_10mb_is_byte_identical() {
     let src = t.dir.path().join("10mb.bin");
     let back = t.dir.path().join("back.bin");
     random_file(&src, 10 * 1024 * 1024);
-    let out = run_to_file(
+    assert_cat_round_trip(
         ssh_with_agent(t.gw.port, &t.byok, &agent).args(["-A", "root@alice-ws@127.0.0.1", "cat"]),
-        Input::File(src.clone()),
+        &src,
         &back,
-        TRANSFER_TIMEOUT,
     );
-    out.assert_ok();
-    assert_same_file(&src, &back);
 }
 
 /// Stdin that outruns the queue while the box login through the agent is
@@ -577,14 +574,11 @@ fn jump_cat_10mb_is_byte_identical() {
     let src = t.dir.path().join("10mb.bin");
     let back = t.dir.path().join("back.bin");
     random_file(&src, 10 * 1024 * 1024);
-    let out = run_to_file(
+    assert_cat_round_trip(
         jump_ssh(gw.port, &t.alice, "alice-ws", &alias(&t.alice_ws), &t.kh).arg("cat"),
-        Input::File(src.clone()),
+        &src,
         &back,
-        TRANSFER_TIMEOUT,
     );
-    out.assert_ok();
-    assert_same_file(&src, &back);
 }
 
 #[test]

@@ -117,14 +117,11 @@ fn cat_round_trip_64mib() {
     let t = one_box();
     let src = t.big_file();
     let back = t.path("back.bin");
-    let out = run_to_file(
+    assert_cat_round_trip(
         t.gw.ssh_cmd(&t.key).args(["anyone@127.0.0.1", "cat"]),
-        Input::File(src.clone()),
+        &src,
         &back,
-        TRANSFER_TIMEOUT,
     );
-    out.assert_ok();
-    assert_same_file(&src, &back);
 }
 
 #[test]

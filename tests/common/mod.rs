@@ -398,6 +398,15 @@ pub fn random_file(path: &Path, size: u64) {
     assert_eq!(n, size);
 }
 
+/// Sends `src` through `cmd` (a remote `cat`) and asserts it comes back
+/// byte-identical in `back`.
+#[track_caller]
+pub fn assert_cat_round_trip(cmd: &mut Command, src: &Path, back: &Path) {
+    let out = run_to_file(cmd, Input::File(src.to_path_buf()), back, TRANSFER_TIMEOUT);
+    out.assert_ok();
+    assert_same_file(src, back);
+}
+
 /// Byte-for-byte equality of two files, with a useful message when not.
 #[track_caller]
 pub fn assert_same_file(expected: &Path, actual: &Path) {
