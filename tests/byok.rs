@@ -150,6 +150,12 @@ struct AgentMode {
 }
 
 fn agent_mode() -> AgentMode {
+    agent_mode_with_box_delay(Duration::ZERO)
+}
+
+/// [`agent_mode`] with the box reached through a forwarder that waits
+/// `delay` before connecting (a box slow to answer; zero: direct).
+fn agent_mode_with_box_delay(delay: Duration) -> AgentMode {
     let dir = temp_dir();
     let byok = Key::generate(dir.path(), "byok");
     let route_key = Key::generate(dir.path(), "route-key");
@@ -164,7 +170,11 @@ fn agent_mode() -> AgentMode {
         agent_login: true,
         ..GatewayConfig::default()
     };
-    let gw = Gateway::start_with(&cfg, &routes_toml(&[ws.route(&[&route_key])]));
+    let mut route = ws.route(&[&route_key]);
+    if !delay.is_zero() {
+        route.address = format!("127.0.0.1:{}", slow_forwarder(ws.port, delay));
+    }
+    let gw = Gateway::start_with(&cfg, &routes_toml(&[route]));
     AgentMode { dir, byok, gw, ws }
 }
 
@@ -417,30 +427,13 @@ fn agent_mode_cat_10mb_is_byte_identical() {
 /// neither hangs until the handshake timeout nor reaches the box in part.
 #[test]
 fn agent_mode_input_outrunning_the_login_is_refused_not_hung() {
-    let dir = temp_dir();
-    let byok = Key::generate(dir.path(), "byok");
-    let route_key = Key::generate(dir.path(), "route-key");
-    let ws = SshdBox::start_with(
-        "alice-ws",
-        BoxOptions {
-            extra_authorized: vec![byok.public.clone()],
-            ..BoxOptions::default()
-        },
-    );
-    let slow = slow_forwarder(ws.port, Duration::from_secs(3));
-    let mut route = ws.route(&[&route_key]);
-    route.address = format!("127.0.0.1:{slow}");
-    let cfg = GatewayConfig {
-        agent_login: true,
-        ..GatewayConfig::default()
-    };
-    let gw = Gateway::start_with(&cfg, &routes_toml(&[route]));
-    let agent = Agent::start(&[&byok]);
-    let src = dir.path().join("64mb.bin");
+    let t = agent_mode_with_box_delay(Duration::from_secs(3));
+    let agent = Agent::start(&[&t.byok]);
+    let src = t.dir.path().join("64mb.bin");
     fs::write(&src, vec![0u8; 64 * 1024 * 1024]).expect("write input");
 
     let out = run(
-        ssh_with_agent(gw.port, &byok, &agent).args(["-A", "root@alice-ws@127.0.0.1", "wc -c"]),
+        ssh_with_agent(t.gw.port, &t.byok, &agent).args(["-A", "root@alice-ws@127.0.0.1", "wc -c"]),
         Input::File(src),
         SSH_TIMEOUT,
     );
