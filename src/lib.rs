@@ -1,26 +1,37 @@
 //! Switchboard: a single-port SSH gateway.
 //!
-//! The data flows down this list; nothing lower imports anything higher.
+//! The data flows down this list; a module imports only modules below it
+//! (no file or module imports one that imports it back):
 //!
-//! - [`server`]: accept loop on the one port (limits, shutdown) → hands each
-//!   TCP stream to the SSH layer.
-//! - [`ssh`]: the russh server handler per client connection (authenticate,
-//!   pick the route) and the upstream client that logs in to the box.
-//! - [`auth`]: the username grammar and the key + username → principal decision.
-//! - [`relay`]: moving channels between the client and the box with bounded buffers.
-//! - [`routes`]: the route model and atomically swapped table; sources (the
-//!   routes file) only write it.
-//! - [`config`], [`hostkey`]: typed configuration, the seed-derived host key.
 //! - [`cli`]: the subcommands; only `main.rs` uses it.
+//! - [`server`]: the one port — accept loop, limits, PROXY header, protocol
+//!   detection, shutdown, the admin endpoint — handing each connection to a
+//!   front.
+//! - Fronts: [`ssh`] (the russh server handler per client connection) and
+//!   [`tunnel`] (HTTP CONNECT and WebSocket). Both are thin: they ask
+//!   `access`, reach the box through `upstream`, and move bytes with `relay`.
+//! - [`access`]: the username grammar and the one admission decision — who
+//!   may go where, in which mode (key, agent, jump, tunnel token).
+//! - [`upstream`]: the box leg, the only code that dials a route, logs in to
+//!   a box and checks its host key.
+//! - [`relay`]: session channels and byte streams between client and box,
+//!   with bounded buffers.
+//! - [`routes`]: the route model and atomically swapped table; sources (the
+//!   routes file, Kubernetes) only write it.
+//! - [`config`], [`hostkey`]: typed configuration, the seed-derived host key.
+//! - Leaves anyone may use: [`notice`] (every line users are told) and
+//!   [`ops`] (metrics, the per-connection record behind the audit event).
 #![forbid(unsafe_code)]
 
-pub mod auth;
+pub mod access;
 pub mod cli;
 pub mod config;
 pub mod hostkey;
+pub mod notice;
 pub mod ops;
 pub mod relay;
 pub mod routes;
 pub mod server;
 pub mod ssh;
 pub mod tunnel;
+pub mod upstream;

@@ -14,9 +14,9 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::ops::admin;
 use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
+use crate::server::admin;
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);

@@ -7,8 +7,8 @@
 //! moment the connection authenticates.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::OwnedSemaphorePermit;
@@ -21,8 +21,6 @@ use super::metrics::{self, Mode};
 pub struct Identity {
     pub route: Option<String>,
     pub user: Option<String>,
-    /// `key`, `agent`, `jump`, `connect`, `websocket`, …
-    pub mode: Option<&'static str>,
     /// SHA-256 fingerprint of the client key (public information).
     pub key_fp: Option<String>,
 }
@@ -32,8 +30,6 @@ pub struct Conn {
     /// The real client address: the PROXY header's source when one was
     /// honoured, else the TCP peer.
     pub client: SocketAddr,
-    /// The TCP peer (the load balancer when PROXY protocol is in use).
-    pub peer: SocketAddr,
     /// `ssh` or `http`.
     pub protocol: &'static str,
     started: Instant,
@@ -45,24 +41,23 @@ pub struct Conn {
     exit_status: AtomicI64,
     /// Rejected authentication attempts (for the per-source penalty).
     auth_failures: AtomicU32,
-    authenticated: AtomicBool,
+    /// Set once, when the connection authenticates: `key`, `agent`,
+    /// `jump`, `choose`, `connect`, `websocket`. Counted under it in
+    /// `sessions_active` until the end, and named in the audit event.
+    mode: OnceLock<&'static str>,
     identity: Mutex<Identity>,
     /// The `max_unauthenticated` slot, held until authentication.
     unauthenticated_slot: Mutex<Option<OwnedSemaphorePermit>>,
-    /// The mode counted in `sessions_active`, to uncount at the end.
-    counted_mode: Mutex<Option<&'static str>>,
 }
 
 impl Conn {
     pub fn new(
         client: SocketAddr,
-        peer: SocketAddr,
         protocol: &'static str,
         slot: Option<OwnedSemaphorePermit>,
     ) -> Self {
         Self {
             client,
-            peer,
             protocol,
             started: Instant::now(),
             up: AtomicU64::new(0),
@@ -70,10 +65,9 @@ impl Conn {
             last_active_ms: AtomicU64::new(0),
             exit_status: AtomicI64::new(-1),
             auth_failures: AtomicU32::new(0),
-            authenticated: AtomicBool::new(false),
+            mode: OnceLock::new(),
             identity: Mutex::new(Identity::default()),
             unauthenticated_slot: Mutex::new(slot),
-            counted_mode: Mutex::new(None),
         }
     }
 
@@ -123,7 +117,7 @@ impl Conn {
     /// its `max_unauthenticated` slot, and counts it under `mode` in
     /// `sessions_active` until it ends.
     pub fn mark_authenticated(&self, mode: &'static str) {
-        if self.authenticated.swap(true, Ordering::AcqRel) {
+        if self.mode.set(mode).is_err() {
             return;
         }
         lock(&self.unauthenticated_slot).take();
@@ -131,11 +125,15 @@ impl Conn {
             .sessions_active
             .get_or_create(&Mode { mode })
             .inc();
-        *lock(&self.counted_mode) = Some(mode);
     }
 
     pub fn is_authenticated(&self) -> bool {
-        self.authenticated.load(Ordering::Acquire)
+        self.mode.get().is_some()
+    }
+
+    /// The mode it authenticated in, once it has.
+    pub fn mode(&self) -> Option<&'static str> {
+        self.mode.get().copied()
     }
 
     /// Records who the connection is, field by field (`None` keeps the old value).
@@ -150,15 +148,13 @@ impl Conn {
     /// Ends the connection: uncounts it and, when it authenticated, emits the
     /// one audit event for it (target `audit`). Call once.
     pub fn finish(&self) {
-        if let Some(mode) = lock(&self.counted_mode).take() {
-            metrics::get()
-                .sessions_active
-                .get_or_create(&Mode { mode })
-                .dec();
-        }
-        if !self.is_authenticated() {
+        let Some(&mode) = self.mode.get() else {
             return;
-        }
+        };
+        metrics::get()
+            .sessions_active
+            .get_or_create(&Mode { mode })
+            .dec();
         let id = self.identity();
         let exit = self.exit_status.load(Ordering::Relaxed);
         info!(
@@ -168,7 +164,7 @@ impl Conn {
             protocol = self.protocol,
             route = id.route.as_deref().unwrap_or(""),
             user = id.user.as_deref().unwrap_or(""),
-            mode = id.mode.unwrap_or(""),
+            mode,
             key_fp = id.key_fp.as_deref().unwrap_or(""),
             bytes_up = self.up.load(Ordering::Relaxed),
             bytes_down = self.down.load(Ordering::Relaxed),

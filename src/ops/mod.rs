@@ -1,7 +1,6 @@
-//! Operating the gateway: metrics, the admin HTTP endpoint, the
-//! per-connection record that becomes the audit event.
+//! Operating the gateway: metrics, and the per-connection record that
+//! becomes the audit event. A leaf: it imports nothing else of the crate.
 
-pub mod admin;
 pub mod conn;
 pub mod metrics;
 

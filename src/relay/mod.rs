@@ -2,6 +2,6 @@
 //! end-to-end backpressure.
 
 pub mod meter;
-pub mod notice;
 pub mod session;
 pub mod tcpip;
+pub mod tell;

@@ -48,9 +48,9 @@ impl Gateway {
         let _active = scopeguard(|| {
             metrics::get().connections_active.dec();
         });
-        let deadline = Instant::now() + self.ctx.config.server.login_grace;
+        let deadline = Instant::now() + self.config.server.login_grace;
         let _ = stream.set_nodelay(true);
-        let sniff = self.proxy.is_some() || self.ctx.config.http_tunnel.enabled;
+        let sniff = self.proxy.is_some() || self.config.http_tunnel.enabled;
         let mut first = Vec::new();
         if sniff {
             detect::sniff(&mut stream, &mut first, detect::SILENT_CLIENT_WAIT).await;
@@ -68,7 +68,7 @@ impl Gateway {
             m.limit("per_source_penalty");
             return;
         }
-        let protocol = if self.ctx.config.http_tunnel.enabled {
+        let protocol = if self.config.http_tunnel.enabled {
             if first.is_empty() {
                 detect::sniff(&mut stream, &mut first, detect::SILENT_CLIENT_WAIT).await;
             }
@@ -81,12 +81,7 @@ impl Gateway {
                 protocol: protocol.name(),
             })
             .inc();
-        let conn = Arc::new(Conn::new(
-            client,
-            peer,
-            protocol.name(),
-            Some(unauthenticated),
-        ));
+        let conn = Arc::new(Conn::new(client, protocol.name(), Some(unauthenticated)));
         let span = info_span!(
             "conn",
             client = %client,
@@ -108,7 +103,7 @@ impl Gateway {
             }
             Protocol::Http => {
                 // Boxed, so that SSH connections do not carry its size.
-                let serving = Box::pin(tunnel::serve(stream, conn.clone(), self.ctx.clone()));
+                let serving = Box::pin(tunnel::serve(stream, conn.clone(), self.tunnels.clone()));
                 self.guard(serving, &conn, deadline)
                     .instrument(span.clone())
                     .await
@@ -153,7 +148,7 @@ impl Gateway {
         conn: &Conn,
         deadline: Instant,
     ) -> Served {
-        let idle = self.ctx.config.server.idle_timeout;
+        let idle = self.config.server.idle_timeout;
         tokio::select! {
             () = serving => Served::Ended,
             () = login_grace_expired(conn, deadline) => Served::LoginGraceExpired,
@@ -174,7 +169,7 @@ impl Gateway {
             metrics::get().limit("login_grace");
         }
         if failed && self.penalties.failed(conn.client.ip(), Instant::now()) {
-            warn!(client = %conn.client, "too many failed logins; address refused for {:?}", self.ctx.config.server.per_source_penalty);
+            warn!(client = %conn.client, "too many failed logins; address refused for {:?}", self.config.server.per_source_penalty);
         }
         conn.finish();
     }

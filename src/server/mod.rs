@@ -6,6 +6,7 @@
 //! let connections run for `shutdown_grace`, then tell the users still
 //! connected that the gateway is restarting and close.
 
+pub mod admin;
 mod connection;
 pub mod detect;
 pub mod limits;
@@ -23,11 +24,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn};
 
+use crate::access::Access;
 use crate::config::Config;
-use crate::ops::admin::Health;
 use crate::ops::metrics;
 use crate::routes::RouteSources;
-use crate::ssh::{Context, settings};
+use crate::tunnel;
+use crate::upstream::BoxLeg;
+use admin::Health;
 use limits::Penalties;
 use proxy::ProxyPolicy;
 
@@ -41,8 +44,12 @@ const CLOSE_MARGIN: Duration = Duration::from_secs(3);
 
 /// The gateway: shared state for every listener and connection.
 pub struct Gateway {
-    ctx: Arc<Context>,
-    ssh: Arc<russh::server::Config>,
+    config: Arc<Config>,
+    /// What the SSH front's connections share, and its russh settings.
+    ssh: Arc<crate::ssh::Shared>,
+    ssh_settings: Arc<russh::server::Config>,
+    /// What the HTTP tunnel front's connections share.
+    tunnels: Arc<tunnel::Shared>,
     sources: Arc<RouteSources>,
     health: Arc<Health>,
     connections: Arc<Semaphore>,
@@ -58,8 +65,7 @@ pub struct Gateway {
 
 impl Gateway {
     pub fn new(config: Arc<Config>, host_key: PrivateKey, sources: Arc<RouteSources>) -> Arc<Self> {
-        let ssh = Arc::new(settings::server_config(&config, host_key));
-        let client_settings = Arc::new(settings::client_config(&config));
+        let ssh_settings = Arc::new(crate::ssh::settings::server_config(&config, host_key));
         let s = &config.server;
         let connections = Arc::new(Semaphore::new(s.max_connections));
         let unauthenticated = Arc::new(Semaphore::new(s.max_unauthenticated));
@@ -68,14 +74,19 @@ impl Gateway {
             trusted: config.proxy_protocol.trusted(),
         });
         let health = Health::new(sources.clone());
-        let ctx = Arc::new(Context {
-            config,
-            routes: sources.table().clone(),
-            client_settings,
+        let access = Arc::new(Access::new(config.clone(), sources.table().clone()));
+        let boxes = Arc::new(BoxLeg::new(&config));
+        let ssh = Arc::new(crate::ssh::Shared {
+            config: config.clone(),
+            access: access.clone(),
+            boxes: boxes.clone(),
         });
+        let tunnels = Arc::new(tunnel::Shared { access, boxes });
         Arc::new(Self {
-            ctx,
+            config,
             ssh,
+            ssh_settings,
+            tunnels,
             sources,
             health,
             connections,

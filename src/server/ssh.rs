@@ -12,11 +12,9 @@ use tracing::{Span, debug, info};
 
 use super::Gateway;
 use super::connection::{Replayed, Served};
+use crate::notice::Notice;
 use crate::ops::{Conn, metrics};
 use crate::ssh::handler::ClientHandler;
-
-/// What a user still connected when the drain ends is told.
-pub const RESTARTING: &str = "switchboard: the gateway is restarting; reconnect in a moment";
 
 /// How often the idle timer looks at a connection.
 const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
@@ -33,11 +31,15 @@ impl Gateway {
             .writer()
             .local_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let handler = ClientHandler::new(self.ctx.clone(), local, conn.clone(), span);
+        let handler = ClientHandler::new(self.ssh.clone(), local, conn.clone(), span);
         // A client that never sends its version line must not hold a slot.
         // Boxed: the handshake future is large and short-lived; unboxed it
         // would size this connection's task for its whole life.
-        let running = Box::pin(russh::server::run_stream(self.ssh.clone(), stream, handler));
+        let running = Box::pin(russh::server::run_stream(
+            self.ssh_settings.clone(),
+            stream,
+            handler,
+        ));
         let session = match tokio::time::timeout_at(deadline.into(), running).await {
             Err(_) => {
                 debug!("no SSH version line within login_grace; closed");
@@ -64,7 +66,7 @@ impl Gateway {
 
     /// Disconnects the client when a limit or the shutdown says so.
     async fn watch(self: Arc<Self>, handle: Handle, conn: Arc<Conn>, deadline: Instant) -> Served {
-        let idle = self.ctx.config.server.idle_timeout;
+        let idle = self.config.server.idle_timeout;
         let (reason, served) = tokio::select! {
             () = login_grace_expired(&conn, deadline) => {
                 debug!("login_grace expired before authentication; disconnecting");
@@ -73,11 +75,11 @@ impl Gateway {
             () = idle_expired(&conn, idle) => {
                 info!("idle for {}; disconnecting", humantime::format_duration(idle));
                 metrics::get().limit("idle_timeout");
-                (format!("switchboard: idle for {}; disconnected", humantime::format_duration(idle)), Served::Ended)
+                (Notice::Idle { after: idle }.to_string(), Served::Ended)
             }
             () = self.closing.cancelled() => {
                 info!("shutdown_grace over; disconnecting");
-                (RESTARTING.to_owned(), Served::Ended)
+                (Notice::Restarting.to_string(), Served::Ended)
             }
         };
         let _ = handle

@@ -1,13 +1,11 @@
-//! The russh server handler for one client connection: the callbacks are thin
-//! and delegate to [`super::login`] (authentication, choosing the route) and
-//! [`super::channels`] (opening and relaying channels).
+//! The russh server handler for one client connection. The callbacks are
+//! thin: authentication goes to [`super::auth`] (and through it to the
+//! access layer), channels and global requests to [`Channels`], which exist
+//! once the client is admitted (russh opens no channel before that).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 
-use russh::keys::PublicKey;
 use russh::keys::ssh_key::Certificate;
 use russh::server::{
     Auth, ChannelOpenHandle, Handler, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
@@ -15,40 +13,55 @@ use russh::server::{
 use russh::{Channel, ChannelId, Pty, Sig};
 use tracing::Span;
 
-use super::Context;
-use super::login::State;
+use super::Shared;
+use super::auth;
+use super::channels::Channels;
+use super::link::BoxLink;
 use crate::ops::Conn;
-use crate::relay::session::{Request, SessionRelay};
+use crate::relay::session::Request;
 
 /// Per-connection state.
 pub struct ClientHandler {
-    pub(super) ctx: Arc<Context>,
+    shared: Arc<Shared>,
     /// The address the client connected to (used in the "pick a route" hint).
-    pub(super) local: SocketAddr,
+    local: SocketAddr,
     /// The connection's record: identity, bytes, exit status, auth state
     /// (read by the login-grace timer and the audit event).
-    pub(super) conn: Arc<Conn>,
+    conn: Arc<Conn>,
     /// The connection's span: `client`, `key_fp`, `route`, `user`, `mode`.
-    pub(super) span: Span,
-    pub(super) state: State,
-    /// The verified client key (for jump-mode checks).
-    pub(super) key: Option<PublicKey>,
-    /// Set when the client asks for agent forwarding (`ssh -A`).
-    pub(super) agent_requested: Arc<AtomicBool>,
-    pub(super) channels: HashMap<ChannelId, SessionRelay>,
+    span: Span,
+    /// Set once a key is admitted.
+    channels: Option<Channels>,
 }
 
 impl ClientHandler {
-    pub fn new(ctx: Arc<Context>, local: SocketAddr, conn: Arc<Conn>, span: Span) -> Self {
+    pub fn new(shared: Arc<Shared>, local: SocketAddr, conn: Arc<Conn>, span: Span) -> Self {
         Self {
-            ctx,
+            shared,
             local,
             conn,
             span,
-            state: State::Unauthenticated,
-            key: None,
-            agent_requested: Arc::default(),
-            channels: HashMap::new(),
+            channels: None,
+        }
+    }
+
+    /// Forwards a channel request (see [`Channels::forward_request`]).
+    async fn forward_request(
+        &mut self,
+        channel: ChannelId,
+        request: Request,
+        session: &mut Session,
+    ) -> Result<(), russh::Error> {
+        match &mut self.channels {
+            Some(channels) => channels.forward_request(channel, request, session).await,
+            None => session.channel_failure(channel),
+        }
+    }
+
+    /// A request nobody waits for (window-change, signal).
+    async fn notify(&self, channel: ChannelId, request: Request) {
+        if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
+            relay.notify(request).await;
         }
     }
 }
@@ -57,7 +70,7 @@ impl Handler for ClientHandler {
     type Error = russh::Error;
 
     async fn authentication_banner(&mut self) -> Result<Option<String>, Self::Error> {
-        let banner = &self.ctx.config.server.banner;
+        let banner = &self.shared.config.server.banner;
         Ok((!banner.is_empty()).then(|| format!("{}\n", banner.trim_end())))
     }
 
@@ -66,7 +79,8 @@ impl Handler for ClientHandler {
         user: &str,
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.offered(user, offer.public_key))
+        let (access, conn) = (&self.shared.access, &self.conn);
+        Ok(auth::offered(access, conn, user, offer.public_key))
     }
 
     async fn auth_publickey(
@@ -74,7 +88,28 @@ impl Handler for ClientHandler {
         user: &str,
         key: VerifiedPublicKey<'_>,
     ) -> Result<Auth, Self::Error> {
-        Ok(self.verified(user, key.public_key))
+        let shared = &self.shared;
+        let (result, principal) =
+            auth::verified(&shared.access, &self.conn, &self.span, user, key.public_key);
+        if let Some(principal) = principal {
+            let link = BoxLink::new(
+                &principal,
+                shared.boxes.clone(),
+                self.conn.clone(),
+                self.span.clone(),
+                self.local,
+                &shared.access.routing().target_separator,
+            );
+            self.channels = Some(Channels::new(
+                principal,
+                link,
+                shared.access.clone(),
+                shared.boxes.clone(),
+                self.conn.clone(),
+                self.span.clone(),
+            ));
+        }
+        Ok(result)
     }
 
     async fn auth_openssh_certificate(
@@ -87,8 +122,9 @@ impl Handler for ClientHandler {
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
-        let mode = self.conn.identity().mode.unwrap_or("key");
-        self.conn.mark_authenticated(mode);
+        if let Some(channels) = &self.channels {
+            self.conn.mark_authenticated(channels.principal.label());
+        }
         Ok(())
     }
 
@@ -101,7 +137,9 @@ impl Handler for ClientHandler {
         // Boxed here and below: the callback's future lives inside russh's
         // per-connection task for the whole connection, sized for its
         // largest callback; a box login must not set that size.
-        Box::pin(self.open_session(channel, reply, session)).await;
+        if let Some(channels) = &mut self.channels {
+            Box::pin(channels.open_session(channel, reply, session)).await;
+        }
         Ok(())
     }
 
@@ -115,16 +153,18 @@ impl Handler for ClientHandler {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        Box::pin(self.open_direct_tcpip(
-            channel,
-            host,
-            port,
-            originator_address,
-            originator_port,
-            reply,
-            session,
-        ))
-        .await;
+        if let Some(channels) = &mut self.channels {
+            let opening = channels.open_direct_tcpip(
+                channel,
+                host,
+                port,
+                originator_address,
+                originator_port,
+                reply,
+                session,
+            );
+            Box::pin(opening).await;
+        }
         Ok(())
     }
 
@@ -134,7 +174,7 @@ impl Handler for ClientHandler {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
             relay.data(data).await;
         }
         Ok(())
@@ -147,7 +187,7 @@ impl Handler for ClientHandler {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
             relay.extended_data(code, data).await;
         }
         Ok(())
@@ -158,7 +198,7 @@ impl Handler for ClientHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.get(&channel) {
+        if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
             relay.eof().await;
         }
         Ok(())
@@ -169,8 +209,8 @@ impl Handler for ClientHandler {
         channel: ChannelId,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.remove(&channel) {
-            relay.close().await;
+        if let Some(channels) = &mut self.channels {
+            channels.close(channel).await;
         }
         Ok(())
     }
@@ -248,16 +288,13 @@ impl Handler for ClientHandler {
         pix_height: u32,
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.get(&channel) {
-            relay
-                .notify(Request::WindowChange {
-                    cols,
-                    rows,
-                    pix_width,
-                    pix_height,
-                })
-                .await;
-        }
+        let request = Request::WindowChange {
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+        };
+        self.notify(channel, request).await;
         session.channel_success(channel)?;
         Ok(())
     }
@@ -268,9 +305,7 @@ impl Handler for ClientHandler {
         signal: Sig,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        if let Some(relay) = self.channels.get(&channel) {
-            relay.notify(Request::Signal(signal)).await;
-        }
+        self.notify(channel, Request::Signal(signal)).await;
         Ok(())
     }
 
@@ -279,7 +314,10 @@ impl Handler for ClientHandler {
         channel: ChannelId,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(ClientHandler::agent_request(self, channel, session).await)
+        Ok(match &mut self.channels {
+            Some(channels) => channels.agent_request(channel, session.handle()).await,
+            None => false,
+        })
     }
 
     async fn tcpip_forward(
@@ -288,7 +326,14 @@ impl Handler for ClientHandler {
         port: &mut u32,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(ClientHandler::tcpip_forward(self, address, port, session).await)
+        Ok(match &mut self.channels {
+            Some(channels) => {
+                channels
+                    .tcpip_forward(address, port, session.handle())
+                    .await
+            }
+            None => false,
+        })
     }
 
     async fn cancel_tcpip_forward(
@@ -297,6 +342,13 @@ impl Handler for ClientHandler {
         port: u32,
         session: &mut Session,
     ) -> Result<bool, Self::Error> {
-        Ok(ClientHandler::cancel_tcpip_forward(self, address, port, session).await)
+        Ok(match &mut self.channels {
+            Some(channels) => {
+                channels
+                    .cancel_tcpip_forward(address, port, session.handle())
+                    .await
+            }
+            None => false,
+        })
     }
 }

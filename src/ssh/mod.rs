@@ -1,25 +1,22 @@
-//! The SSH layer: the russh server handler per client connection (auth,
-//! route choice, channels) and the upstream client that logs in to the box.
+//! The SSH front: the russh server handler per client connection. It asks
+//! the access layer who the client is ([`auth`]), reaches the box through
+//! the box leg ([`link`]), and relays channels ([`channels`]).
 
-mod box_handler;
+mod auth;
 mod channels;
 pub mod handler;
-mod login;
-pub mod messages;
+mod link;
 pub mod settings;
-pub mod upstream;
-
-pub use box_handler::{BoxHandler, ClientLink};
 
 use std::sync::Arc;
 
+use crate::access::Access;
 use crate::config::Config;
-use crate::routes::SharedRoutes;
+use crate::upstream::BoxLeg;
 
-/// What every connection shares.
-pub struct Context {
+/// What every SSH connection shares.
+pub struct Shared {
     pub config: Arc<Config>,
-    pub routes: SharedRoutes,
-    /// russh settings for the box leg.
-    pub client_settings: Arc<russh::client::Config>,
+    pub access: Arc<Access>,
+    pub boxes: Arc<BoxLeg>,
 }

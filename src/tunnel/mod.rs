@@ -2,16 +2,15 @@
 //!
 //! The accept path (`server`) has already read any PROXY header and seen that
 //! the client speaks HTTP; `stream` replays every byte read so far. The flow:
-//! [`head`] reads and classifies one request → `admit` finds the route,
-//! checks its [`token`] and state, connects to the route's address (and
+//! [`head`] reads and classifies one request → the access layer admits it
+//! (route name, [`token`]) → the box leg dials the route's address (and
 //! nowhere else) → `connect` or `websocket` carries the bytes. Refusals are
-//! answered by `response`. [`client`] is the other end, for
-//! `switchboard tunnel`.
+//! answered by `response`, with texts from [`crate::notice`]. [`client`] is
+//! the other end, for `switchboard tunnel`.
 //!
 //! The port in `CONNECT host:port` is ignored: a tunnel always reaches the
 //! route's `address`, whatever port the client names.
 
-mod admit;
 mod bridge;
 pub mod client;
 mod connect;
@@ -28,14 +27,23 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
+use crate::access::Access;
+use crate::access::tunnel::Denied;
 use crate::ops::{Conn, metrics};
-use crate::ssh::Context;
-use head::{Kind, ReadError, Request};
+use crate::routes::Route;
+use crate::upstream::BoxLeg;
+use head::{Credential, Kind, ReadError, Request};
 use response::Refusal;
+
+/// What every tunnel connection shares.
+pub struct Shared {
+    pub access: Arc<Access>,
+    pub boxes: Arc<BoxLeg>,
+}
 
 /// Serves one HTTP connection: a CONNECT or a WebSocket upgrade to a route,
 /// spliced to the route's address; anything else is answered and closed.
-pub async fn serve<S>(mut stream: S, conn: Arc<Conn>, ctx: Arc<Context>)
+pub async fn serve<S>(mut stream: S, conn: Arc<Conn>, shared: Arc<Shared>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -51,7 +59,7 @@ where
         }
     };
     let kind = head.request.kind();
-    let (route, upstream) = match open(&head.request, &conn, &ctx).await {
+    let (route, upstream) = match open(&head.request, &conn, &shared).await {
         Ok(opened) => opened,
         Err(refusal) => return refuse(&mut stream, kind, refusal).await,
     };
@@ -73,38 +81,41 @@ where
 }
 
 /// Everything between a parsed request and an open TCP stream to its box:
-/// route, token, state, connect. Records who the connection is as it goes.
+/// admission, then the dial. Records who the connection is as it goes.
 async fn open(
     request: &Request,
     conn: &Conn,
-    ctx: &Context,
-) -> Result<(Arc<crate::routes::Route>, tokio::net::TcpStream), Refusal> {
-    let config = &ctx.config.http_tunnel;
-    if !config.enabled {
-        return Err(Refusal::Disabled);
-    }
+    shared: &Shared,
+) -> Result<(Arc<Route>, tokio::net::TcpStream), Refusal> {
     let kind = request.kind();
     let name = match request {
         Request::Connect { host, .. } => host,
         Request::WebSocket { route, .. } => route,
     };
-    let route = admit::lookup(&ctx.routes.load(), config, name)
-        .ok_or_else(|| Refusal::NotFound { name: name.clone() })?;
-    let mode = kind.label();
-    conn.identify(|id| {
-        id.route = Some(route.name.clone());
-        id.mode = Some(mode);
-    });
-    let span = tracing::Span::current();
-    span.record("route", route.name.as_str());
-    span.record("mode", mode);
-    if let Err(refusal) = admit::authorize(&route, config.auth, kind, request.credentials()) {
-        if let Refusal::ProxyAuth { .. } | Refusal::Unauthorized { .. } = refusal {
+    let tokens: Vec<_> = request
+        .credentials()
+        .iter()
+        .filter_map(Credential::token)
+        .collect();
+    let admitted = shared.access.tunnel(name, &tokens);
+    let route_name = match &admitted {
+        Ok(route) => Some(route.name.as_str()),
+        Err(Denied::Token { route }) => Some(route.as_str()),
+        Err(Denied::Disabled | Denied::NotFound { .. }) => None,
+    };
+    if let Some(route) = route_name {
+        conn.identify(|id| id.route = Some(route.to_owned()));
+        let span = tracing::Span::current();
+        span.record("route", route);
+        span.record("mode", kind.label());
+    }
+    let route = admitted.map_err(|denied| {
+        if let Denied::Token { .. } = denied {
             conn.note_auth_failure();
         }
-        return Err(refusal);
-    }
-    let upstream = admit::connect(&route, ctx).await?;
+        Refusal::Denied(denied, kind)
+    })?;
+    let upstream = shared.boxes.dial(&route).await.map_err(Refusal::Box)?;
     Ok((route, upstream))
 }
 
@@ -116,14 +127,12 @@ where
     let outcome = refusal.outcome();
     metrics::get().tunnel(kind.label(), outcome);
     match &refusal {
-        Refusal::ProxyAuth { route } | Refusal::Unauthorized { route } => {
+        Refusal::Denied(Denied::Token { route }, _) => {
             info!(route = %route, kind = kind.label(), "tunnel token refused");
         }
         Refusal::Rejected(_)
-        | Refusal::Disabled
-        | Refusal::NotFound { .. }
-        | Refusal::Stopped(_)
-        | Refusal::Unreachable(_) => debug!(kind = kind.label(), outcome, "tunnel request refused"),
+        | Refusal::Denied(Denied::Disabled | Denied::NotFound { .. }, _)
+        | Refusal::Box(_) => debug!(kind = kind.label(), outcome, "tunnel request refused"),
     }
     response::refuse(stream, &refusal).await;
 }

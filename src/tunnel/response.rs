@@ -1,23 +1,20 @@
 //! The gateway's own HTTP answers: the success lines that open a tunnel, and
-//! refusals with a one-line `switchboard: …` body (SPEC §10) followed by a
-//! graceful close.
+//! refusals — status, headers, and a one-line body from [`crate::notice`]
+//! (SPEC §10, §11) — followed by a graceful close.
 
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::head::{MAX_HEAD, Rejection, WEBSOCKET_VERSION};
-use crate::ssh::messages::Notice;
+use super::head::{Kind, MAX_HEAD, Rejection, WEBSOCKET_VERSION};
+use crate::access::tunnel::Denied;
+use crate::notice::Notice;
 
 /// The CONNECT success line; the tunnel's bytes follow it directly.
 pub const ESTABLISHED: &[u8] = b"HTTP/1.1 200 Connection established\r\n\r\n";
 
 /// Realm named in `Proxy-Authenticate` / `WWW-Authenticate`.
 const REALM: &str = "switchboard";
-
-/// What the port serves, appended to "not served" answers.
-const SERVED: &str =
-    "this port speaks SSH, HTTP CONNECT ROUTE:22 and a WebSocket GET /tunnel/ROUTE";
 
 /// After a refusal, how long unread request bytes are drained before the
 /// socket closes: closing with unread data sends a reset, which can destroy
@@ -43,18 +40,11 @@ pub fn switching_protocols(accept: &str) -> Vec<u8> {
 pub enum Refusal {
     /// The head itself was refused.
     Rejected(Rejection),
-    /// `[http_tunnel] enabled = false`.
-    Disabled,
-    /// No route by that name: `404`. No connection is attempted.
-    NotFound { name: String },
-    /// CONNECT without a valid token for the route: `407`.
-    ProxyAuth { route: String },
-    /// WebSocket upgrade without a valid token for the route: `401`.
-    Unauthorized { route: String },
-    /// The route is stopped: `503`.
-    Stopped(Notice),
-    /// The route's address could not be reached: `502`.
-    Unreachable(Notice),
+    /// Not admitted (tunnels disabled `400`, no such route `404`, no valid
+    /// token `407` for CONNECT or `401` for a WebSocket upgrade).
+    Denied(Denied, Kind),
+    /// The box leg could not reach the route: stopped `503`, else `502`.
+    Box(Notice),
 }
 
 impl Refusal {
@@ -65,76 +55,76 @@ impl Refusal {
             Refusal::Rejected(
                 Rejection::Malformed | Rejection::Unsupported { .. } | Rejection::WebSocketVersion,
             ) => "bad_request",
-            Refusal::Disabled => "disabled",
-            Refusal::NotFound { .. } => "not_found",
-            Refusal::ProxyAuth { .. } => "proxy_auth",
-            Refusal::Unauthorized { .. } => "unauthorized",
-            Refusal::Stopped(_) => "unavailable",
-            Refusal::Unreachable(_) => "upstream_failed",
+            Refusal::Denied(Denied::Disabled, _) => "disabled",
+            Refusal::Denied(Denied::NotFound { .. }, _) => "not_found",
+            Refusal::Denied(Denied::Token { .. }, Kind::WebSocket) => "unauthorized",
+            Refusal::Denied(Denied::Token { .. }, Kind::Connect | Kind::Other) => "proxy_auth",
+            Refusal::Box(Notice::Stopped { .. }) => "unavailable",
+            Refusal::Box(_) => "upstream_failed",
+        }
+    }
+
+    /// Status, reason phrase, extra header lines and the body's notice.
+    fn parts(&self) -> (u16, &'static str, String, Notice) {
+        let none = String::new();
+        match self {
+            Refusal::Rejected(Rejection::TooLarge) => (
+                431,
+                "Request Header Fields Too Large",
+                none,
+                Notice::HeadTooLarge { max: MAX_HEAD },
+            ),
+            Refusal::Rejected(Rejection::Malformed) => {
+                (400, "Bad Request", none, Notice::NotUnderstood)
+            }
+            Refusal::Rejected(Rejection::Unsupported { what, .. }) => {
+                (400, "Bad Request", none, Notice::Unsupported { what })
+            }
+            Refusal::Rejected(Rejection::WebSocketVersion) => (
+                426,
+                "Upgrade Required",
+                format!("Sec-WebSocket-Version: {WEBSOCKET_VERSION}\r\n"),
+                Notice::WebSocketVersion {
+                    version: WEBSOCKET_VERSION,
+                },
+            ),
+            Refusal::Denied(Denied::Disabled, _) => {
+                (400, "Bad Request", none, Notice::TunnelsDisabled)
+            }
+            Refusal::Denied(Denied::NotFound { name }, _) => {
+                let name = name.clone();
+                (404, "Not Found", none, Notice::NoSuchRoute { name })
+            }
+            Refusal::Denied(Denied::Token { route }, Kind::WebSocket) => (
+                401,
+                "Unauthorized",
+                format!("WWW-Authenticate: Basic realm=\"{REALM}\"\r\n"),
+                Notice::NeedToken {
+                    route: route.clone(),
+                    header: "Authorization",
+                },
+            ),
+            Refusal::Denied(Denied::Token { route }, Kind::Connect | Kind::Other) => (
+                407,
+                "Proxy Authentication Required",
+                format!("Proxy-Authenticate: Basic realm=\"{REALM}\"\r\n"),
+                Notice::NeedToken {
+                    route: route.clone(),
+                    header: "Proxy-Authorization",
+                },
+            ),
+            Refusal::Box(notice @ Notice::Stopped { .. }) => {
+                (503, "Service Unavailable", none, notice.clone())
+            }
+            Refusal::Box(notice) => (502, "Bad Gateway", none, notice.clone()),
         }
     }
 
     /// The full response: status line, headers (always `Connection: close`),
     /// and the one-line body.
     pub fn to_http(&self) -> Vec<u8> {
-        let mut extra = String::new();
-        let (status, reason, body) = match self {
-            Refusal::Rejected(Rejection::TooLarge) => (
-                431,
-                "Request Header Fields Too Large",
-                format!("switchboard: request head over {MAX_HEAD} bytes; refused"),
-            ),
-            Refusal::Rejected(Rejection::Malformed) => (
-                400,
-                "Bad Request",
-                format!("switchboard: not a request this port understands; {SERVED}"),
-            ),
-            Refusal::Rejected(Rejection::Unsupported { what, .. }) => {
-                (400, "Bad Request", format!("switchboard: {what}; {SERVED}"))
-            }
-            Refusal::Rejected(Rejection::WebSocketVersion) => {
-                extra = format!("Sec-WebSocket-Version: {WEBSOCKET_VERSION}\r\n");
-                (
-                    426,
-                    "Upgrade Required",
-                    format!("switchboard: only WebSocket version {WEBSOCKET_VERSION} is served"),
-                )
-            }
-            Refusal::Disabled => (
-                400,
-                "Bad Request",
-                "switchboard: HTTP tunnels are not enabled on this gateway; connect with ssh directly"
-                    .to_owned(),
-            ),
-            Refusal::NotFound { name } => (
-                404,
-                "Not Found",
-                format!("switchboard: no route named {name}; check the name (CONNECT ROUTE:22)"),
-            ),
-            Refusal::ProxyAuth { route } => {
-                extra = format!("Proxy-Authenticate: Basic realm=\"{REALM}\"\r\n");
-                (
-                    407,
-                    "Proxy Authentication Required",
-                    format!(
-                        "switchboard: {route} needs its tunnel token; send Proxy-Authorization: Bearer TOKEN"
-                    ),
-                )
-            }
-            Refusal::Unauthorized { route } => {
-                extra = format!("WWW-Authenticate: Basic realm=\"{REALM}\"\r\n");
-                (
-                    401,
-                    "Unauthorized",
-                    format!(
-                        "switchboard: {route} needs its tunnel token; send Authorization: Bearer TOKEN"
-                    ),
-                )
-            }
-            Refusal::Stopped(notice) => (503, "Service Unavailable", notice.to_string()),
-            Refusal::Unreachable(notice) => (502, "Bad Gateway", notice.to_string()),
-        };
-        let body = format!("{body}\n");
+        let (status, reason, extra, notice) = self.parts();
+        let body = format!("{notice}\n");
         format!(
             "HTTP/1.1 {status} {reason}\r\n{extra}Content-Type: text/plain; charset=utf-8\r\n\
              Content-Length: {len}\r\nConnection: close\r\n\r\n{body}",

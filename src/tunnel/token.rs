@@ -1,16 +1,12 @@
 //! Tunnel tokens (`[http_tunnel] auth = "token"`): the token a credential
-//! header carries, and its check against the route's stored SHA-256.
+//! header carries (its check against the route's digest is `access::tunnel`).
 //!
 //! Accepted forms, in `Proxy-Authorization` or `Authorization`:
 //! `Bearer <token>` and `Basic base64(<anything>:<token>)` (the token as the
 //! password, so `proxytunnel -P user:TOKEN` and curl's `-U` work).
 
 use russh::keys::ssh_encoding::base64::{Base64, Base64Unpadded, Encoding};
-use sha2::{Digest, Sha256};
-use subtle::{Choice, ConstantTimeEq};
 use zeroize::Zeroizing;
-
-use super::head::Credential;
 
 /// The token in one credential header value; `None` for another scheme, an
 /// empty token, or a `Basic` value that is not base64 of `user:password`.
@@ -30,21 +26,6 @@ pub fn token_of(value: &str) -> Option<Zeroizing<Vec<u8>>> {
     (!token.is_empty()).then_some(token)
 }
 
-/// True when one of `credentials` carries the token whose SHA-256 is
-/// `expected`. Every credential is hashed and compared in constant time; a
-/// route without a stored digest accepts nothing.
-pub fn verify(credentials: &[Credential], expected: Option<&[u8; 32]>) -> bool {
-    let Some(expected) = expected else {
-        return false;
-    };
-    let mut ok = Choice::from(0);
-    for token in credentials.iter().filter_map(Credential::token) {
-        let digest: [u8; 32] = Sha256::digest(token.as_slice()).into();
-        ok |= digest.ct_eq(expected);
-    }
-    ok.into()
-}
-
 /// Standard base64 (RFC 4648 §4), padded or not: what `Basic` credentials
 /// and `Sec-WebSocket-Key` use. Decoded by RustCrypto's constant-time
 /// `base64ct`, which russh already depends on.
@@ -60,10 +41,6 @@ mod tests {
 
     fn basic(user_pass: &str) -> String {
         format!("Basic {}", Base64::encode_string(user_pass.as_bytes()))
-    }
-
-    fn digest(token: &str) -> [u8; 32] {
-        Sha256::digest(token.as_bytes()).into()
     }
 
     #[test]
@@ -93,24 +70,5 @@ mod tests {
         ] {
             assert!(token_of(v).is_none(), "{v:?}");
         }
-    }
-
-    #[test]
-    fn verify_needs_a_matching_digest() {
-        let creds =
-            |v: &[&str]| -> Vec<Credential> { v.iter().map(|s| Credential::new(s)).collect() };
-        let good = digest("s3cret");
-        assert!(verify(&creds(&["Bearer s3cret"]), Some(&good)));
-        assert!(verify(&creds(&[&basic("x:s3cret")]), Some(&good)));
-        // Any one of several credentials may match.
-        assert!(verify(
-            &creds(&["Bearer wrong", "Bearer s3cret"]),
-            Some(&good)
-        ));
-        assert!(!verify(&creds(&["Bearer wrong"]), Some(&good)));
-        assert!(!verify(&creds(&["Bearer s3cre"]), Some(&good)));
-        assert!(!verify(&creds(&[]), Some(&good)));
-        // No digest stored: nothing is accepted.
-        assert!(!verify(&creds(&["Bearer s3cret"]), None));
     }
 }

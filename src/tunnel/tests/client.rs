@@ -18,7 +18,7 @@ fn options(route: &str, websocket: bool, token: Option<&str>) -> Options {
 
 /// Runs the client with `input` as stdin; returns what it wrote to stdout.
 async fn run_client(
-    ctx: &std::sync::Arc<crate::ssh::Context>,
+    ctx: &std::sync::Arc<crate::tunnel::Shared>,
     opts: &Options,
     input: &[u8],
 ) -> Result<String, Error> {

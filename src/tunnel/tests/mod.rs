@@ -14,10 +14,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::net::TcpListener;
 
+use crate::access::Access;
 use crate::config::{Config, HttpTunnelConfig, TunnelAuth};
 use crate::ops::Conn;
 use crate::routes::{Forwarding, Route, RouteState, RouteTable, shared};
-use crate::ssh::Context;
+use crate::tunnel::Shared;
+use crate::upstream::BoxLeg;
 
 /// Room in each direction of a test pipe.
 const PIPE: usize = 64 * 1024;
@@ -51,33 +53,33 @@ pub(super) fn tunnels(auth: TunnelAuth, host_suffix: &str) -> HttpTunnelConfig {
     }
 }
 
-pub(super) fn context(http_tunnel: HttpTunnelConfig, routes: Vec<Route>) -> Arc<Context> {
+pub(super) fn context(http_tunnel: HttpTunnelConfig, routes: Vec<Route>) -> Arc<Shared> {
     let mut config = Config {
         http_tunnel,
         ..Config::default()
     };
     config.upstream.connect_timeout = Duration::from_secs(2);
-    Arc::new(Context {
-        client_settings: Arc::new(crate::ssh::settings::client_config(&config)),
-        config: Arc::new(config),
-        routes: shared(RouteTable::new(routes)),
+    let config = Arc::new(config);
+    Arc::new(Shared {
+        boxes: Arc::new(BoxLeg::new(&config)),
+        access: Arc::new(Access::new(config, shared(RouteTable::new(routes)))),
     })
 }
 
 pub(super) fn conn() -> Arc<Conn> {
     let addr = SocketAddr::from(([127, 0, 0, 1], 40000));
-    Arc::new(Conn::new(addr, addr, "http", None))
+    Arc::new(Conn::new(addr, "http", None))
 }
 
 /// Starts `serve` on one end of a pipe; returns the client's end.
-pub(super) fn start(ctx: &Arc<Context>, conn: &Arc<Conn>) -> DuplexStream {
+pub(super) fn start(ctx: &Arc<Shared>, conn: &Arc<Conn>) -> DuplexStream {
     let (client, server) = tokio::io::duplex(PIPE);
     tokio::spawn(super::serve(server, conn.clone(), ctx.clone()));
     client
 }
 
 /// Sends `request`, returns everything the gateway answers until it closes.
-async fn exchange(ctx: &Arc<Context>, conn: &Arc<Conn>, request: &[u8]) -> String {
+async fn exchange(ctx: &Arc<Shared>, conn: &Arc<Conn>, request: &[u8]) -> String {
     let mut client = start(ctx, conn);
     client.write_all(request).await.expect("send request");
     let mut answer = Vec::new();
@@ -247,7 +249,7 @@ async fn tokens_are_checked_per_route() {
         assert!(c.is_authenticated());
         let id = c.identity();
         assert_eq!(
-            (id.route.as_deref(), id.mode),
+            (id.route.as_deref(), c.mode()),
             (Some("alice-ws"), Some("connect"))
         );
     }
@@ -351,7 +353,7 @@ async fn websocket_text_messages_are_refused_with_1003() {
         .await
         .expect("upgrade");
     assert_eq!(response.status(), 101);
-    assert_eq!(c.identity().mode, Some("websocket"));
+    assert_eq!(c.mode(), Some("websocket"));
     ws.send(Message::text("not bytes")).await.expect("send");
     let closed = tokio::time::timeout(WAIT, async {
         loop {

@@ -1,37 +1,42 @@
-//! The leg to the box: TCP connect, SSH handshake with the box's host key
-//! checked against the route's pin, and login with the route's identity —
-//! all under `connect_timeout` / `handshake_timeout`.
+//! The SSH login to a box: handshake with the host key checked
+//! ([`super::back::BoxHandler`]), then the login with the route's identity
+//! or through the client's forwarded agent, all within `handshake_timeout`
+//! (counted from the TCP connect).
 
-use std::io;
-use std::sync::Arc;
 use std::time::Instant;
 
 use russh::client;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
-use tokio::net::TcpStream;
 use tracing::debug;
 
-use super::box_handler::{BoxHandler, ClientLink};
-use super::messages::Notice;
-use crate::config::UpstreamConfig;
-use crate::ops::metrics;
+use super::back::{BoxHandler, ClientLink};
+use super::{BoxLeg, Failed, describe_io, unreachable};
+use crate::notice::Notice;
 use crate::routes::Route;
 
-/// A logged-in SSH connection to one box.
-pub struct Upstream {
+/// A logged-in SSH connection to one box; disconnects when dropped.
+pub struct BoxSession {
     /// Always `Some` until dropped (taken by `Drop` to disconnect).
     handle: Option<client::Handle<BoxHandler>>,
 }
 
-impl Upstream {
+impl BoxSession {
     /// The russh handle, for opening channels on the box.
     pub fn handle(&self) -> Option<&client::Handle<BoxHandler>> {
         self.handle.as_ref()
     }
+
+    /// Opens a session channel on the box.
+    pub async fn open_session(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
+        match &self.handle {
+            Some(handle) => handle.channel_open_session().await,
+            None => Err(russh::Error::SendError),
+        }
+    }
 }
 
-impl Drop for Upstream {
+impl Drop for BoxSession {
     fn drop(&mut self) {
         // Dropping the handle ends the box's session loop; say goodbye politely.
         let Some(handle) = self.handle.take() else {
@@ -61,78 +66,29 @@ pub enum Login {
     Agent(Box<ClientAgent>),
 }
 
-/// Connects and logs in to `route` as `user`; the attempt is timed and any
-/// failure counted in the metrics.
-pub async fn connect(
-    settings: &Arc<client::Config>,
-    upstream: &UpstreamConfig,
+/// TCP, handshake and login, each failure with its metrics label.
+pub(super) async fn connect(
+    leg: &BoxLeg,
     route: &Route,
     user: &str,
     client: Option<ClientLink>,
     login: Login,
-) -> Result<Upstream, Notice> {
+) -> Result<BoxSession, Failed> {
     let started = Instant::now();
-    let result = connect_and_login(settings, upstream, route, user, client, login).await;
-    let failure = result.as_ref().err().map(failure_reason);
-    metrics::get().upstream(started.elapsed(), failure);
-    result
-}
-
-/// A bounded metrics label for a failed upstream login.
-fn failure_reason(notice: &Notice) -> &'static str {
-    match notice {
-        Notice::Unreachable { .. } => "unreachable",
-        Notice::HandshakeTimeout { .. } => "timeout",
-        Notice::LoginRefused { .. } => "login_refused",
-        Notice::HostKeyMismatch { .. } => "host_key",
-        Notice::NoIdentity { .. } => "no_identity",
-        Notice::Stopped { .. }
-        | Notice::NoUser { .. }
-        | Notice::NeedAgent { .. }
-        | Notice::JumpOnly
-        | Notice::ChooseRoute { .. } => "other",
-    }
-}
-
-async fn connect_and_login(
-    settings: &Arc<client::Config>,
-    upstream: &UpstreamConfig,
-    route: &Route,
-    user: &str,
-    client: Option<ClientLink>,
-    login: Login,
-) -> Result<Upstream, Notice> {
-    let started = Instant::now();
-    let unreachable = |reason: String| Notice::Unreachable {
-        route: route.name.clone(),
-        address: route.address.clone(),
-        reason,
-    };
     if matches!(login, Login::Identity) && route.identity.is_none() {
-        return Err(Notice::NoIdentity {
+        let notice = Notice::NoIdentity {
             route: route.name.clone(),
-        });
-    }
-
-    let tcp =
-        match tokio::time::timeout(upstream.connect_timeout, TcpStream::connect(&route.address))
-            .await
-        {
-            Err(_) => return Err(unreachable("connection timed out".into())),
-            Ok(Err(e)) => return Err(unreachable(describe_io(&e))),
-            Ok(Ok(tcp)) => tcp,
         };
-    let _ = tcp.set_nodelay(true);
-
-    let remaining = upstream.handshake_timeout.saturating_sub(started.elapsed());
-    let handler = BoxHandler {
-        route: route.name.clone(),
-        pin: route.host_key.clone(),
-        policy: upstream.host_key_policy,
-        client,
-    };
+        return Err(("no_identity", notice));
+    }
+    let tcp = leg.connect_tcp(route).await?;
+    let remaining = leg
+        .config
+        .handshake_timeout
+        .saturating_sub(started.elapsed());
+    let handler = BoxHandler::new(route, leg.config.host_key_policy, client);
     let login = async {
-        let mut handle = client::connect_stream(settings.clone(), tcp, handler).await?;
+        let mut handle = client::connect_stream(leg.settings.clone(), tcp, handler).await?;
         let hash = handle.best_supported_rsa_hash().await?.flatten();
         let success = match (login, &route.identity) {
             (Login::Identity, Some(identity)) => {
@@ -146,42 +102,35 @@ async fn connect_and_login(
         };
         Ok::<_, russh::Error>((handle, success))
     };
+    let name = || route.name.clone();
     match tokio::time::timeout(remaining, login).await {
-        Err(_) => Err(Notice::HandshakeTimeout {
-            route: route.name.clone(),
-            address: route.address.clone(),
-        }),
+        Err(_) => Err((
+            "timeout",
+            Notice::HandshakeTimeout {
+                route: name(),
+                address: route.address.clone(),
+            },
+        )),
         Ok(Ok((handle, true))) => {
             debug!(
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "logged in to box"
             );
-            Ok(Upstream {
+            Ok(BoxSession {
                 handle: Some(handle),
             })
         }
-        Ok(Ok((_, false))) => Err(Notice::LoginRefused {
-            route: route.name.clone(),
-            user: user.to_owned(),
-        }),
-        Ok(Err(russh::Error::UnknownKey)) => Err(Notice::HostKeyMismatch {
-            route: route.name.clone(),
-        }),
-        Ok(Err(e)) => Err(unreachable(describe_ssh(&e))),
-    }
-}
-
-/// `io::Error` → a short lower-case reason without the `(os error N)` suffix.
-pub(crate) fn describe_io(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "connection refused".into(),
-        io::ErrorKind::TimedOut => "connection timed out".into(),
-        io::ErrorKind::ConnectionReset => "connection reset".into(),
-        _ => {
-            let text = e.to_string();
-            let text = text.split(" (os error").next().unwrap_or(&text);
-            text.to_lowercase()
+        Ok(Ok((_, false))) => Err((
+            "login_refused",
+            Notice::LoginRefused {
+                route: name(),
+                user: user.to_owned(),
+            },
+        )),
+        Ok(Err(russh::Error::UnknownKey)) => {
+            Err(("host_key", Notice::HostKeyMismatch { route: name() }))
         }
+        Ok(Err(e)) => Err(unreachable(route, describe_ssh(&e))),
     }
 }
 

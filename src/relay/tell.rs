@@ -3,11 +3,14 @@
 
 use russh::{ChannelWriteHalf, server};
 
+use crate::notice::Notice;
+
 /// The exit status of a session the gateway answers itself.
 pub const EXIT_STATUS: u32 = 1;
 
-/// Writes `text` to the client's stderr, then exit-status 1, EOF and close.
-pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, text: String, pty: bool) {
+/// Writes `notice` to the client's stderr, then exit-status 1, EOF and close.
+pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, notice: &Notice, pty: bool) {
+    let text = notice.to_string();
     // With a PTY the client's terminal is raw: end lines with CR LF.
     let mut text = if pty {
         text.replace('\n', "\r\n")

@@ -1,6 +1,7 @@
-//! The russh client handler for the box leg: checks the box's host key, and
-//! carries channels the box opens back to the client (`-R` forwarded-tcpip,
-//! agent forwarding into the box), subject to the route's `forwarding`.
+//! The russh client handler for one box connection: checks the box's host
+//! key against the route's pin and policy, and carries channels the box opens
+//! back to the client (`-R` forwarded-tcpip, agent forwarding into the box),
+//! subject to the route's `forwarding`.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,15 +16,13 @@ use crate::config::HostKeyPolicy;
 use crate::ops::Conn;
 use crate::relay::meter::Metered;
 use crate::relay::tcpip;
-use crate::routes::Forwarding;
+use crate::routes::{Forwarding, Route};
 
 /// What the box leg knows about the client it serves.
 #[derive(Clone)]
 pub struct ClientLink {
     /// The client connection, for opening channels back to it.
     pub handle: server::Handle,
-    /// The route's forwarding switches.
-    pub forwarding: Forwarding,
     /// Set once the client asks for agent forwarding (`ssh -A`).
     pub agent: Arc<AtomicBool>,
     /// The client connection's record (byte accounting).
@@ -34,10 +33,24 @@ pub struct ClientLink {
 
 /// The handler for one box connection.
 pub struct BoxHandler {
-    pub(super) route: String,
-    pub(super) pin: Option<PublicKey>,
-    pub(super) policy: HostKeyPolicy,
-    pub(super) client: Option<ClientLink>,
+    route: String,
+    pin: Option<PublicKey>,
+    policy: HostKeyPolicy,
+    /// The route's forwarding switches, for the channels the box opens.
+    forwarding: Forwarding,
+    client: Option<ClientLink>,
+}
+
+impl BoxHandler {
+    pub(super) fn new(route: &Route, policy: HostKeyPolicy, client: Option<ClientLink>) -> Self {
+        Self {
+            route: route.name.clone(),
+            pin: route.host_key.clone(),
+            policy,
+            forwarding: route.forwarding,
+            client,
+        }
+    }
 }
 
 impl Handler for BoxHandler {
@@ -72,7 +85,7 @@ impl Handler for BoxHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(client) = self.client.clone().filter(|c| c.forwarding.remote) else {
+        let Some(client) = self.client.clone().filter(|_| self.forwarding.remote) else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -98,7 +111,7 @@ impl Handler for BoxHandler {
         let Some(client) = self
             .client
             .clone()
-            .filter(|c| c.forwarding.agent && c.agent.load(Ordering::Acquire))
+            .filter(|c| self.forwarding.agent && c.agent.load(Ordering::Acquire))
         else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)

@@ -1,0 +1,270 @@
+//! Who may go where, and in which mode (SPEC §5, §11): the one admission
+//! decision every front asks.
+//!
+//! - SSH: [`Access::ssh`] takes the username and the offered key, parses the
+//!   username once ([`username`]) and returns an [`Admission`]: refused, or a
+//!   [`Principal`] — the key and what it may do ([`Mode`]: key mode, agent
+//!   mode, jump-only, choose). Jumps ([`Principal::jump`]) and forwarding
+//!   ([`Principal::allows`]) are then asked of the principal.
+//! - HTTP tunnels: [`Access::tunnel`] takes the route name and the presented
+//!   tokens ([`tunnel`]).
+//!
+//! Pure logic over one route-table snapshot: nothing here dials, logs in or
+//! talks to a client. Unknown key, unknown target and unauthorized key are
+//! one outcome, so an answer cannot tell which routes exist.
+
+pub mod tunnel;
+pub mod username;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+use arc_swap::Guard;
+use russh::keys::PublicKey;
+
+use crate::config::{Config, JumpPolicy, RoutingConfig};
+use crate::routes::{Route, RouteTable, SharedRoutes};
+use username::Target;
+
+/// The admission layer: the configuration and the live route table.
+pub struct Access {
+    config: Arc<Config>,
+    routes: SharedRoutes,
+}
+
+/// The outcome of offering a key (SPEC §5).
+#[derive(Debug)]
+pub enum Admission {
+    /// `Permission denied (publickey)`: unknown key, unknown target, key not
+    /// authorized for the target (without `agent_login`), or a username that
+    /// cannot be parsed — all alike to the client.
+    Refused,
+    /// Boxed: a principal holds a public key, far larger than a refusal.
+    Admitted(Box<Principal>),
+}
+
+/// An admitted client: its key and what it may do with it.
+#[derive(Debug)]
+pub struct Principal {
+    key: PublicKey,
+    mode: Mode,
+    jump: JumpPolicy,
+}
+
+/// Where an admitted SSH client's sessions go.
+#[derive(Debug, Clone)]
+pub enum Mode {
+    /// Key mode: the key is authorized for `route`; the gateway logs in as
+    /// `user` with the route's identity. `None`: neither the username nor
+    /// the route names a user.
+    Key {
+        route: Arc<Route>,
+        user: Option<String>,
+    },
+    /// Agent mode (bring your own key): a target is named, the key is not
+    /// authorized for it, and `agent_login` is on. The box is logged in to
+    /// through the client's forwarded agent. `route` is `None` when the
+    /// target does not exist, which must look exactly like a box that
+    /// refuses the agent's keys.
+    Agent {
+        target: String,
+        route: Option<Arc<Route>>,
+        user: Option<String>,
+    },
+    /// `jump = "any-key"` and no target named: the key opens no box but may
+    /// jump (`ssh -J`).
+    JumpOnly,
+    /// No target named and the key opens several routes: the client is told
+    /// how to name each. `login_name` is the SSH username, for those commands.
+    Choose {
+        routes: Vec<Arc<Route>>,
+        login_name: String,
+    },
+}
+
+/// A forwarding a client asks for, checked against the route's switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forward {
+    /// `-L`/`-D`/`-W` to a destination that is not a route (the box connects).
+    Local,
+    /// `-R` (the box listens).
+    Remote,
+    /// `ssh -A` into the box (key mode).
+    Agent,
+}
+
+/// What a `direct-tcpip` destination host means for a principal.
+#[derive(Debug)]
+pub enum Jump {
+    /// A route this principal may jump to: raw TCP to its address.
+    To(Arc<Route>),
+    /// A route this principal may not use.
+    Refused,
+    /// Not a route name: an ordinary forward, opened by the box.
+    NotARoute,
+}
+
+impl Access {
+    pub fn new(config: Arc<Config>, routes: SharedRoutes) -> Self {
+        Self { config, routes }
+    }
+
+    /// The current route table.
+    pub fn table(&self) -> Guard<Arc<RouteTable>> {
+        self.routes.load()
+    }
+
+    /// The routing configuration (separator, grammar, policies).
+    pub fn routing(&self) -> &RoutingConfig {
+        &self.config.routing
+    }
+
+    /// Decides what `key`, offered with SSH username `username`, may do.
+    /// Called when the key is offered (signature not checked yet) and again
+    /// once its signature is verified; both see the same answer for the same
+    /// table.
+    pub fn ssh(&self, username: &str, key: &PublicKey) -> Admission {
+        let routing = &self.config.routing;
+        let target = match username::parse(
+            username,
+            &routing.target_separator,
+            routing.username_grammar,
+        ) {
+            Ok(target) => target,
+            Err(e) => {
+                tracing::debug!(error = %e, "malformed username");
+                return Admission::Refused;
+            }
+        };
+        match decide(&self.table(), routing, &target, username, key) {
+            Some(mode) => Admission::Admitted(Box::new(Principal {
+                key: key.clone(),
+                mode,
+                jump: routing.jump,
+            })),
+            None => Admission::Refused,
+        }
+    }
+}
+
+/// Key + parsed username → mode (SPEC §5), or `None` for refused.
+fn decide(
+    table: &RouteTable,
+    routing: &RoutingConfig,
+    target: &Target,
+    login_name: &str,
+    key: &PublicKey,
+) -> Option<Mode> {
+    let Some(name) = &target.route else {
+        return match table.routes_for_key(key) {
+            [] if routing.jump == JumpPolicy::AnyKey => Some(Mode::JumpOnly),
+            [] => None,
+            [route] => Some(Mode::Key {
+                route: route.clone(),
+                user: Some(route.user.clone().unwrap_or_else(|| login_name.to_owned())),
+            }),
+            many => Some(Mode::Choose {
+                routes: many.to_vec(),
+                login_name: login_name.to_owned(),
+            }),
+        };
+    };
+    let route = table.get(name);
+    let user = target
+        .user
+        .clone()
+        .or_else(|| route.and_then(|r| r.user.clone()));
+    match route {
+        Some(route) if route.authorizes(key) => Some(Mode::Key {
+            route: route.clone(),
+            user,
+        }),
+        _ if routing.agent_login => Some(Mode::Agent {
+            target: name.clone(),
+            route: route.cloned(),
+            user,
+        }),
+        _ => None,
+    }
+}
+
+impl Principal {
+    pub fn key(&self) -> &PublicKey {
+        &self.key
+    }
+
+    pub fn mode(&self) -> &Mode {
+        &self.mode
+    }
+
+    /// The mode's name in logs, metrics and the audit event.
+    pub fn label(&self) -> &'static str {
+        match self.mode {
+            Mode::Key { .. } => "key",
+            Mode::Agent { .. } => "agent",
+            Mode::JumpOnly => "jump",
+            Mode::Choose { .. } => "choose",
+        }
+    }
+
+    /// The route name sessions go to, as named or chosen (in agent mode,
+    /// whether or not it exists).
+    pub fn route_name(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Key { route, .. } => Some(&route.name),
+            Mode::Agent { target, .. } => Some(target),
+            Mode::JumpOnly | Mode::Choose { .. } => None,
+        }
+    }
+
+    /// The login user on the box, when known.
+    pub fn login_user(&self) -> Option<&str> {
+        match &self.mode {
+            Mode::Key { user, .. } | Mode::Agent { user, .. } => user.as_deref(),
+            Mode::JumpOnly | Mode::Choose { .. } => None,
+        }
+    }
+
+    /// What a `direct-tcpip` to `host` is for this principal: a jump to a
+    /// route it may use (SPEC §5 C, per `routing.jump`), a route it may not
+    /// use, or an ordinary forward.
+    pub fn jump(&self, table: &RouteTable, host: &str) -> Jump {
+        let Some(route) = table.get(host) else {
+            return Jump::NotARoute;
+        };
+        let allowed = match self.jump {
+            JumpPolicy::Off => false,
+            JumpPolicy::AnyKey => true,
+            JumpPolicy::Authenticated => route.authorizes(&self.key),
+        };
+        if allowed {
+            Jump::To(route.clone())
+        } else {
+            Jump::Refused
+        }
+    }
+
+    /// Whether the route's `forwarding` switches allow `forward`.
+    ///
+    /// `-R` and `-A` into the box exist only in key mode (in agent mode the
+    /// client's agent is what logs in, and OpenSSH asks for `-R` before it
+    /// forwards its agent). A local forward without a box to open it
+    /// (jump-only, choose, an agent-mode target that does not exist) is
+    /// allowed here and then refused with the session's notice, as a box
+    /// that cannot be reached would be.
+    pub fn allows(&self, forward: Forward) -> bool {
+        match (&self.mode, forward) {
+            (Mode::Key { route, .. }, Forward::Local) => route.forwarding.local,
+            (Mode::Key { route, .. }, Forward::Remote) => route.forwarding.remote,
+            (Mode::Key { route, .. }, Forward::Agent) => route.forwarding.agent,
+            (Mode::Agent { route, .. }, Forward::Local) => {
+                route.as_ref().is_none_or(|r| r.forwarding.local)
+            }
+            (Mode::JumpOnly | Mode::Choose { .. }, Forward::Local) => true,
+            (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Remote)
+            | (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Agent) => false,
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! The admission decision over a small table: key mode, agent mode,
+//! jump-only, choose and refused, and what each principal may then do.
+
+use std::sync::Arc;
+
+use russh::keys::{PrivateKey, PublicKey, ssh_key::private::Ed25519Keypair};
+
+use super::*;
+use crate::config::Config;
+use crate::routes::{Forwarding, RouteState, shared};
+
+fn key(n: u8) -> PublicKey {
+    PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32]))
+        .public_key()
+        .clone()
+}
+
+fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
+    Route {
+        name: name.into(),
+        address: "127.0.0.1:22".into(),
+        user: user.map(str::to_owned),
+        authorized_keys: keys.to_vec(),
+        identity: None,
+        host_key: None,
+        state: RouteState::Running,
+        forwarding: Forwarding::default(),
+        token_sha256: None,
+    }
+}
+
+/// alice-ws (user devbox) opens to keys 1 and 3; bob-ws (no user) to 2 and 3.
+fn access(configure: impl FnOnce(&mut Config)) -> Access {
+    let mut config = Config::default();
+    configure(&mut config);
+    let mut bob = route("bob-ws", None, &[key(2), key(3)]);
+    bob.forwarding.remote = false;
+    let table = RouteTable::new([route("alice-ws", Some("devbox"), &[key(1), key(3)]), bob]);
+    Access::new(Arc::new(config), shared(table))
+}
+
+fn admitted(access: &Access, user: &str, key: &PublicKey) -> Principal {
+    match access.ssh(user, key) {
+        Admission::Admitted(p) => *p,
+        Admission::Refused => panic!("{user} refused"),
+    }
+}
+
+fn key_mode(p: &Principal) -> (&str, Option<&str>) {
+    match p.mode() {
+        Mode::Key { route, user } => (route.name.as_str(), user.as_deref()),
+        other => panic!("not key mode: {other:?}"),
+    }
+}
+
+#[test]
+fn key_picks_its_only_route_and_route_user_wins() {
+    let p = admitted(&access(|_| {}), "whoever", &key(1));
+    assert_eq!(key_mode(&p), ("alice-ws", Some("devbox")));
+    assert_eq!(p.label(), "key");
+    assert_eq!(p.route_name(), Some("alice-ws"));
+    assert_eq!(p.login_user(), Some("devbox"));
+}
+
+#[test]
+fn without_route_user_the_ssh_username_is_used() {
+    let p = admitted(&access(|_| {}), "ubuntu", &key(2));
+    assert_eq!(key_mode(&p), ("bob-ws", Some("ubuntu")));
+}
+
+#[test]
+fn key_for_several_routes_must_choose() {
+    let p = admitted(&access(|_| {}), "x", &key(3));
+    match p.mode() {
+        Mode::Choose { routes, login_name } => {
+            let names: Vec<_> = routes.iter().map(|r| r.name.as_str()).collect();
+            assert_eq!(names, ["alice-ws", "bob-ws"]);
+            assert_eq!(login_name, "x");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(p.label(), "choose");
+}
+
+#[test]
+fn named_target_with_explicit_user_and_percent_40() {
+    let a = access(|_| {});
+    assert_eq!(
+        key_mode(&admitted(&a, "root@bob-ws", &key(3))),
+        ("bob-ws", Some("root"))
+    );
+    assert_eq!(
+        key_mode(&admitted(&a, "root%40alice-ws", &key(3))),
+        ("alice-ws", Some("root"))
+    );
+}
+
+#[test]
+fn empty_user_means_route_user() {
+    let a = access(|_| {});
+    assert_eq!(
+        key_mode(&admitted(&a, "@alice-ws", &key(1))),
+        ("alice-ws", Some("devbox"))
+    );
+    assert_eq!(
+        key_mode(&admitted(&a, "@bob-ws", &key(2))),
+        ("bob-ws", None)
+    );
+}
+
+#[test]
+fn unknown_key_unknown_target_and_unauthorized_key_are_all_refused() {
+    let a = access(|c| c.routing.agent_login = false);
+    for (user, k) in [
+        ("x", key(9)),
+        ("r@nope", key(1)),
+        ("r@bob-ws", key(1)),
+        ("bad\nname", key(1)),
+        ("r@", key(1)),
+    ] {
+        assert!(matches!(a.ssh(user, &k), Admission::Refused), "{user:?}");
+    }
+}
+
+#[test]
+fn agent_mode_for_a_named_target_whether_or_not_it_exists() {
+    let a = access(|_| {});
+    let p = admitted(&a, "root@bob-ws", &key(9));
+    match p.mode() {
+        Mode::Agent {
+            target,
+            route,
+            user,
+        } => {
+            assert_eq!(target, "bob-ws");
+            assert!(route.is_some());
+            assert_eq!(user.as_deref(), Some("root"));
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert_eq!(p.label(), "agent");
+    // A target that does not exist: still agent mode, with no route.
+    let p = admitted(&a, "root@nope", &key(9));
+    assert!(matches!(p.mode(), Mode::Agent { route: None, .. }));
+    assert_eq!(p.route_name(), Some("nope"));
+    // The route's user when none is named.
+    assert_eq!(
+        admitted(&a, "@alice-ws", &key(9)).login_user(),
+        Some("devbox")
+    );
+    // No target named: nothing to log in to.
+    assert!(matches!(a.ssh("root", &key(9)), Admission::Refused));
+}
+
+#[test]
+fn any_key_jump_policy_admits_unknown_keys_only_to_jump() {
+    let a = access(|c| {
+        c.routing.jump = JumpPolicy::AnyKey;
+        c.routing.agent_login = false;
+    });
+    let p = admitted(&a, "x", &key(9));
+    assert!(matches!(p.mode(), Mode::JumpOnly));
+    assert_eq!(p.label(), "jump");
+    assert!(matches!(p.jump(&a.table(), "alice-ws"), Jump::To(_)));
+    // A named target is not a jump: refused as before.
+    assert!(matches!(a.ssh("x@alice-ws", &key(9)), Admission::Refused));
+}
+
+#[test]
+fn jumps_follow_the_policy() {
+    let a = access(|_| {});
+    let p = admitted(&a, "x", &key(1));
+    let t = a.table();
+    assert!(matches!(p.jump(&t, "alice-ws"), Jump::To(r) if r.name == "alice-ws"));
+    assert!(matches!(p.jump(&t, "bob-ws"), Jump::Refused));
+    assert!(matches!(p.jump(&t, "localhost"), Jump::NotARoute));
+    // A key for several routes may jump to each.
+    let p = admitted(&a, "x", &key(3));
+    assert!(matches!(p.jump(&t, "alice-ws"), Jump::To(_)));
+    assert!(matches!(p.jump(&t, "bob-ws"), Jump::To(_)));
+
+    let off = access(|c| c.routing.jump = JumpPolicy::Off);
+    let p = admitted(&off, "x", &key(1));
+    assert!(matches!(p.jump(&off.table(), "alice-ws"), Jump::Refused));
+}
+
+#[test]
+fn forwarding_follows_the_route_switches() {
+    let a = access(|_| {});
+    let alice = admitted(&a, "x", &key(1));
+    let bob = admitted(&a, "x", &key(2));
+    for f in [Forward::Local, Forward::Remote, Forward::Agent] {
+        assert!(alice.allows(f), "{f:?}");
+    }
+    assert!(!bob.allows(Forward::Remote));
+    // Agent mode: no -R and no -A into the box; local forwards per route.
+    let agent = admitted(&a, "root@bob-ws", &key(9));
+    assert!(agent.allows(Forward::Local));
+    assert!(!agent.allows(Forward::Remote));
+    assert!(!agent.allows(Forward::Agent));
+    // Without a box, a local forward is told the session's notice later.
+    let choose = admitted(&a, "x", &key(3));
+    assert!(choose.allows(Forward::Local));
+    assert!(!choose.allows(Forward::Remote));
+}

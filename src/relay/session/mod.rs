@@ -1,0 +1,255 @@
+//! Relaying one `session` channel (shell, exec, sftp) between the client and
+//! the box.
+//!
+//! - client → box: the connection handler puts requests, data, EOF and close
+//!   into one bounded, ordered queue drained by a pump task. The pump first
+//!   waits for the box channel — open at once in key mode, after the agent
+//!   login in agent mode — or, when there is no box, tells the client why.
+//! - Requests the client wants answered carry a oneshot: the box's reply is
+//!   routed back to it (SSH answers channel requests in order), and the
+//!   handler replies inline (russh keeps a single "wants reply" flag per
+//!   channel, so a deferred reply would be lost).
+//! - box → client: a task writes stdout, stderr (extended data), EOF,
+//!   exit-status, exit-signal and close to the client, each write waiting for
+//!   the client's window.
+//! - Agent mode: until the box channel exists the queue cannot drain, and
+//!   the login needs this connection's event loop, so a full queue is never
+//!   waited on (that would deadlock until the handshake timeout). Input that
+//!   overflows it fails the session with [`OVERFLOW`] instead; nothing is
+//!   sent to the box.
+//!
+//! What users are told comes from [`crate::notice`].
+
+mod output;
+mod pump;
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use russh::{client, server};
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::sync::{mpsc, oneshot};
+use tracing::{Instrument, debug};
+
+use crate::notice::Notice;
+use crate::ops::Conn;
+use pump::{Ends, pump};
+
+/// Messages queued from the client towards the box per channel: at 32 KiB
+/// packets, 4 MiB of slack beyond the box's window. It must exceed the
+/// window the gateway grants the client (see `ssh::settings`), or a client
+/// streaming stdin could fill it before its own window adjust for our output
+/// is read, and both directions would stall.
+const PUMP_DEPTH: usize = 128;
+
+/// Queue depth while the box is still being logged in to through the
+/// client's own agent (agent mode). That login needs the client connection's
+/// event loop, so stdin the client streams meanwhile must fit here without
+/// blocking it: up to 32 MiB at 32 KiB packets (`notice::AGENT_PENDING_LIMIT`),
+/// used only during the login.
+const PENDING_DEPTH: usize = 1024;
+
+/// How long a forwarded request may wait for the box's reply before the client
+/// is told "failure"; a box that never answers must not wedge the connection.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A request from the client that is forwarded to the box.
+#[derive(Debug)]
+pub enum Request {
+    Pty {
+        term: String,
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+        modes: Vec<(russh::Pty, u32)>,
+    },
+    Env {
+        name: String,
+        value: String,
+    },
+    Shell,
+    Exec(Vec<u8>),
+    Subsystem(String),
+    AgentForward,
+    WindowChange {
+        cols: u32,
+        rows: u32,
+        pix_width: u32,
+        pix_height: u32,
+    },
+    Signal(russh::Sig),
+}
+
+enum Input {
+    Request(Request, Option<oneshot::Sender<bool>>),
+    Data(Bytes),
+    Extended(u32, Bytes),
+    Eof,
+    Close,
+}
+
+/// Replies the box owes us, in request order.
+type PendingReplies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
+
+/// The box side of a session channel, once known: the channel, or the notice
+/// that explains why there is none.
+pub type BoxChannel = Result<russh::Channel<client::Msg>, Notice>;
+
+/// Whether the queue may be waited on: not while the box is still being
+/// logged in to through the client's agent (see the module docs).
+#[derive(Clone)]
+struct Gate(Arc<AtomicU8>);
+
+const PENDING: u8 = 0;
+const OPEN: u8 = 1;
+const OVERFLOWED: u8 = 2;
+
+impl Gate {
+    fn new(open: bool) -> Self {
+        Self(Arc::new(AtomicU8::new(if open { OPEN } else { PENDING })))
+    }
+
+    /// The pump has the box channel: from now on the queue drains. False if
+    /// the input overflowed first.
+    fn open(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == OPEN,
+        }
+    }
+
+    /// The queue is full while pending: give up on this session. False if
+    /// the box channel arrived meanwhile (then the queue drains: wait).
+    fn overflow(&self) -> bool {
+        match self
+            .0
+            .compare_exchange(PENDING, OVERFLOWED, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => true,
+            Err(state) => state == OVERFLOWED,
+        }
+    }
+
+    fn state(&self) -> u8 {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
+/// The handler's side of one relayed session channel.
+pub struct SessionRelay {
+    input: mpsc::Sender<Input>,
+    gate: Gate,
+    /// Whether requests are answered by the box (key mode) or at once,
+    /// because the box is not known yet (agent mode, still logging in).
+    answered_by_box: bool,
+}
+
+impl SessionRelay {
+    /// Starts relaying `client_channel` to the box channel `opening` yields.
+    /// With `answered_by_box` false, requests are acknowledged at once
+    /// (the box is still being logged in to, through the client itself).
+    /// `route` names the box in what the user is told.
+    pub fn start(
+        client_channel: russh::Channel<server::Msg>,
+        client_handle: server::Handle,
+        opening: impl Future<Output = BoxChannel> + Send + 'static,
+        answered_by_box: bool,
+        route: String,
+        conn: Arc<Conn>,
+        span: &tracing::Span,
+    ) -> Self {
+        let (client_read, to_client) = client_channel.split();
+        // Client data reaches us through the handler callbacks; an unread
+        // receiver would stall the connection, so drop it.
+        drop(client_read);
+        let depth = if answered_by_box {
+            PUMP_DEPTH
+        } else {
+            PENDING_DEPTH
+        };
+        let (input, queue) = mpsc::channel(depth);
+        let gate = Gate::new(answered_by_box);
+        let ends = Ends {
+            to_client,
+            client_handle,
+            route,
+            conn,
+        };
+        let pump = pump(queue, opening, gate.clone(), ends, span.clone());
+        tokio::spawn(pump.instrument(span.clone()));
+        Self {
+            input,
+            gate,
+            answered_by_box,
+        }
+    }
+
+    /// Queues `input` for the box. Waits while the queue is full
+    /// (backpressure), except while the box is still being logged in to
+    /// through the client's agent (see [`Gate`]). False if it was not queued.
+    async fn push(&self, input: Input) -> bool {
+        if self.gate.state() == PENDING {
+            match self.input.try_send(input) {
+                Ok(()) => return true,
+                Err(TrySendError::Closed(_)) => return false,
+                Err(TrySendError::Full(input)) => {
+                    if self.gate.overflow() {
+                        debug!("input outran the agent login; the session fails");
+                        return false;
+                    }
+                    return self.input.send(input).await.is_ok();
+                }
+            }
+        }
+        if self.gate.state() == OVERFLOWED {
+            return false;
+        }
+        self.input.send(input).await.is_ok()
+    }
+
+    /// Client data (stdin).
+    pub async fn data(&self, data: &[u8]) {
+        self.push(Input::Data(Bytes::copy_from_slice(data))).await;
+    }
+
+    /// Client extended data (rare; forwarded as is).
+    pub async fn extended_data(&self, code: u32, data: &[u8]) {
+        self.push(Input::Extended(code, Bytes::copy_from_slice(data)))
+            .await;
+    }
+
+    /// Client EOF, after all queued data.
+    pub async fn eof(&self) {
+        self.push(Input::Eof).await;
+    }
+
+    /// Client closed the channel, after all queued data.
+    pub async fn close(&self) {
+        self.push(Input::Close).await;
+    }
+
+    /// Forwards a request the client may want answered; returns the answer.
+    pub async fn request(&self, request: Request) -> bool {
+        if !self.answered_by_box {
+            return self.push(Input::Request(request, None)).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        if !self.push(Input::Request(request, Some(tx))).await {
+            return false;
+        }
+        matches!(tokio::time::timeout(REPLY_TIMEOUT, rx).await, Ok(Ok(true)))
+    }
+
+    /// A request nobody waits for (window-change, signal).
+    pub async fn notify(&self, request: Request) {
+        self.push(Input::Request(request, None)).await;
+    }
+}

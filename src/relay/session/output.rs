@@ -1,0 +1,144 @@
+//! box → client: everything the box says on a session channel, in order,
+//! each write waiting for the client's window; the box's EOF is held back
+//! briefly for its exit status ([`EOF_HOLD`]); a box that vanishes without
+//! ending the channel is told to the user as a lost connection.
+
+use std::time::Duration;
+
+use russh::ChannelMsg;
+use tracing::debug;
+
+use super::PendingReplies;
+use super::pump::Ends;
+use crate::notice::Notice;
+use crate::relay::tell;
+
+/// How long the box's EOF is held back waiting for its exit status. sshd
+/// sends EOF and then exit-status; a client that sees EOF alone may close the
+/// channel before the exit status arrives (and `ssh` then exits 255), so the
+/// exit status is passed on first when it follows within this time.
+const EOF_HOLD: Duration = Duration::from_millis(200);
+
+/// box → client: everything the box says on this channel, in order (except
+/// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]).
+pub(super) async fn box_to_client(
+    mut from_box: russh::ChannelReadHalf,
+    ends: Ends,
+    replies: PendingReplies,
+) {
+    let mut eof_held = false;
+    // Whether the box ended the channel itself (close or exit status); if the
+    // channel just stops, the box connection died and the user is told.
+    let mut ended_by_box = false;
+    loop {
+        let next = if eof_held {
+            match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    eof_held = false;
+                    if ends.to_client.eof().await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+            }
+        } else {
+            from_box.wait().await
+        };
+        let Some(msg) = next else { break };
+        let exit = matches!(
+            msg,
+            ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
+        );
+        ended_by_box |= exit || matches!(msg, ChannelMsg::Close);
+        if eof_held && !exit {
+            eof_held = false;
+            if ends.to_client.eof().await.is_err() {
+                break;
+            }
+        }
+        let delivered = match msg {
+            ChannelMsg::Eof => {
+                eof_held = true;
+                true
+            }
+            ChannelMsg::Close => break,
+            msg => deliver(msg, &ends, &replies).await,
+        };
+        if !delivered {
+            debug!("client channel gone");
+            break;
+        }
+    }
+    finish(ends, replies, ended_by_box, eof_held).await;
+}
+
+/// Passes one box message on to the client; false when the client is gone.
+async fn deliver(msg: ChannelMsg, ends: &Ends, replies: &PendingReplies) -> bool {
+    let (to_client, conn) = (&ends.to_client, &ends.conn);
+    let id = to_client.id();
+    match msg {
+        ChannelMsg::Data { data } => {
+            conn.add_down(data.len());
+            to_client.data_bytes(data).await.is_ok()
+        }
+        ChannelMsg::ExtendedData { data, ext } => {
+            conn.add_down(data.len());
+            to_client.extended_data_bytes(ext, data).await.is_ok()
+        }
+        ChannelMsg::ExitStatus { exit_status } => {
+            conn.set_exit_status(exit_status);
+            to_client.exit_status(exit_status).await.is_ok()
+        }
+        ChannelMsg::ExitSignal {
+            signal_name,
+            core_dumped,
+            error_message,
+            lang_tag,
+        } => ends
+            .client_handle
+            .exit_signal_request(id, signal_name, core_dumped, error_message, lang_tag)
+            .await
+            .is_ok(),
+        ChannelMsg::XonXoff { client_can_do } => ends
+            .client_handle
+            .xon_xoff_request(id, client_can_do)
+            .await
+            .is_ok(),
+        ChannelMsg::Success => answer(replies, true),
+        ChannelMsg::Failure => answer(replies, false),
+        // Window bookkeeping, and requests a box does not send on a
+        // session channel it serves.
+        _ => true,
+    }
+}
+
+/// The box side is over: tell the user if the box vanished, pass on a held
+/// EOF, close the client's channel, and fail requests nobody will answer.
+async fn finish(ends: Ends, replies: PendingReplies, ended_by_box: bool, mut eof_held: bool) {
+    let to_client = &ends.to_client;
+    if !ended_by_box {
+        let notice = Notice::LostBox { route: ends.route };
+        let text = format!("\n{notice}\n");
+        let _ = to_client.extended_data_bytes(1, text.into_bytes()).await;
+        let _ = to_client.exit_status(tell::EXIT_STATUS).await;
+        eof_held = true;
+    }
+    if eof_held {
+        let _ = to_client.eof().await;
+    }
+    // The box closed the channel or its connection ended: close the client side.
+    let _ = to_client.close().await;
+    if let Ok(mut q) = replies.lock() {
+        for tx in q.drain(..) {
+            let _ = tx.send(false);
+        }
+    }
+}
+
+fn answer(replies: &PendingReplies, ok: bool) -> bool {
+    if let Some(tx) = replies.lock().ok().and_then(|mut q| q.pop_front()) {
+        let _ = tx.send(ok);
+    }
+    true
+}

@@ -1,0 +1,159 @@
+//! client → box: wait for the box channel, then drain the ordered queue of
+//! client input into it; without a box, answer requests and tell the notice.
+
+use std::sync::Arc;
+
+use russh::{ChannelWriteHalf, client, server};
+use tokio::sync::mpsc;
+use tracing::{Instrument, debug};
+
+use super::output::box_to_client;
+use super::{BoxChannel, Gate, Input, PendingReplies, Request};
+use crate::notice::Notice;
+use crate::ops::Conn;
+use crate::relay::tell::{self, tell};
+
+/// The client side of a session channel, and what names it to the user.
+pub(super) struct Ends {
+    pub to_client: ChannelWriteHalf<server::Msg>,
+    pub client_handle: server::Handle,
+    /// The route, for notices.
+    pub route: String,
+    pub conn: Arc<Conn>,
+}
+
+/// client → box: wait for the box channel, then drain the queue into it.
+pub(super) async fn pump(
+    mut queue: mpsc::Receiver<Input>,
+    opening: impl Future<Output = BoxChannel>,
+    gate: Gate,
+    ends: Ends,
+    span: tracing::Span,
+) {
+    let conn = ends.conn.clone();
+    let box_channel = match opening.await {
+        Ok(channel) => channel,
+        Err(notice) => {
+            if tell_when_started(queue, ends.to_client, &notice).await {
+                conn.set_exit_status(tell::EXIT_STATUS);
+            }
+            return;
+        }
+    };
+    if !gate.open() {
+        let _ = box_channel.close().await;
+        let mut pty = false;
+        while let Ok(input) = queue.try_recv() {
+            pty |= matches!(input, Input::Request(Request::Pty { .. }, _));
+        }
+        let notice = Notice::InputOverflow { route: ends.route };
+        tell(ends.to_client, &notice, pty).await;
+        conn.set_exit_status(tell::EXIT_STATUS);
+        return;
+    }
+    let (from_box, to_box) = box_channel.split();
+    let replies = PendingReplies::default();
+    let output = box_to_client(from_box, ends, replies.clone());
+    tokio::spawn(output.instrument(span));
+
+    while let Some(input) = queue.recv().await {
+        let result = match input {
+            Input::Data(data) => {
+                conn.add_up(data.len());
+                to_box.data_bytes(data).await
+            }
+            Input::Extended(code, data) => {
+                conn.add_up(data.len());
+                to_box.extended_data_bytes(code, data).await
+            }
+            Input::Eof => to_box.eof().await,
+            Input::Close => {
+                let _ = to_box.close().await;
+                break;
+            }
+            Input::Request(request, reply) => {
+                let want_reply = reply.is_some();
+                if let Some(tx) = reply
+                    && let Ok(mut q) = replies.lock()
+                {
+                    q.push_back(tx);
+                }
+                send_request(&to_box, request, want_reply).await
+            }
+        };
+        if result.is_err() {
+            debug!("box channel gone; dropping client input");
+            break;
+        }
+    }
+}
+
+async fn send_request(
+    to_box: &ChannelWriteHalf<client::Msg>,
+    request: Request,
+    want_reply: bool,
+) -> Result<(), russh::Error> {
+    match request {
+        Request::Pty {
+            term,
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+            modes,
+        } => {
+            to_box
+                .request_pty(want_reply, &term, cols, rows, pix_width, pix_height, &modes)
+                .await
+        }
+        Request::Env { name, value } => to_box.set_env(want_reply, name, value).await,
+        Request::Shell => to_box.request_shell(want_reply).await,
+        Request::Exec(command) => to_box.exec(want_reply, command).await,
+        Request::Subsystem(name) => to_box.request_subsystem(want_reply, name).await,
+        Request::AgentForward => to_box.agent_forward(want_reply).await,
+        Request::WindowChange {
+            cols,
+            rows,
+            pix_width,
+            pix_height,
+        } => {
+            to_box
+                .window_change(cols, rows, pix_width, pix_height)
+                .await
+        }
+        Request::Signal(signal) => to_box.signal(signal).await,
+    }
+}
+
+/// No box: acknowledge requests, and tell `notice` once the client starts a
+/// shell, a command or a subsystem (returns whether it was told).
+async fn tell_when_started(
+    mut queue: mpsc::Receiver<Input>,
+    to_client: ChannelWriteHalf<server::Msg>,
+    notice: &Notice,
+) -> bool {
+    let mut pty = false;
+    while let Some(input) = queue.recv().await {
+        match input {
+            Input::Request(request, reply) => {
+                if let Some(tx) = reply {
+                    let _ = tx.send(true);
+                }
+                match request {
+                    Request::Pty { .. } => pty = true,
+                    Request::Shell | Request::Exec(_) | Request::Subsystem(_) => {
+                        tell(to_client, notice, pty).await;
+                        return true;
+                    }
+                    Request::Env { .. }
+                    | Request::AgentForward
+                    | Request::WindowChange { .. }
+                    | Request::Signal(_) => {}
+                }
+            }
+            Input::Close => return false,
+            Input::Data(_) | Input::Extended(..) | Input::Eof => {}
+        }
+    }
+    false
+}

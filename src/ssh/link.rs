@@ -1,0 +1,298 @@
+//! One client connection's way to its box, per mode: key mode logs in with
+//! the route's identity on first use; agent mode logs in through the
+//! client's forwarded agent once it asks for agent forwarding; jump-only and
+//! choose have no box and answer sessions with a notice.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use russh::server;
+use tokio::sync::watch;
+use tracing::{Instrument, Span, debug, info, warn};
+
+use crate::access::{Mode, Principal};
+use crate::notice::{self, Notice};
+use crate::ops::Conn;
+use crate::relay::session::BoxChannel;
+use crate::routes::Route;
+use crate::upstream::{BoxLeg, BoxSession, ClientAgent, ClientLink, Login};
+
+/// The connection's box, once admitted.
+pub struct BoxLink {
+    boxes: Arc<BoxLeg>,
+    conn: Arc<Conn>,
+    span: Span,
+    /// Set when the client asks for agent forwarding (`ssh -A`): the box's
+    /// agent channels are relayed back only then.
+    agent_requested: Arc<AtomicBool>,
+    state: State,
+}
+
+enum State {
+    Key {
+        route: Arc<Route>,
+        user: Option<String>,
+        login: KeyLogin,
+    },
+    Agent {
+        target: String,
+        route: Option<Arc<Route>>,
+        user: Option<String>,
+        login: Arc<watch::Sender<AgentLogin>>,
+    },
+    /// No box (jump-only, choose): sessions are told this.
+    Told(Notice),
+}
+
+/// Key mode: the login to the box, done on first use.
+enum KeyLogin {
+    NotYet,
+    Done(Result<Arc<BoxSession>, Notice>),
+}
+
+/// Progress of an agent-mode login, shared with the channels waiting for it.
+#[derive(Clone)]
+enum AgentLogin {
+    /// The client has not (yet) forwarded its agent.
+    NotRequested,
+    Connecting,
+    Done(Result<Arc<BoxSession>, Notice>),
+}
+
+impl BoxLink {
+    /// `local` and `separator` spell the commands a choosing client is shown.
+    pub fn new(
+        principal: &Principal,
+        boxes: Arc<BoxLeg>,
+        conn: Arc<Conn>,
+        span: Span,
+        local: SocketAddr,
+        separator: &str,
+    ) -> Self {
+        let state = match principal.mode().clone() {
+            Mode::Key { route, user } => State::Key {
+                route,
+                user,
+                login: KeyLogin::NotYet,
+            },
+            Mode::Agent {
+                target,
+                route,
+                user,
+            } => State::Agent {
+                target,
+                route,
+                user,
+                login: Arc::new(watch::channel(AgentLogin::NotRequested).0),
+            },
+            Mode::JumpOnly => State::Told(Notice::JumpOnly),
+            Mode::Choose { routes, login_name } => {
+                let commands = routes
+                    .iter()
+                    .map(|r| {
+                        let user = r.user.as_deref().unwrap_or(&login_name);
+                        notice::ssh_command(user, &r.name, separator, local)
+                    })
+                    .collect();
+                State::Told(Notice::ChooseRoute { commands })
+            }
+        };
+        Self {
+            boxes,
+            conn,
+            span,
+            agent_requested: Arc::default(),
+            state,
+        }
+    }
+
+    /// Agent mode: sessions wait for the login through the client's agent.
+    pub fn is_agent_mode(&self) -> bool {
+        matches!(self.state, State::Agent { .. })
+    }
+
+    /// The route name for notices (as named, in agent mode).
+    pub fn route_name(&self) -> Option<&str> {
+        match &self.state {
+            State::Key { route, .. } => Some(&route.name),
+            State::Agent { target, .. } => Some(target),
+            State::Told(_) => None,
+        }
+    }
+
+    /// The box connection, logging in on first use (key mode); in agent
+    /// mode, the login's outcome once it is done.
+    pub async fn session_box(&mut self, client: server::Handle) -> Result<Arc<BoxSession>, Notice> {
+        let link = self.client_link(client);
+        let span = &self.span;
+        match &mut self.state {
+            State::Told(notice) => Err(notice.clone()),
+            State::Agent { login, target, .. } => match &*login.borrow() {
+                AgentLogin::Done(result) => result.clone(),
+                AgentLogin::NotRequested | AgentLogin::Connecting => Err(Notice::NeedAgent {
+                    route: target.clone(),
+                }),
+            },
+            State::Key { route, user, login } => {
+                if let KeyLogin::NotYet = login {
+                    // Boxed: the login is large and done once; it must not
+                    // size the connection's future for its whole life.
+                    let logging_in =
+                        self.boxes
+                            .login(route, user.as_deref(), Some(link), Login::Identity);
+                    let result = Box::pin(logging_in).await.map(Arc::new);
+                    if let Err(notice) = &result {
+                        warn!(parent: span, notice = %notice, "box login failed");
+                    }
+                    *login = KeyLogin::Done(result);
+                }
+                match login {
+                    KeyLogin::Done(result) => result.clone(),
+                    KeyLogin::NotYet => Err(Notice::JumpOnly),
+                }
+            }
+        }
+    }
+
+    /// A session channel's box side: opened at once in key mode; in agent
+    /// mode a future that waits for the agent login (it needs this
+    /// connection's event loop, so it must not be awaited here).
+    pub async fn open_session(&mut self, client: server::Handle) -> SessionOpening {
+        if let State::Agent { login, target, .. } = &self.state {
+            let opening = agent_box_channel(login.subscribe(), target.clone());
+            return SessionOpening::Later(Box::pin(opening));
+        }
+        let route = self.route_name().unwrap_or_default().to_owned();
+        let opened = match self.session_box(client).await {
+            Ok(up) => up.open_session().await.map_err(|e| {
+                debug!(parent: &self.span, error = %e, "box refused a session channel");
+                Notice::SessionRefused { route }
+            }),
+            Err(notice) => Err(notice),
+        };
+        SessionOpening::Now(opened)
+    }
+
+    /// `ssh -A`: in key mode the box's agent channels are relayed from now
+    /// on; in agent mode this starts the login through the client's agent.
+    pub fn agent_requested(&mut self, client: server::Handle) {
+        self.agent_requested.store(true, Ordering::Release);
+        self.start_agent_login(client);
+    }
+
+    /// Agent mode: a session started without `-A`; it never will be
+    /// forwarded now, so waiting sessions are told.
+    pub fn session_started(&self) {
+        let State::Agent { login, target, .. } = &self.state else {
+            return;
+        };
+        login.send_if_modified(|state| match state {
+            AgentLogin::NotRequested => {
+                *state = AgentLogin::Done(Err(Notice::NeedAgent {
+                    route: target.clone(),
+                }));
+                true
+            }
+            AgentLogin::Connecting | AgentLogin::Done(_) => false,
+        });
+    }
+
+    fn client_link(&self, handle: server::Handle) -> ClientLink {
+        ClientLink {
+            handle,
+            agent: self.agent_requested.clone(),
+            conn: self.conn.clone(),
+            span: self.span.clone(),
+        }
+    }
+
+    /// Agent mode: open the agent channel back to the client and log in to
+    /// the box with its keys, off the event loop (the agent's answers arrive
+    /// through it).
+    fn start_agent_login(&mut self, client: server::Handle) {
+        let link = self.client_link(client.clone());
+        let State::Agent {
+            target,
+            route,
+            user,
+            login,
+        } = &self.state
+        else {
+            return;
+        };
+        if !matches!(*login.borrow(), AgentLogin::NotRequested) {
+            return;
+        }
+        login.send_replace(AgentLogin::Connecting);
+        let refused = Notice::LoginRefused {
+            route: target.clone(),
+            user: user.clone().unwrap_or_else(|| "<no user>".into()),
+        };
+        let (boxes, route, user, login) = (
+            self.boxes.clone(),
+            route.clone(),
+            user.clone(),
+            login.clone(),
+        );
+        let task = async move {
+            let result = match (route, user) {
+                (Some(route), Some(user)) => {
+                    agent_login(&boxes, client, &route, &user, link, refused).await
+                }
+                // No such box, or no user to log in as: the same answer as a
+                // box that refuses the agent's keys.
+                _ => Err(refused),
+            };
+            if let Err(notice) = &result {
+                info!(notice = %notice, "agent-mode login failed");
+            }
+            login.send_replace(AgentLogin::Done(result.map(Arc::new)));
+        };
+        tokio::spawn(task.instrument(self.span.clone()));
+    }
+}
+
+/// The box side of a new session channel.
+pub enum SessionOpening {
+    Now(BoxChannel),
+    Later(std::pin::Pin<Box<dyn Future<Output = BoxChannel> + Send>>),
+}
+
+/// Agent mode: the box channel, once the agent login is done.
+async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>, route: String) -> BoxChannel {
+    let result = loop {
+        if let AgentLogin::Done(result) = &*login.borrow_and_update() {
+            break result.clone();
+        }
+        if login.changed().await.is_err() {
+            return Err(Notice::LostBox { route });
+        }
+    };
+    let up = result?;
+    up.open_session().await.map_err(|e| {
+        debug!(error = %e, "box refused a session channel");
+        Notice::SessionRefused { route }
+    })
+}
+
+/// Agent mode: the agent channel to the client, then the login with its keys.
+async fn agent_login(
+    boxes: &BoxLeg,
+    client: server::Handle,
+    route: &Route,
+    user: &str,
+    link: ClientLink,
+    refused: Notice,
+) -> Result<BoxSession, Notice> {
+    BoxLeg::running(route)?;
+    let agent: ClientAgent = match client.channel_open_agent().await {
+        Ok(channel) => russh::keys::agent::client::AgentClient::connect(channel.into_stream()),
+        Err(e) => {
+            debug!(error = %e, "client refused the agent channel");
+            return Err(refused);
+        }
+    };
+    let login = boxes.login(route, Some(user), Some(link), Login::Agent(Box::new(agent)));
+    login.await
+}
