@@ -3,11 +3,13 @@
 //! validation that reports every problem at once.
 //!
 //! Loading and validation live in `config/load.rs`; this file is the shape.
+//! `config/text.rs` holds the text checks the route sources share with it.
 
 mod env;
 mod load;
 #[cfg(test)]
 mod tests;
+pub(crate) mod text;
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -16,6 +16,7 @@ use toml::{Table, Value};
 
 use super::Config;
 use super::env::apply_env;
+use super::text::{check_login_user, line_col};
 
 /// The file `serve`/`check` read when `--config` is not given (if it exists).
 pub const DEFAULT_FILE: &str = "switchboard.toml";
@@ -188,13 +189,6 @@ fn read_file(file: &Path, provenance: &mut Provenance, errors: &mut Vec<ConfigEr
     table
 }
 
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = text.get(..offset).unwrap_or(text);
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, col)
-}
-
 /// Makes relative path values relative to the configuration file's directory.
 fn resolve_paths(table: &mut Table, dir: &Path) {
     let join = |v: &mut Value| {
@@ -270,7 +264,51 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             message,
         });
     };
-    let s = &config.server;
+    validate_server(&config.server, &mut fail);
+    for (field, d) in [
+        ("server.login_grace", config.server.login_grace),
+        ("upstream.connect_timeout", config.upstream.connect_timeout),
+        (
+            "upstream.handshake_timeout",
+            config.upstream.handshake_timeout,
+        ),
+    ] {
+        if d == Duration::ZERO {
+            fail(field, "must be longer than 0s".into());
+        }
+    }
+    for (i, cidr) in config.proxy_protocol.trusted_cidrs.iter().enumerate() {
+        if let Err(message) = super::parse_cidr(cidr) {
+            fail(&format!("proxy_protocol.trusted_cidrs[{i}]"), message);
+        }
+    }
+    if config.proxy_protocol.enabled && config.proxy_protocol.trusted_cidrs.is_empty() {
+        fail(
+            "proxy_protocol.trusted_cidrs",
+            "is empty, so every PROXY header would be refused; list your load balancers' addresses"
+                .into(),
+        );
+    }
+    if config.routing.target_separator.is_empty() {
+        fail(
+            "routing.target_separator",
+            "must not be empty (the default is \"@\")".into(),
+        );
+    }
+    if config.sources.file.path.as_os_str().is_empty() {
+        fail("sources.file.path", "must not be empty".into());
+    }
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
+        fail(
+            "log.level",
+            format!("not a log filter ({e}); use e.g. \"info\" or \"switchboard=debug\""),
+        );
+    }
+    validate_kubernetes(&config.sources.kubernetes, &mut fail);
+}
+
+/// `[server]`: listen addresses, the one seed source, the limits.
+fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String)) {
     if s.listen.is_empty() {
         fail(
             "server.listen",
@@ -316,46 +354,6 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             fail(field, "must be at least 1".into());
         }
     }
-    for (field, d) in [
-        ("server.login_grace", s.login_grace),
-        ("upstream.connect_timeout", config.upstream.connect_timeout),
-        (
-            "upstream.handshake_timeout",
-            config.upstream.handshake_timeout,
-        ),
-    ] {
-        if d == Duration::ZERO {
-            fail(field, "must be longer than 0s".into());
-        }
-    }
-    for (i, cidr) in config.proxy_protocol.trusted_cidrs.iter().enumerate() {
-        if let Err(message) = super::parse_cidr(cidr) {
-            fail(&format!("proxy_protocol.trusted_cidrs[{i}]"), message);
-        }
-    }
-    if config.proxy_protocol.enabled && config.proxy_protocol.trusted_cidrs.is_empty() {
-        fail(
-            "proxy_protocol.trusted_cidrs",
-            "is empty, so every PROXY header would be refused; list your load balancers' addresses"
-                .into(),
-        );
-    }
-    if config.routing.target_separator.is_empty() {
-        fail(
-            "routing.target_separator",
-            "must not be empty (the default is \"@\")".into(),
-        );
-    }
-    if config.sources.file.path.as_os_str().is_empty() {
-        fail("sources.file.path", "must not be empty".into());
-    }
-    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&config.log.level) {
-        fail(
-            "log.level",
-            format!("not a log filter ({e}); use e.g. \"info\" or \"switchboard=debug\""),
-        );
-    }
-    validate_kubernetes(&config.sources.kubernetes, &mut fail);
 }
 
 /// `[sources.kubernetes]`: checked whether or not it is enabled, so a
@@ -398,14 +396,10 @@ fn validate_kubernetes(k: &super::KubernetesSourceConfig, fail: &mut impl FnMut(
             "must be 1 to 65535".into(),
         );
     }
-    if k.devbox_user.is_empty()
-        || k.devbox_user
-            .chars()
-            .any(|c| c.is_whitespace() || c.is_control())
-    {
+    if let Err(problem) = check_login_user(&k.devbox_user) {
         fail(
             "sources.kubernetes.devbox_user",
-            "must be a user name (not empty, no whitespace)".into(),
+            format!("must be a user name: {problem}"),
         );
     }
 }

@@ -21,7 +21,7 @@
 //! also breaks it leaves the previous, wider version in service until the error
 //! is fixed; the error says so. The merge is the pure function [`merge`].
 
-pub(crate) mod keys;
+mod keys;
 mod raw;
 mod watch;
 
@@ -40,6 +40,7 @@ use serde::Deserialize;
 use thiserror::Error;
 
 use super::Route;
+use crate::config::text::line_col;
 
 pub use watch::{Merged, SOURCE, merge, spawn_watcher};
 
@@ -248,16 +249,4 @@ fn toml_error(file: &str, text: &str, error: &toml::de::Error) -> FileError {
         column,
         message,
     }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
 }

@@ -4,12 +4,14 @@
 //! write the table; the SSH path only reads it.
 
 pub mod file;
+mod keys;
 #[cfg(feature = "kubernetes")]
 pub mod kube;
 mod model;
 mod sources;
 mod table;
 
+pub(crate) use model::parse_token_sha256;
 pub use model::{Forwarding, Route, RouteState};
 pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};

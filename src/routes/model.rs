@@ -7,9 +7,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use russh::keys::{PrivateKey, PublicKey};
+use serde::Deserialize;
 
 /// One box behind the gateway.
-#[derive(Clone)]
+///
+/// Equality is field by field (derived), so a source can tell whether a
+/// rebuild changed anything. Keys compare with their comments; the identity
+/// compares with `ssh-key`'s own equality (constant-time on the private
+/// half, and including the public half), never through its text.
+#[derive(Clone, PartialEq)]
 pub struct Route {
     /// Unique name; what users type as the target (`user@<name>@gw`).
     pub name: String,
@@ -28,8 +34,22 @@ pub struct Route {
     /// Per-route forwarding switches, enforced at the gateway.
     pub forwarding: Forwarding,
     /// SHA-256 of the HTTP tunnel token for this route (SPEC §11,
-    /// `auth = "token"`); the token itself is never stored.
+    /// `auth = "token"`); the token itself is never stored. Sources read it
+    /// with [`parse_token_sha256`].
     pub token_sha256: Option<[u8; 32]>,
+}
+
+/// Reads [`Route::token_sha256`] as every source writes it: 64 hex digits
+/// (what `sha256sum` prints), either case. Surrounding whitespace is ignored
+/// for every source, since it cannot be part of a digest and a pasted value
+/// often carries some; in practice this matters for the routes file only, as
+/// the `SSHRoute` schema's pattern already refuses it at the API server.
+pub(crate) fn parse_token_sha256(text: &str) -> Result<[u8; 32], String> {
+    let mut digest = [0u8; 32];
+    hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
+        "expected the token's SHA-256 as 64 hex digits (printf %s TOKEN | sha256sum)".to_owned()
+    })?;
+    Ok(digest)
 }
 
 impl fmt::Debug for Route {
@@ -74,8 +94,12 @@ pub enum RouteState {
     },
 }
 
-/// Which forwardings a route allows (all default to allowed).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Which forwardings a route allows. [`Forwarding::default`] (everything
+/// allowed) is the one default: the routes file reads `[route.forwarding]`
+/// straight into this type, a switch left out taking its default, and the
+/// Kubernetes sources start from it too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct Forwarding {
     /// `-L`, `-D`, `-W` (direct-tcpip channels forwarded by the box).
     pub local: bool,
@@ -91,6 +115,73 @@ impl Default for Forwarding {
             local: true,
             remote: true,
             agent: true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use russh::keys::ssh_key::LineEnding;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+
+    use super::*;
+
+    fn key(n: u8) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32]))
+    }
+
+    fn route(identity: Option<PrivateKey>) -> Route {
+        Route {
+            name: "a".into(),
+            address: "10.0.0.1:22".into(),
+            user: None,
+            authorized_keys: vec![key(9).public_key().clone()],
+            identity: identity.map(Arc::new),
+            host_key: None,
+            state: RouteState::Running,
+            forwarding: Forwarding::default(),
+            token_sha256: None,
+        }
+    }
+
+    #[test]
+    fn routes_compare_identities_by_key_not_by_allocation() {
+        let text = key(1).to_openssh(LineEnding::LF).expect("encodes");
+        let reparsed = PrivateKey::from_openssh(&*text).expect("decodes");
+        assert_eq!(route(Some(key(1))), route(Some(reparsed)));
+        assert_ne!(route(Some(key(1))), route(Some(key(2))));
+        assert_ne!(route(Some(key(1))), route(None));
+        let mut other = route(None);
+        other.forwarding.agent = false;
+        assert_ne!(route(None), other);
+    }
+
+    #[test]
+    fn debug_shows_no_key_material() {
+        let r = route(Some(key(1)));
+        let shown = format!("{r:?}");
+        let private = key(1).to_openssh(LineEnding::LF).expect("encodes");
+        let body: String = private.lines().nth(1).unwrap_or_default().into();
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(!shown.contains(&body), "{shown}");
+        assert!(!shown.contains("PRIVATE"), "{shown}");
+    }
+
+    #[test]
+    fn token_digests_are_64_hex_digits_trimmed() {
+        let hex = "ab".repeat(32);
+        assert_eq!(parse_token_sha256(&hex), Ok([0xab; 32]));
+        assert_eq!(parse_token_sha256(&format!(" {hex}\n")), Ok([0xab; 32]));
+        assert_eq!(parse_token_sha256(&hex.to_uppercase()), Ok([0xab; 32]));
+        for bad in [
+            "",
+            "abc",
+            &"ab".repeat(33),
+            &"zz".repeat(32),
+            &format!("{hex} x"),
+        ] {
+            let err = parse_token_sha256(bad).expect_err(bad);
+            assert!(err.contains("64 hex digits"), "{err}");
         }
     }
 }

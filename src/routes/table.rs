@@ -77,7 +77,7 @@ impl RouteTable {
 /// connections `load` the current one (lock-free).
 pub type SharedRoutes = Arc<ArcSwap<RouteTable>>;
 
-/// An empty shared table.
+/// Wraps `table` as the live table, ready to be shared.
 pub fn shared(table: RouteTable) -> SharedRoutes {
     Arc::new(ArcSwap::from_pointee(table))
 }

@@ -8,16 +8,14 @@ use std::sync::Arc;
 use serde::Deserialize;
 
 use super::{Position, RouteError, keys};
-use crate::routes::{Forwarding, Route, RouteState};
+use crate::config::text::{check_login_user, check_text, quote};
+use crate::routes::keys::parse_public_key;
+use crate::routes::{Forwarding, Route, RouteState, parse_token_sha256};
 
 /// Longest route name (a DNS name's limit; Kubernetes names fit).
 const MAX_NAME_LEN: usize = 253;
-/// Longest login user accepted for a route.
-const MAX_USER_LEN: usize = 255;
 /// Longest `message` for a stopped route; it is shown on one terminal line.
 const MAX_MESSAGE_LEN: usize = 1024;
-/// How much of a bad value an error message quotes.
-const QUOTE_LEN: usize = 64;
 
 /// A route as written in the file (SPEC §4).
 #[derive(Deserialize)]
@@ -42,7 +40,7 @@ struct RawRoute {
     #[serde(default)]
     message: Option<String>,
     #[serde(default)]
-    forwarding: RawForwarding,
+    forwarding: Forwarding,
     /// SHA-256 (hex) of this route's HTTP tunnel token (SPEC §11).
     #[serde(default)]
     token_sha256: Option<String>,
@@ -54,31 +52,6 @@ enum RawState {
     #[default]
     Running,
     Stopped,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawForwarding {
-    #[serde(default = "yes")]
-    local: bool,
-    #[serde(default = "yes")]
-    remote: bool,
-    #[serde(default = "yes")]
-    agent: bool,
-}
-
-impl Default for RawForwarding {
-    fn default() -> Self {
-        Self {
-            local: true,
-            remote: true,
-            agent: true,
-        }
-    }
-}
-
-fn yes() -> bool {
-    true
 }
 
 /// Where a route comes from: everything an error needs to name it.
@@ -129,86 +102,61 @@ pub(super) fn convert(
         .try_into()
         .map_err(|e| vec![serde_error(&e, name, ctx)])?;
     let mut errors = Vec::new();
-    let mut fail =
-        |field: &str, message: String| errors.push(ctx.error(name, Some(field), message));
+    let route = check(raw, ctx, &mut |field: &str, message: String| {
+        errors.push(ctx.error(name, Some(field), message));
+    });
+    if errors.is_empty() {
+        Ok(route)
+    } else {
+        Err(errors)
+    }
+}
 
-    if let Err(message) = check_name(&raw.name) {
-        fail("name", message);
-    }
-    if let Err(message) = check_address(&raw.address) {
-        fail("address", message);
-    }
-    if let Some(Err(message)) = raw
-        .user
-        .as_deref()
-        .map(|u| check_text(u, MAX_USER_LEN, false))
-    {
-        fail("user", message);
-    }
+/// Checks every field of `raw`, reporting each problem to `fail` in field
+/// order; the route returned is only used when nothing was reported.
+fn check(raw: RawRoute, ctx: &Context<'_>, fail: &mut impl FnMut(&str, String)) -> Route {
+    checked(Some(check_name(&raw.name)), "name", fail);
+    checked(Some(check_address(&raw.address)), "address", fail);
+    checked(raw.user.as_deref().map(check_login_user), "user", fail);
     let mut authorized_keys = Vec::new();
     for (i, line) in raw.authorized_keys.iter().enumerate() {
-        match keys::parse_public_key(line) {
-            Ok(key) => authorized_keys.push(key),
-            Err(message) => fail(&format!("authorized_keys[{i}]"), message),
-        }
+        let field = format!("authorized_keys[{i}]");
+        authorized_keys.extend(checked(Some(parse_public_key(line)), &field, fail));
     }
-    if let Some(path) = &raw.authorized_keys_file {
-        match non_empty_path(path).and_then(|p| keys::read_authorized_keys(&ctx.resolve(p))) {
-            Ok(keys) => authorized_keys.extend(keys),
-            Err(message) => fail("authorized_keys_file", message),
-        }
-    }
-    let identity = match &raw.identity_file {
-        None => None,
-        Some(path) => match non_empty_path(path).and_then(|p| keys::load_identity(&ctx.resolve(p)))
-        {
-            Ok(key) => Some(Arc::new(key)),
-            Err(message) => {
-                fail("identity_file", message);
-                None
-            }
-        },
-    };
-    let host_key = match &raw.host_key {
-        None => None,
-        Some(line) => match keys::parse_public_key(line) {
-            Ok(key) => Some(key),
-            Err(message) => {
-                fail("host_key", message);
-                None
-            }
-        },
-    };
+    let key_file = raw
+        .authorized_keys_file
+        .as_deref()
+        .map(|path| non_empty_path(path).and_then(|p| keys::read_authorized_keys(&ctx.resolve(p))));
+    authorized_keys.extend(
+        checked(key_file, "authorized_keys_file", fail)
+            .into_iter()
+            .flatten(),
+    );
+    let identity = raw
+        .identity_file
+        .as_deref()
+        .map(|path| non_empty_path(path).and_then(|p| keys::load_identity(&ctx.resolve(p))));
+    let identity = checked(identity, "identity_file", fail).map(Arc::new);
+    let host_key = checked(
+        raw.host_key.as_deref().map(parse_public_key),
+        "host_key",
+        fail,
+    );
+    let message = raw.message.as_deref();
+    checked(
+        message.map(|m| check_text(m, MAX_MESSAGE_LEN, true)),
+        "message",
+        fail,
+    );
+    let token = raw.token_sha256.as_deref().map(parse_token_sha256);
+    let token_sha256 = checked(token, "token_sha256", fail);
     let state = match raw.state {
         RawState::Running => RouteState::Running,
         RawState::Stopped => RouteState::Stopped {
-            message: raw.message.clone(),
+            message: raw.message,
         },
     };
-    if let Some(Err(problem)) = raw
-        .message
-        .as_deref()
-        .map(|m| check_text(m, MAX_MESSAGE_LEN, true))
-    {
-        fail("message", problem);
-    }
-    let token_sha256 = match raw.token_sha256.as_deref().map(parse_sha256) {
-        None => None,
-        Some(Ok(digest)) => Some(digest),
-        Some(Err(message)) => {
-            fail("token_sha256", message);
-            None
-        }
-    };
-    if !errors.is_empty() {
-        return Err(errors);
-    }
-    let RawForwarding {
-        local,
-        remote,
-        agent,
-    } = raw.forwarding;
-    Ok(Route {
+    Route {
         name: raw.name,
         address: raw.address,
         user: raw.user,
@@ -216,22 +164,25 @@ pub(super) fn convert(
         identity,
         host_key,
         state,
-        forwarding: Forwarding {
-            local,
-            remote,
-            agent,
-        },
+        forwarding: raw.forwarding,
         token_sha256,
-    })
+    }
 }
 
-/// A SHA-256 digest written as 64 hex digits (what `sha256sum` prints).
-fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
-    let mut digest = [0u8; 32];
-    hex::decode_to_slice(text.trim(), &mut digest).map_err(|_| {
-        "expected the token's SHA-256 as 64 hex digits (printf %s TOKEN | sha256sum)".to_owned()
-    })?;
-    Ok(digest)
+/// The value of a field's check (`None` when the field is not set), or
+/// `None` after reporting its problem to `fail`.
+fn checked<T>(
+    result: Option<Result<T, String>>,
+    field: &str,
+    fail: &mut impl FnMut(&str, String),
+) -> Option<T> {
+    match result? {
+        Ok(value) => Some(value),
+        Err(message) => {
+            fail(field, message);
+            None
+        }
+    }
 }
 
 /// Turns a serde error into a field error. toml appends the key path to the
@@ -313,39 +264,12 @@ fn check_address(address: &str) -> Result<(), String> {
     }
 }
 
-/// Non-empty, at most `max` bytes, no control characters; whitespace only when
-/// `spaces` (a message may have spaces, a user name may not).
-fn check_text(text: &str, max: usize, spaces: bool) -> Result<(), String> {
-    if text.is_empty() {
-        return Err("must not be empty; leave it out instead".to_owned());
-    }
-    if text.len() > max {
-        return Err(format!("longer than {max} bytes"));
-    }
-    if text.chars().any(char::is_control) {
-        return Err(format!("{} contains a control character", quote(text)));
-    }
-    if !spaces && text.chars().any(char::is_whitespace) {
-        return Err(format!("{} contains whitespace", quote(text)));
-    }
-    Ok(())
-}
-
 fn non_empty_path(path: &str) -> Result<&str, String> {
     if path.is_empty() {
         Err("the path is empty".to_owned())
     } else {
         Ok(path)
     }
-}
-
-/// A value for an error message: debug-escaped, cut at [`QUOTE_LEN`] characters.
-pub(super) fn quote(value: &str) -> String {
-    if value.chars().count() <= QUOTE_LEN {
-        return format!("{value:?}");
-    }
-    let head: String = value.chars().take(QUOTE_LEN).collect();
-    format!("{head:?}…")
 }
 
 #[cfg(test)]
@@ -400,21 +324,5 @@ mod tests {
             let err = check_address(bad).expect_err(bad);
             assert!(err.contains("is not host:port"), "{err}");
         }
-    }
-
-    #[test]
-    fn text() {
-        assert!(check_text("devbox", 255, false).is_ok());
-        assert!(check_text("", 255, false).is_err());
-        assert!(check_text("a b", 255, false).is_err());
-        assert!(check_text("a b", 255, true).is_ok());
-        assert!(check_text("a\u{1b}[2J", 255, true).is_err());
-        assert!(check_text(&"a".repeat(256), 255, true).is_err());
-    }
-
-    #[test]
-    fn quotes_are_short_and_escaped() {
-        assert_eq!(quote("a\nb"), "\"a\\nb\"");
-        assert!(quote(&"x".repeat(1000)).len() < 80);
     }
 }

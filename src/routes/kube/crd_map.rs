@@ -14,11 +14,11 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use russh::keys::{PrivateKey, PublicKey};
 use tracing::warn;
 
-use super::crd::{SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec};
+use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec};
 use super::crd_validate::validate;
 use super::pods;
-use super::secrets::{self, AuthorizedKeys, Memo, Version, Wanted};
-use crate::routes::file::keys::parse_public_key;
+use super::secrets::{self, Memo, Version, Wanted};
+use crate::routes::keys::{AuthorizedKeys, parse_public_key};
 use crate::routes::{Forwarding, Route, RouteState};
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
@@ -213,14 +213,6 @@ impl Mapper {
             };
         }
         let verdict = problems.verdict(|| format!("routes to {address}"));
-        let forwarding = spec
-            .forwarding
-            .as_ref()
-            .map_or_else(Forwarding::default, |f| Forwarding {
-                local: f.local.unwrap_or(true),
-                remote: f.remote.unwrap_or(true),
-                agent: f.agent.unwrap_or(true),
-            });
         Mapped {
             route: Some(Route {
                 name: route_name,
@@ -230,7 +222,7 @@ impl Mapper {
                 identity,
                 host_key: valid.host_key,
                 state,
-                forwarding,
+                forwarding: forwarding(spec.forwarding.as_ref()),
                 token_sha256: valid.token_sha256,
             }),
             verdict,
@@ -263,11 +255,7 @@ impl Mapper {
                 format!("authorizedKeysSecretRef: {p}"),
             );
         }
-        for k in &parsed.keys {
-            if !keys.iter().any(|a| a.key_data() == k.key_data()) {
-                keys.push(k.clone());
-            }
-        }
+        secrets::add_new_keys(keys, &parsed.keys);
     }
 
     fn identity(
@@ -290,6 +278,19 @@ impl Mapper {
         parsed
             .map_err(|e| problems.add(Reason::KeyUnparsable, format!("identitySecretRef: {e}")))
             .ok()
+    }
+}
+
+/// `spec.forwarding`: each switch left out takes [`Forwarding::default`]'s value.
+fn forwarding(spec: Option<&ForwardingSpec>) -> Forwarding {
+    let default = Forwarding::default();
+    let Some(f) = spec else {
+        return default;
+    };
+    Forwarding {
+        local: f.local.unwrap_or(default.local),
+        remote: f.remote.unwrap_or(default.remote),
+        agent: f.agent.unwrap_or(default.agent),
     }
 }
 

@@ -5,7 +5,9 @@
 use russh::keys::PublicKey;
 
 use super::crd::SSHRouteSpec;
-use crate::routes::file::keys::parse_public_key;
+use crate::config::text::check_login_user;
+use crate::routes::keys::parse_public_key;
+use crate::routes::parse_token_sha256;
 
 /// The parts of a spec that must be right for the route to exist.
 pub(super) struct Valid {
@@ -32,12 +34,8 @@ pub(super) fn validate(spec: &SSHRouteSpec) -> Result<Valid, Vec<String>> {
     if port.is_none() {
         errors.push(format!("backend.port: {} is not 1 to 65535", b.port));
     }
-    if spec
-        .user
-        .as_deref()
-        .is_some_and(|u| u.is_empty() || u.chars().any(|c| c.is_whitespace() || c.is_control()))
-    {
-        errors.push("user: must be a user name (not empty, no whitespace)".into());
+    if let Some(Err(problem)) = spec.user.as_deref().map(check_login_user) {
+        errors.push(format!("user: {problem}"));
     }
     let host_key = match spec.host_key.as_deref().map(parse_public_key).transpose() {
         Ok(k) => k,
@@ -46,7 +44,12 @@ pub(super) fn validate(spec: &SSHRouteSpec) -> Result<Valid, Vec<String>> {
             None
         }
     };
-    let token_sha256 = match spec.token_sha256.as_deref().map(parse_sha256).transpose() {
+    let token_sha256 = match spec
+        .token_sha256
+        .as_deref()
+        .map(parse_token_sha256)
+        .transpose()
+    {
         Ok(t) => t,
         Err(e) => {
             errors.push(format!("tokenSha256: {e}"));
@@ -61,11 +64,4 @@ pub(super) fn validate(spec: &SSHRouteSpec) -> Result<Valid, Vec<String>> {
         }),
         _ => Err(errors),
     }
-}
-
-fn parse_sha256(hex_text: &str) -> Result<[u8; 32], String> {
-    let mut out = [0u8; 32];
-    hex::decode_to_slice(hex_text, &mut out)
-        .map_err(|_| "must be 64 hex digits (a SHA-256)".to_owned())?;
-    Ok(out)
 }

@@ -16,13 +16,14 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::runtime::reflector::Store;
-use russh::keys::PrivateKey;
+use russh::keys::{PrivateKey, PublicKey};
 use tracing::warn;
 
 use super::pods;
 use super::reflect::Shared;
-use super::secrets::{self, AuthorizedKeys, Memo, Version};
+use super::secrets::{self, Memo, Version};
 use super::sync::{Builder, Built};
+use crate::routes::keys::AuthorizedKeys;
 use crate::routes::{Forwarding, Route, RouteState};
 
 /// The label selecting Devbox Secrets and Pods.
@@ -130,6 +131,34 @@ impl Mapper {
         pod: Option<&Pod>,
         problems: &mut Vec<String>,
     ) -> Route {
+        let authorized_keys = self.authorized_keys(&name, secret, problems);
+        let identity = self.identity(&name, secret, problems);
+        let (address, state) = match pod.and_then(|p| pods::ip(p)) {
+            Some(ip) => (pods::address(ip, self.port), RouteState::Running),
+            // Never dialled while stopped; empty so that nothing can dial it.
+            None => (String::new(), RouteState::Stopped { message: None }),
+        };
+        Route {
+            name,
+            address,
+            user: Some(self.user.clone()),
+            authorized_keys,
+            identity,
+            host_key: None,
+            state,
+            forwarding: Forwarding::default(),
+            token_sha256: None,
+        }
+    }
+
+    /// The user's key and any more the Secret authorizes; problems degrade
+    /// the route to the keys that parsed.
+    fn authorized_keys(
+        &mut self,
+        name: &str,
+        secret: &Secret,
+        problems: &mut Vec<String>,
+    ) -> Vec<PublicKey> {
         let mut authorized_keys = Vec::new();
         for key in [PUBLIC_KEY, AUTHORIZED_KEYS] {
             let Some(bytes) = data(secret, key) else {
@@ -151,49 +180,32 @@ impl Mapper {
                     .iter()
                     .map(|p| format!("devbox {name}: {key}: {p}")),
             );
-            for k in &parsed.keys {
-                if !authorized_keys
-                    .iter()
-                    .any(|a: &russh::keys::PublicKey| a.key_data() == k.key_data())
-                {
-                    authorized_keys.push(k.clone());
-                }
-            }
+            secrets::add_new_keys(&mut authorized_keys, &parsed.keys);
         }
-        let identity = match data(secret, PRIVATE_KEY) {
-            None => {
-                problems.push(format!("devbox {name}: Secret has no {PRIVATE_KEY}"));
-                None
-            }
-            Some(bytes) => {
-                let parsed = self.identities.get(Version::of(secret, PRIVATE_KEY), || {
-                    let parsed = secrets::identity(bytes, PRIVATE_KEY);
-                    if let Err(e) = &parsed {
-                        warn!(route = %name, "{e}; key mode cannot log in to this box");
-                    }
-                    parsed
-                });
-                parsed
-                    .map_err(|e| problems.push(format!("devbox {name}: {e}")))
-                    .ok()
-            }
+        authorized_keys
+    }
+
+    /// The box's private key, which the gateway logs in with.
+    fn identity(
+        &mut self,
+        name: &str,
+        secret: &Secret,
+        problems: &mut Vec<String>,
+    ) -> Option<Arc<PrivateKey>> {
+        let Some(bytes) = data(secret, PRIVATE_KEY) else {
+            problems.push(format!("devbox {name}: Secret has no {PRIVATE_KEY}"));
+            return None;
         };
-        let (address, state) = match pod.and_then(|p| pods::ip(p)) {
-            Some(ip) => (pods::address(ip, self.port), RouteState::Running),
-            // Never dialled while stopped; empty so that nothing can dial it.
-            None => (String::new(), RouteState::Stopped { message: None }),
-        };
-        Route {
-            name,
-            address,
-            user: Some(self.user.clone()),
-            authorized_keys,
-            identity,
-            host_key: None,
-            state,
-            forwarding: Forwarding::default(),
-            token_sha256: None,
-        }
+        let parsed = self.identities.get(Version::of(secret, PRIVATE_KEY), || {
+            let parsed = secrets::identity(bytes, PRIVATE_KEY);
+            if let Err(e) = &parsed {
+                warn!(route = %name, "{e}; key mode cannot log in to this box");
+            }
+            parsed
+        });
+        parsed
+            .map_err(|e| problems.push(format!("devbox {name}: {e}")))
+            .ok()
     }
 }
 

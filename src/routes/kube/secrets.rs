@@ -4,7 +4,9 @@
 //!
 //! Key text is taken as OpenSSH text (`ssh-ed25519 AAAA…`, `-----BEGIN …`),
 //! or, failing that, as base64 of such text: some tools store keys
-//! base64-encoded once more inside the Secret's (already base64) data.
+//! base64-encoded once more inside the Secret's (already base64) data. That
+//! unwrapping is the only Kubernetes-specific step; the text is then parsed
+//! by the shared [`crate::routes::keys`], like the routes file's.
 
 use std::collections::{BTreeSet, HashMap};
 use std::hash::Hash;
@@ -18,7 +20,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use russh::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
-use crate::routes::file::keys::{decode_identity, parse_public_key};
+use crate::routes::keys::{AuthorizedKeys, decode_identity, parse_authorized_keys};
 
 /// Secrets routes refer to: `(namespace, name)` → the data keys used.
 pub(super) type Wanted = HashMap<(String, String), BTreeSet<String>>;
@@ -78,33 +80,26 @@ impl Version {
     }
 }
 
-/// Keys parsed from `authorized_keys` text, and a description of each bad
-/// line (by line number; never the line itself).
-#[derive(Debug, Default)]
-pub(super) struct AuthorizedKeys {
-    pub keys: Vec<PublicKey>,
-    pub problems: Vec<String>,
+/// Parses a Secret's `authorized_keys` entry: [`key_text`] unwraps it, then
+/// [`parse_authorized_keys`] reads it; the good keys are kept.
+pub(super) fn authorized_keys(bytes: &[u8]) -> AuthorizedKeys {
+    match key_text(bytes) {
+        Some(text) => parse_authorized_keys(&text),
+        None => AuthorizedKeys {
+            keys: Vec::new(),
+            problems: vec!["is not UTF-8 text".into()],
+        },
+    }
 }
 
-/// Parses `authorized_keys` text (one key per line, blank lines and `#`
-/// comments skipped).
-pub(super) fn authorized_keys(bytes: &[u8]) -> AuthorizedKeys {
-    let mut out = AuthorizedKeys::default();
-    let Some(text) = key_text(bytes) else {
-        out.problems.push("is not UTF-8 text".into());
-        return out;
-    };
-    for (n, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        match parse_public_key(line) {
-            Ok(key) => out.keys.push(key),
-            Err(e) => out.problems.push(format!("line {}: {e}", n + 1)),
+/// Appends the keys of `more` that `keys` does not hold yet (comments
+/// ignored), so a key listed in two places is authorized once.
+pub(super) fn add_new_keys(keys: &mut Vec<PublicKey>, more: &[PublicKey]) {
+    for k in more {
+        if !keys.iter().any(|a| a.key_data() == k.key_data()) {
+            keys.push(k.clone());
         }
     }
-    out
 }
 
 /// Parses an unencrypted private key; the error never quotes the text.

@@ -1,13 +1,12 @@
 //! From stores to the route table: after every burst of watch events
 //! (debounced), the mode's builder rebuilds the *whole* route set from the
-//! stores, and it is published when it differs from the last one. Rebuilding
-//! from the stores rather than patching per event means a missed or replayed
-//! event can never leave a route behind.
+//! stores, and it is published when it differs (by [`Route`]'s derived
+//! equality) from the last set published. Rebuilding from the stores rather
+//! than patching per event means a missed or replayed event can never leave
+//! a route behind.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use sha2::{Digest as _, Sha256};
 
 use super::SOURCE;
 use super::reflect::Shared;
@@ -52,7 +51,8 @@ pub(super) async fn run(
     // The watches may have synced before this task subscribed: build once anyway.
     changed.mark_changed();
     let mut health = tokio::time::interval(HEALTH_INTERVAL);
-    let mut last: Option<[u8; 32]> = None;
+    // What was published last, so that identical rebuilds are not re-published.
+    let mut last: Option<Vec<Route>> = None;
     loop {
         tokio::select! {
             r = changed.changed() => {
@@ -75,39 +75,9 @@ pub(super) async fn run(
             routes: built.routes.len(),
             problems: built.problems,
         });
-        let d = digest(&built.routes);
-        if last != Some(d) {
-            sources.publish(SOURCE, built.routes);
-            last = Some(d);
+        if last.as_ref() != Some(&built.routes) {
+            sources.publish(SOURCE, built.routes.clone());
+            last = Some(built.routes);
         }
     }
-}
-
-/// A fingerprint of everything a route carries (key material by its public
-/// half), so identical rebuilds are not re-published.
-pub(super) fn digest(routes: &[Route]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    let mut field = |bytes: &[u8]| {
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    };
-    for r in routes {
-        field(r.name.as_bytes());
-        field(r.address.as_bytes());
-        field(r.user.as_deref().unwrap_or("\0").as_bytes());
-        for k in &r.authorized_keys {
-            field(k.to_openssh().unwrap_or_default().as_bytes());
-        }
-        field(b"identity");
-        if let Some(id) = &r.identity {
-            field(id.public_key().to_openssh().unwrap_or_default().as_bytes());
-        }
-        field(b"host_key");
-        if let Some(k) = &r.host_key {
-            field(k.to_openssh().unwrap_or_default().as_bytes());
-        }
-        field(format!("{:?} {:?}", r.state, r.forwarding).as_bytes());
-        field(r.token_sha256.as_ref().map_or(&[][..], |t| &t[..]));
-    }
-    h.finalize().into()
 }
