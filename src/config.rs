@@ -7,6 +7,7 @@
 
 mod env;
 mod load;
+mod origin;
 #[cfg(test)]
 mod tests;
 pub(crate) mod text;
@@ -19,7 +20,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use env::ENV_PREFIX;
-pub use load::{ConfigError, ConfigErrors, DEFAULT_FILE, Origin};
+pub use load::DEFAULT_FILE;
+pub use origin::{ConfigError, ConfigErrors, Origin};
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Default, Deserialize)]

@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use switchboard::auth::username::{MAX_USERNAME_LEN, parse};
+use switchboard::access::username::{MAX_USERNAME_LEN, parse};
 use switchboard::config::UsernameGrammar;
 
 const SEPARATORS: [&str; 4] = ["@", "+", "::", "é"];

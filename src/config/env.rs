@@ -6,7 +6,7 @@ use std::ffi::OsString;
 
 use toml::{Table, Value};
 
-use super::load::{ConfigError, Origin, Provenance, check_leaf};
+use super::origin::{ConfigError, Origin, Provenance, check_leaf};
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SWITCHBOARD_";

@@ -5,9 +5,7 @@
 //! Every leaf value is checked on its own (a one-key document through the same
 //! serde types), so one bad key does not hide the next one.
 
-use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,6 +14,7 @@ use toml::{Table, Value};
 
 use super::Config;
 use super::env::apply_env;
+use super::origin::{ConfigError, ConfigErrors, Origin, Provenance, check_leaf};
 use super::text::{check_login_user, line_col};
 
 /// The file `serve`/`check` read when `--config` is not given (if it exists).
@@ -33,54 +32,6 @@ const PATH_KEYS: &[&str] = &[
     "sources.file.path",
     "sources.kubernetes.kubeconfig",
 ];
-
-/// Where a setting came from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Origin {
-    File(PathBuf),
-    Env(String),
-    Default,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Origin::File(p) => write!(f, "{}", p.display()),
-            Origin::Env(var) => write!(f, "environment variable {var}"),
-            Origin::Default => f.write_str("built-in defaults"),
-        }
-    }
-}
-
-/// One problem: where, which field, what.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{origin}: {}{message}", if field.is_empty() { String::new() } else { format!("{field}: ") })]
-pub struct ConfigError {
-    pub origin: Origin,
-    /// Dotted path (`server.listen`), a position for a syntax error, or empty
-    /// when the problem is the whole file or variable.
-    pub field: String,
-    pub message: String,
-}
-
-/// Every problem found; `Display` prints one per line.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct ConfigErrors(pub Vec<ConfigError>);
-
-impl fmt::Display for ConfigErrors {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, e) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str("\n")?;
-            }
-            write!(f, "{e}")?;
-        }
-        Ok(())
-    }
-}
-
-/// Which origin set each dotted leaf path.
-pub(super) type Provenance = BTreeMap<String, Origin>;
 
 impl Config {
     /// Loads `path` (or `./switchboard.toml` if it exists, else the defaults),
@@ -236,22 +187,6 @@ fn collect_leaves<'a>(
             _ => out.push((prefix.clone(), value)),
         }
         prefix.pop();
-    }
-}
-
-/// Deserializes a document holding only `path = value`, so its error is its own.
-pub(super) fn check_leaf(path: &[String], value: &Value) -> Result<(), String> {
-    let mut doc = value.clone();
-    for key in path.iter().rev() {
-        doc = Value::Table(Table::from_iter([(key.clone(), doc)]));
-    }
-    match Config::deserialize(doc) {
-        Ok(_) => Ok(()),
-        // The inline seed is a secret: never echo what was written there.
-        Err(_) if path.last().is_some_and(|k| k == "host_key_seed") => {
-            Err("must be a string (value not shown)".into())
-        }
-        Err(e) => Err(e.message().trim().to_string()),
     }
 }
 

@@ -20,7 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::metrics;
+use crate::ops::metrics;
 use crate::routes::RouteSources;
 
 /// How long one admin request may take to arrive (a slow scraper must not

@@ -6,35 +6,21 @@
 //! The whole pre-authentication phase, PROXY header included, is bounded by
 //! `login_grace`.
 
-use std::io::Cursor;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::Gateway;
-use super::detect::{self, Protocol};
+use super::detect::{self, Protocol, replay};
+use super::guard::{Served, idle_expired, login_grace_expired};
 use super::proxy;
-use super::ssh::{idle_expired, login_grace_expired};
 use crate::ops::Conn;
 use crate::ops::metrics::{self, Protocol as ProtocolLabel};
 use crate::tunnel;
-
-/// What the client sent before its protocol was known, replayed in front of
-/// the rest of the stream.
-pub type Replayed = tokio::io::Join<
-    tokio::io::Chain<Cursor<Vec<u8>>, tokio::net::tcp::OwnedReadHalf>,
-    tokio::net::tcp::OwnedWriteHalf,
->;
-
-fn replay(stream: TcpStream, read: Vec<u8>) -> Replayed {
-    let (r, w) = stream.into_split();
-    tokio::io::join(Cursor::new(read).chain(r), w)
-}
 
 impl Gateway {
     pub(super) async fn handle(
@@ -173,13 +159,6 @@ impl Gateway {
         }
         conn.finish();
     }
-}
-
-/// How a connection ended, for the penalty bookkeeping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Served {
-    Ended,
-    LoginGraceExpired,
 }
 
 /// Runs `f` on drop.

@@ -3,9 +3,11 @@
 //! its version line at once, so SSH clients wait for nothing; a client that
 //! says nothing first is SSH after [`SILENT_CLIENT_WAIT`].
 
+use std::io::Cursor;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::TcpStream;
 
 /// How long a client may stay silent before it is taken for an SSH client
 /// that waits for the server's version line (SPEC: at most 300 ms).
@@ -47,6 +49,18 @@ pub async fn sniff<R: AsyncRead + Unpin>(stream: &mut R, buf: &mut Vec<u8>, wait
     if let Ok(Ok(n)) = tokio::time::timeout(wait, stream.read(&mut chunk)).await {
         buf.extend_from_slice(&chunk[..n]);
     }
+}
+
+/// What the client sent before its protocol was known, replayed in front of
+/// the rest of the stream.
+pub type Replayed = tokio::io::Join<
+    tokio::io::Chain<Cursor<Vec<u8>>, tokio::net::tcp::OwnedReadHalf>,
+    tokio::net::tcp::OwnedWriteHalf,
+>;
+
+pub fn replay(stream: TcpStream, read: Vec<u8>) -> Replayed {
+    let (r, w) = stream.into_split();
+    tokio::io::join(Cursor::new(read).chain(r), w)
 }
 
 #[cfg(test)]

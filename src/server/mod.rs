@@ -9,6 +9,7 @@
 pub mod admin;
 mod connection;
 pub mod detect;
+mod guard;
 pub mod limits;
 pub mod proxy;
 mod ssh;

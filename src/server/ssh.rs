@@ -5,19 +5,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use russh::server::Handle;
 use tracing::{Span, debug, info};
 
 use super::Gateway;
-use super::connection::{Replayed, Served};
+use super::detect::Replayed;
+use super::guard::{Served, idle_expired, login_grace_expired};
 use crate::notice::Notice;
 use crate::ops::{Conn, metrics};
 use crate::ssh::handler::ClientHandler;
-
-/// How often the idle timer looks at a connection.
-const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
 
 impl Gateway {
     pub(super) async fn serve_ssh(
@@ -86,27 +84,5 @@ impl Gateway {
             .disconnect(russh::Disconnect::ByApplication, reason, "en".into())
             .await;
         served
-    }
-}
-
-/// Resolves at `deadline` if `conn` has not authenticated by then; never otherwise.
-pub(super) async fn login_grace_expired(conn: &Conn, deadline: Instant) {
-    tokio::time::sleep_until(deadline.into()).await;
-    if conn.is_authenticated() {
-        std::future::pending::<()>().await;
-    }
-}
-
-/// Resolves once an authenticated `conn` has relayed nothing for `idle`;
-/// never when `idle` is zero (no idle timeout).
-pub(super) async fn idle_expired(conn: &Conn, idle: Duration) {
-    if idle.is_zero() {
-        return std::future::pending::<()>().await;
-    }
-    loop {
-        tokio::time::sleep(idle.min(IDLE_CHECK_MAX)).await;
-        if conn.is_authenticated() && conn.idle_for() >= idle {
-            return;
-        }
     }
 }

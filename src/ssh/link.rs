@@ -30,10 +30,11 @@ pub struct BoxLink {
 }
 
 enum State {
+    /// `login` is the outcome of the login to the box, done on first use.
     Key {
         route: Arc<Route>,
         user: Option<String>,
-        login: KeyLogin,
+        login: Option<Result<Arc<BoxSession>, Notice>>,
     },
     Agent {
         target: String,
@@ -43,12 +44,6 @@ enum State {
     },
     /// No box (jump-only, choose): sessions are told this.
     Told(Notice),
-}
-
-/// Key mode: the login to the box, done on first use.
-enum KeyLogin {
-    NotYet,
-    Done(Result<Arc<BoxSession>, Notice>),
 }
 
 /// Progress of an agent-mode login, shared with the channels waiting for it.
@@ -74,7 +69,7 @@ impl BoxLink {
             Mode::Key { route, user } => State::Key {
                 route,
                 user,
-                login: KeyLogin::NotYet,
+                login: None,
             },
             Mode::Agent {
                 target,
@@ -135,22 +130,19 @@ impl BoxLink {
                 }),
             },
             State::Key { route, user, login } => {
-                if let KeyLogin::NotYet = login {
-                    // Boxed: the login is large and done once; it must not
-                    // size the connection's future for its whole life.
-                    let logging_in =
-                        self.boxes
-                            .login(route, user.as_deref(), Some(link), Login::Identity);
-                    let result = Box::pin(logging_in).await.map(Arc::new);
-                    if let Err(notice) = &result {
-                        warn!(parent: span, notice = %notice, "box login failed");
-                    }
-                    *login = KeyLogin::Done(result);
+                if let Some(result) = login {
+                    return result.clone();
                 }
-                match login {
-                    KeyLogin::Done(result) => result.clone(),
-                    KeyLogin::NotYet => Err(Notice::JumpOnly),
+                // Boxed: the login is large and done once; it must not
+                // size the connection's future for its whole life.
+                let logging_in =
+                    self.boxes
+                        .login(route, user.as_deref(), Some(link), Login::Identity);
+                let result = Box::pin(logging_in).await.map(Arc::new);
+                if let Err(notice) = &result {
+                    warn!(parent: span, notice = %notice, "box login failed");
                 }
+                login.insert(result).clone()
             }
         }
     }

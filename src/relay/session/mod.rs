@@ -15,33 +15,36 @@
 //! - Agent mode: until the box channel exists the queue cannot drain, and
 //!   the login needs this connection's event loop, so a full queue is never
 //!   waited on (that would deadlock until the handshake timeout). Input that
-//!   overflows it fails the session with [`OVERFLOW`] instead; nothing is
+//!   overflows it fails the session with `Notice::InputOverflow` instead; nothing is
 //!   sent to the box.
 //!
-//! What users are told comes from [`crate::notice`].
+//! Files: [`input`] (what is queued), `pump` (client → box), `output`
+//! (box → client). What users are told comes from [`crate::notice`].
 
+mod input;
 mod output;
 mod pump;
 
-use std::collections::VecDeque;
+pub use input::{BoxChannel, Request};
+
 use std::future::Future;
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use russh::{client, server};
+use russh::server;
 use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{Instrument, debug};
 
-use crate::notice::Notice;
 use crate::ops::Conn;
-use pump::{Ends, pump};
+use input::{Gate, Input, OVERFLOWED, PENDING};
+use output::Ends;
+use pump::pump;
 
 /// Messages queued from the client towards the box per channel: at 32 KiB
 /// packets, 4 MiB of slack beyond the box's window. It must exceed the
-/// window the gateway grants the client (see `ssh::settings`), or a client
+/// window the gateway grants the client (`upstream::settings::WINDOW_SIZE`), or a client
 /// streaming stdin could fill it before its own window adjust for our output
 /// is read, and both directions would stall.
 const PUMP_DEPTH: usize = 128;
@@ -56,92 +59,6 @@ const PENDING_DEPTH: usize = 1024;
 /// How long a forwarded request may wait for the box's reply before the client
 /// is told "failure"; a box that never answers must not wedge the connection.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// A request from the client that is forwarded to the box.
-#[derive(Debug)]
-pub enum Request {
-    Pty {
-        term: String,
-        cols: u32,
-        rows: u32,
-        pix_width: u32,
-        pix_height: u32,
-        modes: Vec<(russh::Pty, u32)>,
-    },
-    Env {
-        name: String,
-        value: String,
-    },
-    Shell,
-    Exec(Vec<u8>),
-    Subsystem(String),
-    AgentForward,
-    WindowChange {
-        cols: u32,
-        rows: u32,
-        pix_width: u32,
-        pix_height: u32,
-    },
-    Signal(russh::Sig),
-}
-
-enum Input {
-    Request(Request, Option<oneshot::Sender<bool>>),
-    Data(Bytes),
-    Extended(u32, Bytes),
-    Eof,
-    Close,
-}
-
-/// Replies the box owes us, in request order.
-type PendingReplies = Arc<Mutex<VecDeque<oneshot::Sender<bool>>>>;
-
-/// The box side of a session channel, once known: the channel, or the notice
-/// that explains why there is none.
-pub type BoxChannel = Result<russh::Channel<client::Msg>, Notice>;
-
-/// Whether the queue may be waited on: not while the box is still being
-/// logged in to through the client's agent (see the module docs).
-#[derive(Clone)]
-struct Gate(Arc<AtomicU8>);
-
-const PENDING: u8 = 0;
-const OPEN: u8 = 1;
-const OVERFLOWED: u8 = 2;
-
-impl Gate {
-    fn new(open: bool) -> Self {
-        Self(Arc::new(AtomicU8::new(if open { OPEN } else { PENDING })))
-    }
-
-    /// The pump has the box channel: from now on the queue drains. False if
-    /// the input overflowed first.
-    fn open(&self) -> bool {
-        match self
-            .0
-            .compare_exchange(PENDING, OPEN, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(state) => state == OPEN,
-        }
-    }
-
-    /// The queue is full while pending: give up on this session. False if
-    /// the box channel arrived meanwhile (then the queue drains: wait).
-    fn overflow(&self) -> bool {
-        match self
-            .0
-            .compare_exchange(PENDING, OVERFLOWED, Ordering::AcqRel, Ordering::Acquire)
-        {
-            Ok(_) => true,
-            Err(state) => state == OVERFLOWED,
-        }
-    }
-
-    fn state(&self) -> u8 {
-        self.0.load(Ordering::Acquire)
-    }
-}
 
 /// The handler's side of one relayed session channel.
 pub struct SessionRelay {

@@ -3,15 +3,25 @@
 //! briefly for its exit status ([`EOF_HOLD`]); a box that vanishes without
 //! ending the channel is told to the user as a lost connection.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use russh::ChannelMsg;
+use russh::{ChannelMsg, ChannelWriteHalf, server};
 use tracing::debug;
 
-use super::PendingReplies;
-use super::pump::Ends;
+use super::input::PendingReplies;
 use crate::notice::Notice;
+use crate::ops::Conn;
 use crate::relay::tell;
+
+/// The client side of a session channel, and what names it to the user.
+pub(super) struct Ends {
+    pub to_client: ChannelWriteHalf<server::Msg>,
+    pub client_handle: server::Handle,
+    /// The route, for notices.
+    pub route: String,
+    pub conn: Arc<Conn>,
+}
 
 /// How long the box's EOF is held back waiting for its exit status. sshd
 /// sends EOF and then exit-status; a client that sees EOF alone may close the

@@ -1,26 +1,14 @@
 //! client → box: wait for the box channel, then drain the ordered queue of
 //! client input into it; without a box, answer requests and tell the notice.
 
-use std::sync::Arc;
-
 use russh::{ChannelWriteHalf, client, server};
 use tokio::sync::mpsc;
 use tracing::{Instrument, debug};
 
-use super::output::box_to_client;
-use super::{BoxChannel, Gate, Input, PendingReplies, Request};
+use super::input::{BoxChannel, Gate, Input, PendingReplies, Request};
+use super::output::{Ends, box_to_client};
 use crate::notice::Notice;
-use crate::ops::Conn;
 use crate::relay::tell::{self, tell};
-
-/// The client side of a session channel, and what names it to the user.
-pub(super) struct Ends {
-    pub to_client: ChannelWriteHalf<server::Msg>,
-    pub client_handle: server::Handle,
-    /// The route, for notices.
-    pub route: String,
-    pub conn: Arc<Conn>,
-}
 
 /// client → box: wait for the box channel, then drain the queue into it.
 pub(super) async fn pump(

@@ -125,6 +125,7 @@ fn relative_paths_follow_the_routes_file_not_the_cwd() {
 }
 
 #[test]
+// Over 80 lines: one table of broken fields and the error each must name.
 fn field_errors_name_file_route_and_field() {
     let fx = Fixture::new();
     let file = fx.path().display().to_string();

@@ -40,13 +40,11 @@ use kube::{Api, Client, Resource};
 use tokio::task::{JoinHandle, JoinSet};
 use tracing::error;
 
+pub use self::reflect::SOURCE;
 use self::reflect::{Keep, Shared, reflector};
 use self::sync::Report;
 use crate::config::{KubernetesMode, KubernetesSourceConfig};
 use crate::routes::RouteSources;
-
-/// The name this source publishes under.
-pub const SOURCE: &str = "kubernetes";
 
 /// Longest a response from the API may take to start (lists, status
 /// patches); watches are long polls the API server ends itself after ~290 s.

@@ -30,8 +30,10 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use tracing::{debug, info, warn};
 
-use super::SOURCE;
 use crate::ops::metrics::{self, Source};
+
+/// The name the Kubernetes source publishes under.
+pub const SOURCE: &str = "kubernetes";
 
 /// How often a failing watch probes the API to see whether it is back.
 const PROBE_EVERY: Duration = Duration::from_secs(3);

@@ -8,8 +8,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::SOURCE;
-use super::reflect::Shared;
+use super::reflect::{SOURCE, Shared};
 use crate::routes::{Route, RouteSources};
 
 /// Events arriving within this window after the first one are applied in one
