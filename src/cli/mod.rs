@@ -1,4 +1,5 @@
-//! The subcommands (SPEC §2), one file each; only `main.rs` uses this module.
+//! The subcommands (SPEC §2), one file each; only `main.rs` uses this module
+//! (and the integration tests, which run gateways in process with [`serve_on`]).
 //!
 //! Each subcommand gets the already-loaded [`Config`] and returns an [`Error`]
 //! that says which exit code it deserves (1 runtime, 2 invalid configuration).
@@ -10,6 +11,8 @@ mod seed;
 mod serve;
 mod ssh_config;
 mod tunnel;
+
+pub use serve::serve_on;
 
 use std::path::{Path, PathBuf};
 

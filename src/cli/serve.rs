@@ -1,6 +1,7 @@
 //! `switchboard serve`: load everything, bind every listen address, run the
 //! gateway until SIGTERM/SIGINT (drain), or a second signal (exit now).
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -34,17 +35,42 @@ pub struct Args {
 
 /// Loads the seed and the routes (every problem is exit 2), then runs.
 pub fn run(args: Args, config: Config) -> Result<(), Error> {
-    for w in &config.warnings {
-        warn!("{w}");
-    }
-    let (key, _) = host_key(&config, args.dev)?;
-    let routes = initial_routes(&config)?;
+    let (key, routes) = prepare(&config, args.dev)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Error::Runtime)?;
     runtime.block_on(serve(config, key, routes))
+}
+
+/// What `serve` runs, in the caller's runtime, on listeners the caller bound,
+/// until `shutdown` is cancelled (then it drains as `serve` does): the
+/// configuration from `config_path` without environment overrides, the host
+/// key, the route sources and the admin endpoint, as `serve` starts them; no
+/// signal handlers (they are the process's) and no `--dev`. Integration tests
+/// run gateways in process with it.
+pub async fn serve_on(
+    config_path: &Path,
+    listener: TcpListener,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
+    let config = Config::load_with_env(Some(config_path), Vec::new())
+        .map_err(|e| Error::Invalid(anyhow!("{e}")))?;
+    let (key, routes) = prepare(&config, false)?;
+    serve_bound(config, key, routes, vec![listener], admin, shutdown).await
+}
+
+/// Logs the configuration's warnings, derives the host key and loads the
+/// routes: every problem here is exit 2.
+fn prepare(config: &Config, dev: bool) -> Result<(PrivateKey, Arc<RouteSources>), Error> {
+    for w in &config.warnings {
+        warn!("{w}");
+    }
+    let (key, _) = host_key(config, dev)?;
+    let routes = initial_routes(config)?;
+    Ok((key, routes))
 }
 
 /// The first load of the routes file: a broken route is logged and skipped; a
@@ -83,6 +109,19 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
         .map_err(Error::Runtime)?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone(), config.server.shutdown_grace)?;
+    serve_bound(config, key, routes, listeners, admin, shutdown).await
+}
+
+/// Starts the route sources, the admin endpoint and the gateway on bound
+/// listeners; runs until `shutdown` is cancelled or a listener fails, then drains.
+async fn serve_bound(
+    config: Config,
+    key: PrivateKey,
+    routes: Arc<RouteSources>,
+    listeners: Vec<TcpListener>,
+    admin: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), Error> {
     let cluster = start_kubernetes(&config, &routes).await?;
     let watcher = config.sources.file.watch.then(|| {
         file::spawn_watcher(
