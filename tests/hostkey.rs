@@ -160,8 +160,9 @@ fn seed_file_from_seed_command() {
         seed_file: Some(seed_file),
         ..Default::default()
     };
-    let a = Gateway::start_with(&cfg, "");
-    let b = Gateway::start_with(&cfg, "");
+    // The binary: its log is checked for the seed.
+    let a = Gateway::spawn_with(&cfg, "");
+    let b = Gateway::spawn_with(&cfg, "");
     assert_eq!(keyscan(a.port), keyscan(b.port));
     let (_, key) = keyscan(a.port);
     let out = a.subcommand("host-key");

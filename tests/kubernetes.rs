@@ -1,6 +1,7 @@
-//! The Kubernetes route source end to end: the real gateway binary watches an
-//! in-process fake API server (real list/watch wire protocol), and the real
-//! `ssh` reaches a real `sshd` whose "pod IP" is loopback.
+//! The Kubernetes route source end to end: the gateway (in process, or the
+//! binary where its log is read) watches an in-process fake API server (real
+//! list/watch wire protocol), and the real `ssh` reaches a real `sshd` whose
+//! "pod IP" is loopback.
 #![cfg(feature = "kubernetes")]
 
 mod common;
@@ -38,7 +39,9 @@ struct Devbox {
     admin: u16,
 }
 
-fn devbox() -> Devbox {
+/// A Devbox `box1` in namespace `ns-abc` with a Ready pod, behind a gateway
+/// started by `start` (in process, or the binary).
+fn devbox_with(start: fn(&GatewayConfig, &str) -> Gateway) -> Devbox {
     let api = FakeApi::start();
     let b = SshdBox::start("devbox1");
     let dir = temp_dir();
@@ -60,7 +63,7 @@ fn devbox() -> Devbox {
         "mode = \"sealos-devbox\"\ndevbox_port = {}\ndevbox_user = \"root\"\n",
         b.port
     );
-    let (gw, admin) = gateway(&api, dir.path(), "sealos", &kube);
+    let (gw, admin) = gateway(&api, dir.path(), "sealos", &kube, start);
     Devbox {
         api,
         b,
@@ -72,6 +75,11 @@ fn devbox() -> Devbox {
     }
 }
 
+/// [`devbox_with`] an in-process gateway.
+fn devbox() -> Devbox {
+    devbox_with(Gateway::start_with)
+}
+
 impl Devbox {
     fn ssh_sealos(&self, key: &Key) -> Output {
         self.gw.ssh(key, &["root@abc-box1@127.0.0.1", "echo $BOX"])
@@ -80,7 +88,8 @@ impl Devbox {
 
 #[test]
 fn sealos_devbox_follows_its_pod_live() {
-    let d = devbox();
+    // The binary: its log is checked for the Secret's key.
+    let d = devbox_with(Gateway::spawn_with);
     // Key mode with the Devbox key, box named the Sealos way.
     let out = d.ssh_sealos(&d.user);
     assert!(works(&out, "devbox1"), "{out:?}");
@@ -201,8 +210,9 @@ fn no_client_is_served_before_the_first_full_sync() {
         "mode = \"sealos-devbox\"\ndevbox_port = {}\ndevbox_user = \"root\"\n",
         b.port
     );
-    let config = raw_config(&api, dir.path(), "sealos", &kube, admin)
+    let config = raw_config(&api, dir.path(), "sealos", &kube)
         .replace("@LISTEN@", &toml_str(&format!("127.0.0.1:{port}")))
+        .replace("@ADMIN@", &toml_str(&format!("127.0.0.1:{admin}")))
         .replace(
             "@ROUTES@",
             &toml_str(&dir.path().join("routes.toml").display().to_string()),
@@ -268,7 +278,13 @@ fn crd_routes_follow_pods_and_write_their_status() {
         "pods",
         pod("team", "web-0", json!({"app": "web"}), None, true),
     );
-    let (gw, _) = gateway(&api, dir.path(), "default", "mode = \"crd\"\n");
+    let (gw, _) = gateway(
+        &api,
+        dir.path(),
+        "default",
+        "mode = \"crd\"\n",
+        Gateway::start_with,
+    );
 
     let out = gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]);
     assert!(works(&out, "web"), "{out:?}");
@@ -352,8 +368,9 @@ fn check_lists_the_cluster_or_fails_clearly() {
     );
     let dir = temp_dir();
     fs::write(dir.path().join("routes.toml"), "").expect("routes");
-    let config = raw_config(&api, dir.path(), "default", "mode = \"crd\"\n", free_port())
+    let config = raw_config(&api, dir.path(), "default", "mode = \"crd\"\n")
         .replace("@LISTEN@", "\"127.0.0.1:2233\"")
+        .replace("@ADMIN@", &toml_str(&format!("127.0.0.1:{}", free_port())))
         .replace("@ROUTES@", "\"routes.toml\"");
     fs::write(dir.path().join("switchboard.toml"), &config).expect("config");
     let out = run_switchboard(dir.path(), &["check", "--config", "switchboard.toml"]);

@@ -1,6 +1,10 @@
 //! Operating the gateway (SPEC §9): PROXY protocol, the admin endpoint and
 //! its metrics, the audit event per session, graceful drain on SIGTERM, and
 //! the limits (login grace, max_unauthenticated, per-source penalty, idle).
+//!
+//! Tests that read the log or the audit events, `/metrics` (process-wide) or
+//! send signals run the binary ([`Gateway::spawn_with`]); the rest run the
+//! gateway in process.
 
 mod common;
 
@@ -11,13 +15,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The binary, logging JSON (audit events are read from its log).
 fn json_gateway(extra: &str, routes: &str) -> Gateway {
     let cfg = GatewayConfig {
         log_format: "json".into(),
         extra: extra.into(),
         ..Default::default()
     };
-    Gateway::start_with(&cfg, routes)
+    Gateway::spawn_with(&cfg, routes)
 }
 
 const TRUST_LOOPBACK: &str =
@@ -106,7 +111,7 @@ fn admin_endpoint_serves_health_readiness_and_metrics() {
     let alice = Key::generate(dir.path(), "alice");
     let stranger = Key::generate(dir.path(), "stranger");
     let ws = SshdBox::start("alice-ws");
-    let gw = Gateway::start(&routes_toml(&[ws.route(&[&alice])]));
+    let gw = Gateway::spawn(&routes_toml(&[ws.route(&[&alice])]));
     assert_eq!(gw.admin_get("/healthz").0, 200);
     assert_eq!(gw.admin_get("/readyz").0, 200);
     assert_eq!(gw.admin_get("/nope").0, 404);
@@ -186,7 +191,7 @@ fn sigterm_drains_running_sessions_and_refuses_new_ones() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let mut gw = Gateway::start(&routes_toml(&[ws.route(&[&alice])]));
+    let mut gw = Gateway::spawn(&routes_toml(&[ws.route(&[&alice])]));
     let session = Bg::spawn(
         gw.ssh_cmd(&alice)
             .args(["anyone@127.0.0.1", "sleep 4; echo done"]),
@@ -219,8 +224,8 @@ fn sessions_still_open_after_shutdown_grace_are_told_and_closed() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let mut gw = raw_gateway(
-        "shutdown_grace = \"1s\"",
+    let mut gw = Gateway::spawn_with(
+        &raw_config("shutdown_grace = \"1s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let started = Instant::now();
@@ -242,16 +247,16 @@ fn sessions_still_open_after_shutdown_grace_are_told_and_closed() {
     );
 }
 
-fn raw_gateway(server: &str, routes: &str) -> Gateway {
-    let cfg = GatewayConfig {
+/// A config with `server` added to `[server]` (and PROXY from loopback trusted).
+fn raw_config(server: &str) -> GatewayConfig {
+    GatewayConfig {
         raw: Some(format!(
             "[server]\nlisten = @LISTEN@\nhost_key_seed = \"{SEED}\"\n{server}\n\n\
              [sources.file]\npath = @ROUTES@\n\n[admin]\nlisten = @ADMIN@\n\n\
              [proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n"
         )),
         ..Default::default()
-    };
-    Gateway::start_with(&cfg, routes)
+    }
 }
 
 /// True when the server closes `conn` within `within` (EOF or reset).
@@ -282,7 +287,7 @@ fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn a_silent_connection_is_closed_after_login_grace() {
-    let gw = raw_gateway("login_grace = \"2s\"", "");
+    let gw = Gateway::start_with(&raw_config("login_grace = \"2s\""), "");
     let mut conn = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
     let started = Instant::now();
     assert!(
@@ -298,7 +303,11 @@ fn a_silent_connection_is_closed_after_login_grace() {
 
 #[test]
 fn the_connection_past_max_unauthenticated_is_refused_while_the_others_wait() {
-    let gw = raw_gateway("max_unauthenticated = 2\nlogin_grace = \"20s\"", "");
+    // The binary: `switchboard_connections_active` is process-wide.
+    let gw = Gateway::spawn_with(
+        &raw_config("max_unauthenticated = 2\nlogin_grace = \"20s\""),
+        "",
+    );
     // The harness's own probe for the banner must be gone first.
     assert!(eventually(Duration::from_secs(5), || gw
         .admin_get("/metrics")
@@ -339,8 +348,8 @@ fn repeated_failures_from_one_address_get_it_refused_even_with_a_valid_key() {
     let alice = Key::generate(dir.path(), "alice");
     let stranger = Key::generate(dir.path(), "stranger");
     let ws = SshdBox::start("alice-ws");
-    let gw = raw_gateway(
-        "per_source_max_failures = 3\nper_source_penalty = \"60s\"",
+    let gw = Gateway::spawn_with(
+        &raw_config("per_source_max_failures = 3\nper_source_penalty = \"60s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let attacker = proxy_forwarder(gw.port, proxy_v1("203.0.113.66:40000"));
@@ -365,8 +374,8 @@ fn an_idle_session_is_closed_after_idle_timeout() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let gw = raw_gateway(
-        "idle_timeout = \"2s\"",
+    let gw = Gateway::start_with(
+        &raw_config("idle_timeout = \"2s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     // Output every 500 ms keeps a session alive past the timeout…
@@ -395,8 +404,8 @@ fn a_dead_box_is_noticed_by_keepalives_and_the_user_told() {
     let dir = temp_dir();
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
-    let gw = raw_gateway(
-        "keepalive_interval = \"1s\"",
+    let gw = Gateway::start_with(
+        &raw_config("keepalive_interval = \"1s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let session = Bg::spawn(

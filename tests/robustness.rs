@@ -240,7 +240,7 @@ fn serve_dev_without_a_seed_starts_with_a_warning() {
         dev: true,
         ..Default::default()
     };
-    let gw = Gateway::start_with(&cfg, &routes_toml(&[ws.route(&[&key])]));
+    let gw = Gateway::spawn_with(&cfg, &routes_toml(&[ws.route(&[&key])]));
     let out = gw.ssh(&key, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.assert_ok().stdout, "alice-ws\n", "{out:?}");
     assert!(

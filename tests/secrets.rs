@@ -25,7 +25,8 @@ fn no_secret_in_log(format: &str) {
         log_format: format.into(),
         ..Default::default()
     };
-    let gw = Gateway::start_with(&cfg, &routes_toml(&[ws.route(&[&alice])]));
+    // The binary: its log, with `main`'s subscriber, is what is checked.
+    let gw = Gateway::spawn_with(&cfg, &routes_toml(&[ws.route(&[&alice])]));
 
     // A session, a subsystem, a refused key and a reload: plenty to log.
     let out = gw.ssh(&alice, &["anyone@127.0.0.1", "echo $BOX"]);

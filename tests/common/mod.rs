@@ -1,11 +1,15 @@
-//! Integration-test harness: real OpenSSH boxes (`sshd` on loopback), the real
-//! `switchboard` binary, and a client runner with hard timeouts.
+//! Integration-test harness: real OpenSSH boxes (`sshd` on loopback), the
+//! gateway (in process, or the real `switchboard` binary where the process is
+//! the point), and a client runner with hard timeouts.
 //!
 //! Every test gets its own temp dirs and ports, so tests run in parallel. Every
-//! child process is killed on drop, and every client command has a deadline: a
-//! hang fails the test instead of blocking CI. When a test panics, the gateway's
-//! and the boxes' logs are printed (libtest shows them with the failure).
+//! child process and in-process gateway is stopped on drop, and every client
+//! command has a deadline: a hang fails the test instead of blocking CI. When a
+//! test panics, the gateway's and the boxes' logs are printed (libtest shows
+//! them with the failure).
 #![allow(dead_code)] // each test binary uses a different part of the harness
+
+mod in_process;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -23,6 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tempfile::TempDir;
 
+use in_process::{InProcess, bind_loopback};
+
 /// Seed used by gateways in tests (inline `host_key_seed`, dev only).
 pub const SEED: &str = "switchboard-itest-seed-5f1c0e2a9b7d4c3e8a6f";
 /// Deadline for an ordinary client command.
@@ -31,6 +37,10 @@ pub const SSH_TIMEOUT: Duration = Duration::from_secs(30);
 pub const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 /// Deadline for a gateway or sshd to answer with a banner.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often a running command is checked for having exited.
+const EXIT_POLL: Duration = Duration::from_millis(2);
+/// How often a starting server is asked for its banner.
+const START_POLL: Duration = Duration::from_millis(10);
 /// A port picked for a server may be taken before the server binds it: retry.
 const START_ATTEMPTS: usize = 6;
 /// 64 MiB, the size of the bulk-transfer tests.
@@ -186,7 +196,7 @@ fn run_inner(
             let _ = child.wait();
             break None;
         }
-        thread::sleep(Duration::from_millis(10));
+        thread::sleep(EXIT_POLL);
     };
     let elapsed = start.elapsed();
     let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
@@ -313,7 +323,7 @@ impl Bg {
                 let _ = self.child.wait();
                 break None;
             }
-            thread::sleep(Duration::from_millis(10));
+            thread::sleep(EXIT_POLL);
         };
         self.done = true;
         Output {
@@ -337,9 +347,11 @@ impl Drop for Bg {
     }
 }
 
-/// Polls `f` every 200 ms until it returns true or `timeout` passes.
+/// Polls `f` until it returns true or `timeout` passes: soon at first (most
+/// things are ready in milliseconds), then every 200 ms (`f` may run a client).
 pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(10);
     loop {
         if f() {
             return true;
@@ -347,7 +359,8 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
         if Instant::now() > deadline {
             return false;
         }
-        thread::sleep(Duration::from_millis(200));
+        thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(200));
     }
 }
 
@@ -499,25 +512,29 @@ enum Started {
     Exited,
 }
 
-/// Waits until `child` answers on `port` with an SSH banner that `is_ours` accepts.
-fn wait_for_banner(child: &mut Child, port: u16, is_ours: impl Fn(&str) -> bool) -> Started {
+/// Waits until the server that `running` reports on answers on `port` with an
+/// SSH banner that `is_ours` accepts; `Exited` when it stops or [`START_TIMEOUT`]
+/// passes (the caller stops it).
+fn wait_for_banner(
+    mut running: impl FnMut() -> bool,
+    port: u16,
+    is_ours: impl Fn(&str) -> bool,
+) -> Started {
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if !matches!(child.try_wait(), Ok(None)) {
+        if !running() {
             return Started::Exited;
         }
         if let Some(b) = read_banner(port, Duration::from_secs(3)) {
             // Someone else's server on a port we were handed is not ours.
-            if b.starts_with("SSH-") && is_ours(&b) && matches!(child.try_wait(), Ok(None)) {
+            if b.starts_with("SSH-") && is_ours(&b) && running() {
                 return Started::Up;
             }
         }
         if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
             return Started::Exited;
         }
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(START_POLL);
     }
 }
 
@@ -665,7 +682,16 @@ impl SshdBox {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("spawn /usr/sbin/sshd (apt-get install openssh-server)");
-            match wait_for_banner(&mut child, port, |b| b.contains("OpenSSH")) {
+            let started = wait_for_banner(
+                || matches!(child.try_wait(), Ok(None)),
+                port,
+                |b| b.contains("OpenSSH"),
+            );
+            if matches!(started, Started::Exited) {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            match started {
                 Started::Up => {
                     return SshdBox {
                         name: name.to_owned(),
@@ -731,8 +757,10 @@ impl Drop for SshdBox {
     fn drop(&mut self) {
         // Per-connection processes too (they may be frozen by a test).
         for pid in descendants(self.child.id()) {
+            // (It may have exited since the scan: not worth a message.)
             let _ = Command::new("kill")
                 .args(["-KILL", &pid.to_string()])
+                .stderr(Stdio::null())
                 .status();
         }
         let _ = self.child.kill();
@@ -924,8 +952,15 @@ pub fn run_switchboard<S: AsRef<OsStr>>(dir: &Path, args: &[S]) -> Output {
     run(switchboard(dir).args(args), Input::Null, SSH_TIMEOUT)
 }
 
-/// The real gateway binary serving on a loopback port, with its config and
-/// routes file in a temp dir; killed on drop (its log printed if the test failed).
+/// The gateway under test, serving on a loopback port with its config and
+/// routes file in a temp dir; stopped on drop (its log printed if the test
+/// failed). Two ways to run it:
+///
+/// - [`Gateway::start`]: in this process ([`in_process`]), on `127.0.0.1:0`.
+///   Fast; for every test where the process is not the point.
+/// - [`Gateway::spawn`]: the real `switchboard serve` binary, for what only a
+///   process has: signals and the drain they start, exit codes, `--dev`, and
+///   its log (text or JSON, audit events) and `/metrics` (both process-wide).
 pub struct Gateway {
     pub port: u16,
     /// The admin HTTP port (`/healthz`, `/readyz`, `/metrics`).
@@ -934,65 +969,142 @@ pub struct Gateway {
     pub config_path: PathBuf,
     pub routes_path: PathBuf,
     log_path: PathBuf,
-    child: Child,
+    runner: Runner,
+}
+
+enum Runner {
+    /// `switchboard serve`.
+    Process(Child),
+    /// `serve_on` on a thread of this process.
+    InProcess(InProcess),
+}
+
+/// A gateway's temp dir with its routes file written.
+struct Files {
+    dir: TempDir,
+    config_path: PathBuf,
+    routes_path: PathBuf,
+    log_path: PathBuf,
+}
+
+impl Files {
+    fn new(routes: &str) -> Files {
+        let dir = temp_dir();
+        let d = dir.path();
+        let files = Files {
+            config_path: d.join("switchboard.toml"),
+            routes_path: d.join("routes.toml"),
+            log_path: d.join("gateway.log"),
+            dir,
+        };
+        fs::write(&files.routes_path, routes).expect("routes.toml");
+        files
+    }
+
+    fn write_config(&self, cfg: &GatewayConfig, port: u16, admin_port: u16) {
+        fs::write(
+            &self.config_path,
+            cfg.render(
+                &format!("127.0.0.1:{port}"),
+                &format!("127.0.0.1:{admin_port}"),
+                &self.routes_path,
+            ),
+        )
+        .expect("config");
+    }
+
+    fn into_gateway(self, port: u16, admin_port: u16, runner: Runner) -> Gateway {
+        Gateway {
+            port,
+            admin_port,
+            dir: self.dir,
+            config_path: self.config_path,
+            routes_path: self.routes_path,
+            log_path: self.log_path,
+            runner,
+        }
+    }
 }
 
 impl Gateway {
-    /// A gateway with the default test config serving `routes`.
+    /// An in-process gateway with the default test config serving `routes`.
     pub fn start(routes: &str) -> Gateway {
         Self::start_with(&GatewayConfig::default(), routes)
     }
 
+    /// An in-process gateway with `cfg` serving `routes`.
     pub fn start_with(cfg: &GatewayConfig, routes: &str) -> Gateway {
         Self::try_start(cfg, routes).unwrap_or_else(|log| panic!("gateway did not start:\n{log}"))
     }
 
-    /// Starts a gateway; `Err(log)` when it exits instead of serving.
+    /// Starts an in-process gateway; `Err(log)` when it stops instead of serving.
     pub fn try_start(cfg: &GatewayConfig, routes: &str) -> Result<Gateway, String> {
-        let dir = temp_dir();
-        let d = dir.path().to_path_buf();
-        let config_path = d.join("switchboard.toml");
-        let routes_path = d.join("routes.toml");
-        let log_path = d.join("gateway.log");
-        fs::write(&routes_path, routes).expect("routes.toml");
+        assert!(
+            !cfg.dev,
+            "--dev is a flag of the binary: use Gateway::spawn_with"
+        );
+        let files = Files::new(routes);
+        let (listener, admin) = (bind_loopback(), bind_loopback());
+        let port = listener.local_addr().expect("addr").port();
+        let admin_port = admin.local_addr().expect("addr").port();
+        files.write_config(cfg, port, admin_port);
+        let gateway = InProcess::start(
+            &files.config_path,
+            listener,
+            admin,
+            &files.log_path,
+            &cfg.log_level,
+        );
+        match wait_for_banner(|| gateway.is_running(), port, |b| !b.contains("OpenSSH")) {
+            Started::Up => Ok(files.into_gateway(port, admin_port, Runner::InProcess(gateway))),
+            Started::Exited => {
+                drop(gateway);
+                Err(fs::read_to_string(&files.log_path).unwrap_or_default())
+            }
+        }
+    }
+
+    /// The real binary with the default test config serving `routes`.
+    pub fn spawn(routes: &str) -> Gateway {
+        Self::spawn_with(&GatewayConfig::default(), routes)
+    }
+
+    /// The real binary with `cfg` serving `routes`.
+    pub fn spawn_with(cfg: &GatewayConfig, routes: &str) -> Gateway {
+        Self::try_spawn(cfg, routes).unwrap_or_else(|log| panic!("gateway did not start:\n{log}"))
+    }
+
+    /// Starts the real binary; `Err(log)` when it exits instead of serving.
+    pub fn try_spawn(cfg: &GatewayConfig, routes: &str) -> Result<Gateway, String> {
+        let files = Files::new(routes);
         let mut last_log = String::new();
         for _ in 0..START_ATTEMPTS {
             let port = free_port();
             let admin_port = free_port();
-            fs::write(
-                &config_path,
-                cfg.render(
-                    &format!("127.0.0.1:{port}"),
-                    &format!("127.0.0.1:{admin_port}"),
-                    &routes_path,
-                ),
-            )
-            .expect("config");
-            let log = File::create(&log_path).expect("gateway.log");
-            let mut child = switchboard(&d)
+            files.write_config(cfg, port, admin_port);
+            let log = File::create(&files.log_path).expect("gateway.log");
+            let mut child = switchboard(files.dir.path())
                 .arg("serve")
                 .arg("--config")
-                .arg(&config_path)
+                .arg(&files.config_path)
                 .args(if cfg.dev { &["--dev"][..] } else { &[] })
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("log fd"))
                 .stderr(log)
                 .spawn()
                 .expect("spawn switchboard");
-            match wait_for_banner(&mut child, port, |b| !b.contains("OpenSSH")) {
+            match wait_for_banner(
+                || matches!(child.try_wait(), Ok(None)),
+                port,
+                |b| !b.contains("OpenSSH"),
+            ) {
                 Started::Up => {
-                    return Ok(Gateway {
-                        port,
-                        admin_port,
-                        dir,
-                        config_path,
-                        routes_path,
-                        log_path,
-                        child,
-                    });
+                    return Ok(files.into_gateway(port, admin_port, Runner::Process(child)));
                 }
                 Started::Exited => {
-                    last_log = fs::read_to_string(&log_path).unwrap_or_default();
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_log = fs::read_to_string(&files.log_path).unwrap_or_default();
                     // Only a port taken under us is worth another try.
                     let in_use = last_log.to_lowercase().contains("in use");
                     if !in_use {
@@ -1004,30 +1116,60 @@ impl Gateway {
         Err(last_log)
     }
 
+    /// The process of a [`Gateway::spawn`]ed gateway; panics for an in-process one.
+    #[track_caller]
+    fn process(&mut self, what: &str) -> &mut Child {
+        match &mut self.runner {
+            Runner::Process(child) => child,
+            Runner::InProcess(_) => panic!(
+                "{what} needs the gateway's process: start it with Gateway::spawn / spawn_with"
+            ),
+        }
+    }
+
+    /// The binary's log (stderr): only for a [`Gateway::spawn`]ed gateway. An
+    /// in-process gateway logs through the harness's subscriber, not `main`'s,
+    /// so tests do not assert on that copy (it is printed when a test fails).
+    #[track_caller]
     pub fn log(&self) -> String {
+        assert!(
+            matches!(self.runner, Runner::Process(_)),
+            "the log is the binary's: start this gateway with Gateway::spawn / spawn_with"
+        );
+        self.read_log()
+    }
+
+    fn read_log(&self) -> String {
         fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    /// True while the gateway process runs.
+    /// True while the gateway runs (its process, or its in-process thread).
     pub fn is_alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
+        match &mut self.runner {
+            Runner::Process(child) => matches!(child.try_wait(), Ok(None)),
+            Runner::InProcess(gateway) => gateway.is_running(),
+        }
     }
 
     /// Sends a signal (`"TERM"`, `"INT"`, …) to the gateway process.
-    pub fn signal(&self, name: &str) {
+    #[track_caller]
+    pub fn signal(&mut self, name: &str) {
+        let pid = self.process("a signal").id();
         let status = Command::new("kill")
             .arg(format!("-{name}"))
-            .arg(self.child.id().to_string())
+            .arg(pid.to_string())
             .status()
             .expect("run kill");
         assert!(status.success(), "kill -{name} failed");
     }
 
-    /// Waits for the gateway to exit; its exit code, or `None` on timeout.
+    /// Waits for the gateway process to exit; its exit code, or `None` on timeout.
+    #[track_caller]
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<Option<i32>> {
+        let child = self.process("an exit code");
         let deadline = Instant::now() + timeout;
         loop {
-            if let Ok(Some(status)) = self.child.try_wait() {
+            if let Ok(Some(status)) = child.try_wait() {
                 return Some(status.code());
             }
             if Instant::now() > deadline {
@@ -1043,6 +1185,7 @@ impl Gateway {
     }
 
     /// The JSON objects of the log (with `log_format = "json"`).
+    #[track_caller]
     pub fn json_log(&self) -> Vec<serde_json::Value> {
         self.log()
             .lines()
@@ -1051,6 +1194,7 @@ impl Gateway {
     }
 
     /// The audit events of the JSON log.
+    #[track_caller]
     pub fn audit_events(&self) -> Vec<serde_json::Value> {
         self.json_log()
             .into_iter()
@@ -1097,13 +1241,22 @@ impl Gateway {
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let how = match &mut self.runner {
+            Runner::Process(child) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                "gateway log"
+            }
+            Runner::InProcess(gateway) => {
+                gateway.stop();
+                "in-process gateway's diagnostic log"
+            }
+        };
         if thread::panicking() {
             eprintln!(
-                "----- gateway log (port {}) -----\n{}",
+                "----- {how} (port {}) -----\n{}",
                 self.port,
-                tail(&self.log(), 200)
+                tail(&self.read_log(), 200)
             );
         }
     }

@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use super::FakeApi;
-use crate::common::{Gateway, GatewayConfig, SEED, free_port, toml_str};
+use crate::common::{Gateway, GatewayConfig, SEED, toml_str};
 
 /// Base64, as Secret `data` travels on the wire.
 pub fn b64(s: &str) -> String {
@@ -72,26 +72,34 @@ pub fn devbox_pod(ns: &str, name: &str, devbox: &str, ready: bool) -> Value {
     )
 }
 
-/// A gateway watching `api`; `kube` is the rest of `[sources.kubernetes]`.
+/// A gateway watching `api`, started by `start` ([`Gateway::start_with`] or
+/// [`Gateway::spawn_with`]); `kube` is the rest of `[sources.kubernetes]`.
 /// Returns it with its admin port.
-pub fn gateway(api: &FakeApi, dir: &Path, grammar: &str, kube: &str) -> (Gateway, u16) {
-    let admin = free_port();
+pub fn gateway(
+    api: &FakeApi,
+    dir: &Path,
+    grammar: &str,
+    kube: &str,
+    start: fn(&GatewayConfig, &str) -> Gateway,
+) -> (Gateway, u16) {
     let cfg = GatewayConfig {
-        raw: Some(raw_config(api, dir, grammar, kube, admin)),
+        raw: Some(raw_config(api, dir, grammar, kube)),
         ..Default::default()
     };
-    (Gateway::start_with(&cfg, ""), admin)
+    let gw = start(&cfg, "");
+    let admin = gw.admin_port;
+    (gw, admin)
 }
 
-/// The config file [`gateway`] uses, with `@LISTEN@`/`@ROUTES@` placeholders.
-pub fn raw_config(api: &FakeApi, dir: &Path, grammar: &str, kube: &str, admin: u16) -> String {
+/// The config file [`gateway`] uses, with `@LISTEN@`/`@ADMIN@`/`@ROUTES@` placeholders.
+pub fn raw_config(api: &FakeApi, dir: &Path, grammar: &str, kube: &str) -> String {
     let kubeconfig = api.kubeconfig(dir);
     format!(
         "[server]\nlisten = @LISTEN@\nhost_key_seed = {seed}\n\n\
          [routing]\nusername_grammar = \"{grammar}\"\nagent_login = false\n\n\
          [upstream]\nconnect_timeout = \"2s\"\nhandshake_timeout = \"5s\"\n\n\
          [sources.file]\npath = @ROUTES@\nwatch = false\n\n\
-         [admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
+         [admin]\nlisten = @ADMIN@\n\n\
          [log]\nlevel = \"info,switchboard=debug\"\n\n\
          [sources.kubernetes]\nenabled = true\nkubeconfig = {kc}\n{kube}\n",
         seed = toml_str(SEED),
