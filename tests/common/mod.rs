@@ -9,6 +9,7 @@
 //! them with the failure).
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod agent;
 mod in_process;
 
 use std::ffi::OsStr;
@@ -1303,6 +1304,19 @@ pub fn ssh_command(port: u16, key: &Path) -> Command {
         .arg(port.to_string())
         .arg("-i")
         .arg(key);
+    c
+}
+
+/// `ssh` with the test options at `level`, `-p PORT -i KEY`, and no agent
+/// (`SSH_AUTH_SOCK` removed).
+pub fn ssh_at(level: &str, port: u16, key: &Key) -> Command {
+    let mut c = Command::new("ssh");
+    c.args(client_opts_with_log_level(level))
+        .arg("-p")
+        .arg(port.to_string())
+        .arg("-i")
+        .arg(&key.path)
+        .env_remove("SSH_AUTH_SOCK");
     c
 }
 
