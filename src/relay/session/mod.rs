@@ -20,10 +20,19 @@
 //!
 //! Files: [`input`] (what is queued), `pump` (client → box), `output`
 //! (box → client). What users are told comes from [`crate::notice`].
+//!
+//! Tests (`tests`) drive this code through real russh channels: a user, the
+//! gateway's two legs and a box as in-process russh clients and servers over
+//! `tokio::io::duplex`. Chosen over fakes behind traits: the pump and the
+//! output task keep writing to russh's own channel types, with no seam added
+//! for the tests' sake, and the tests also pin down what russh makes of what
+//! we send (a reply only when one was wanted, the order on the wire).
 
 mod input;
 mod output;
 mod pump;
+#[cfg(test)]
+mod tests;
 
 pub use input::{BoxChannel, Request};
 

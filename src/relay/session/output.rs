@@ -27,7 +27,7 @@ pub(super) struct Ends {
 /// sends EOF and then exit-status; a client that sees EOF alone may close the
 /// channel before the exit status arrives (and `ssh` then exits 255), so the
 /// exit status is passed on first when it follows within this time.
-const EOF_HOLD: Duration = Duration::from_millis(200);
+pub(super) const EOF_HOLD: Duration = Duration::from_millis(200);
 
 /// box → client: everything the box says on this channel, in order (except
 /// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]).

@@ -1,0 +1,212 @@
+//! client → box: order and replies with a box, acknowledgements and the
+//! notice without one, and the agent-mode gate.
+
+use std::time::Duration;
+
+use russh::Sig;
+use tokio::time::Instant;
+
+use super::box_side::Reply;
+use super::stage::{ROUTE, agent_stage, env, pty, stage, told, without_box};
+use crate::notice::Notice;
+use crate::relay::session::{PENDING_DEPTH, REPLY_TIMEOUT, Request};
+
+/// Long enough that anything on its way would have arrived.
+const A_WHILE: Duration = Duration::from_secs(5);
+
+#[tokio::test(start_paused = true)]
+async fn input_reaches_the_box_in_order() {
+    let mut s = stage(&[Reply::Success, Reply::Failure, Reply::Success]).await;
+    assert!(s.relay.request(pty()).await, "the box took the pty");
+    let resize = Request::WindowChange {
+        cols: 100,
+        rows: 40,
+        pix_width: 0,
+        pix_height: 0,
+    };
+    s.relay.notify(resize).await;
+    assert!(
+        !s.relay.request(env("LANG", "C")).await,
+        "the box refused it"
+    );
+    assert!(s.relay.request(Request::Exec(b"cat".to_vec())).await);
+    s.relay.data(b"hello").await;
+    s.relay.extended_data(1, b"aside").await;
+    s.relay.notify(Request::Signal(Sig::INT)).await;
+    s.relay.eof().await;
+    s.relay.close().await;
+
+    let mut heard = Vec::new();
+    while heard.last().is_none_or(|line| line != "close") {
+        heard.push(s.at_box.heard().await);
+    }
+    let expected = [
+        "pty xterm 80x24",
+        "window 100x40",
+        "env LANG=C",
+        "exec cat",
+        "data hello",
+        "ext 1 aside",
+        "signal INT",
+        "eof",
+        "close",
+    ];
+    assert_eq!(heard, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn each_reply_answers_its_own_request() {
+    let script = [
+        Reply::Failure,
+        Reply::Success,
+        Reply::Failure,
+        Reply::Success,
+    ];
+    let mut s = stage(&script).await;
+    // All four are queued before the box answers the first.
+    let answers = tokio::join!(
+        s.relay.request(env("A", "1")),
+        s.relay.request(Request::AgentForward),
+        s.relay.request(env("B", "2")),
+        s.relay.request(Request::Subsystem("sftp".into())),
+    );
+    assert_eq!(answers, (false, true, false, true));
+    let heard = s.at_box.heard_so_far();
+    assert_eq!(heard, ["env A=1", "agent", "env B=2", "subsystem sftp"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn requests_still_waiting_fail_when_the_box_vanishes() {
+    let mut s = stage(&[Reply::Success, Reply::Silent]).await;
+    assert!(s.relay.request(Request::Shell).await);
+    assert_eq!(s.at_box.heard().await, "shell");
+    let start = Instant::now();
+    let vanish = async {
+        assert_eq!(s.at_box.heard().await, "env A=1");
+        s.at_box.vanish();
+    };
+    let (answer, ()) = tokio::join!(s.relay.request(env("A", "1")), vanish);
+    assert!(!answer);
+    assert!(
+        start.elapsed() < REPLY_TIMEOUT,
+        "failed at once, not timed out"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_the_box_never_answers_fails_after_the_timeout() {
+    let s = stage(&[Reply::Silent]).await;
+    let start = Instant::now();
+    assert!(!s.relay.request(Request::Shell).await);
+    assert!(start.elapsed() >= REPLY_TIMEOUT);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_box_the_notice_waits_for_the_shell() {
+    let commands = vec!["ssh a@web@gw".into(), "ssh a@db@gw".into()];
+    let notice = Notice::ChooseRoute { commands };
+    let (relay, mut user) = without_box(notice.clone()).await;
+    assert!(relay.request(pty()).await, "acknowledged");
+    assert!(relay.request(env("LANG", "C")).await, "acknowledged");
+    relay.data(b"typed early").await;
+    assert!(
+        user.quiet_for(A_WHILE).await,
+        "nothing told before the start"
+    );
+
+    assert!(relay.request(Request::Shell).await);
+    // With a pty every line ends in CR LF.
+    let told = told(&notice, true);
+    assert!(told.contains("\r\n  ssh a@db@gw\r\n"), "{told:?}");
+    assert_eq!(user.rest().await, [told.as_str(), "exit 1", "eof", "close"]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_box_exec_and_subsystem_tell_it_too() {
+    let notice = Notice::Stopped {
+        route: ROUTE.into(),
+        note: None,
+    };
+    for start in [
+        Request::Exec(b"ls".to_vec()),
+        Request::Subsystem("sftp".into()),
+    ] {
+        let (relay, mut user) = without_box(notice.clone()).await;
+        assert!(relay.request(start).await);
+        let told = told(&notice, false);
+        assert!(told.ends_with("reconnect\n"), "{told:?}");
+        assert_eq!(user.rest().await, [told.as_str(), "exit 1", "eof", "close"]);
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_a_box_a_session_closed_unstarted_is_told_nothing() {
+    let notice = Notice::SessionRefused {
+        route: ROUTE.into(),
+    };
+    let (relay, mut user) = without_box(notice).await;
+    assert!(relay.request(env("LANG", "C")).await);
+    relay.eof().await;
+    relay.close().await;
+    assert!(user.quiet_for(A_WHILE).await);
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_mode_holds_input_until_the_login_ends() {
+    let (mut s, login) = agent_stage().await;
+    assert!(s.relay.request(pty()).await, "acknowledged at once");
+    assert!(
+        s.relay.request(Request::Shell).await,
+        "acknowledged at once"
+    );
+    s.relay.data(b"typed early").await;
+    tokio::time::sleep(A_WHILE).await;
+    assert!(s.at_box.heard_so_far().is_empty(), "no box yet");
+
+    login.done();
+    s.relay.data(b"typed later").await;
+    let mut heard = Vec::new();
+    for _ in 0..4 {
+        heard.push(s.at_box.heard().await);
+    }
+    let expected = [
+        "pty xterm 80x24",
+        "shell",
+        "data typed early",
+        "data typed later",
+    ];
+    assert_eq!(heard, expected);
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_mode_input_beyond_the_queue_fails_the_session() {
+    let (mut s, login) = agent_stage().await;
+    assert!(s.relay.request(pty()).await);
+    // The pty takes one place: the last of these finds the queue full.
+    for _ in 0..PENDING_DEPTH {
+        s.relay.data(b"x").await;
+    }
+    assert!(!s.relay.request(Request::Shell).await, "the session failed");
+
+    login.done();
+    let told = told(
+        &Notice::InputOverflow {
+            route: ROUTE.into(),
+        },
+        true,
+    );
+    assert_eq!(
+        s.user.rest().await,
+        [told.as_str(), "exit 1", "eof", "close"]
+    );
+    assert_eq!(
+        s.at_box.heard().await,
+        "close",
+        "the box channel is closed unused"
+    );
+    tokio::time::sleep(A_WHILE).await;
+    assert!(
+        s.at_box.heard_so_far().is_empty(),
+        "nothing else reached the box"
+    );
+}
