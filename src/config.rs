@@ -63,6 +63,12 @@ pub struct ServerConfig {
     #[serde(with = "humantime_serde")]
     pub login_grace: Duration,
     pub max_auth_tries: usize,
+    /// Session channels (shell, exec, subsystem) open at once per
+    /// connection, like OpenSSH `MaxSessions`.
+    pub max_sessions: usize,
+    /// Channels of any kind (sessions, `-L`/`-D`/`-W`, jumps) open at once
+    /// per connection.
+    pub max_channels: usize,
     pub max_connections: usize,
     pub max_unauthenticated: usize,
     /// Keepalive interval on both legs; 0 disables.
@@ -95,6 +101,8 @@ impl Default for ServerConfig {
             extra_host_keys: Vec::new(),
             login_grace: Duration::from_secs(20),
             max_auth_tries: 6,
+            max_sessions: 10,
+            max_channels: 256,
             max_connections: 10_000,
             max_unauthenticated: 200,
             keepalive_interval: Duration::from_secs(30),
@@ -163,6 +171,16 @@ pub struct UpstreamConfig {
     #[serde(with = "humantime_serde")]
     pub handshake_timeout: Duration,
     pub host_key_policy: HostKeyPolicy,
+    /// Agent mode: how long the client's agent may take to list its keys
+    /// and to answer each signing request.
+    #[serde(with = "humantime_serde")]
+    pub agent_timeout: Duration,
+    /// Agent mode: box logins in progress at once, per route (keeps the
+    /// box's own `MaxStartups` free for everyone else).
+    pub agent_logins_per_route: usize,
+    /// Agent mode: box logins in progress at once, per client source
+    /// (address; IPv6 /64).
+    pub agent_logins_per_source: usize,
 }
 
 impl Default for UpstreamConfig {
@@ -171,6 +189,9 @@ impl Default for UpstreamConfig {
             connect_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             host_key_policy: HostKeyPolicy::PinnedOrAccept,
+            agent_timeout: Duration::from_secs(5),
+            agent_logins_per_route: 4,
+            agent_logins_per_source: 2,
         }
     }
 }

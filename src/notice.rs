@@ -12,7 +12,7 @@ use std::time::Duration;
 
 /// Largest in-band input the agent-mode queue holds before the login through
 /// the client's agent has finished (see `relay::session`), as told to users.
-pub const AGENT_PENDING_LIMIT: &str = "32 MiB";
+pub const AGENT_PENDING_LIMIT: &str = "16 MiB";
 
 /// A message for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +33,9 @@ pub enum Notice {
     /// The box's host key does not match the pin (or none is pinned and the
     /// policy requires one).
     HostKeyMismatch { route: String },
+    /// No pin, and the box presented a different host key than it did
+    /// before (since the gateway started).
+    HostKeyChanged { route: String },
     /// The route has no identity for the gateway to log in with.
     NoIdentity { route: String },
     /// The target names no login user and the route has none.
@@ -54,6 +57,13 @@ pub enum Notice {
     /// The key is authorized for several routes and no target was named:
     /// one ready command per route (see [`ssh_command`]).
     ChooseRoute { commands: Vec<String> },
+
+    /// A channel beyond a per-connection cap (`limit` names the setting).
+    TooManyChannels {
+        what: &'static str,
+        limit: &'static str,
+        max: usize,
+    },
 
     // --- The connection as a whole (SSH disconnect reasons) ---
     /// The gateway drained for `shutdown_grace` and now closes.
@@ -113,6 +123,10 @@ impl fmt::Display for Notice {
                 f,
                 "{route} presented a host key that does not match its pin; refusing to connect, ask the operator"
             ),
+            Notice::HostKeyChanged { route } => write!(
+                f,
+                "{route} presented a different host key than before; refusing to connect, ask the operator"
+            ),
             Notice::NoIdentity { route } => write!(
                 f,
                 "{route} has no login key configured at the gateway; ask the operator"
@@ -149,6 +163,10 @@ impl fmt::Display for Notice {
                 }
                 Ok(())
             }
+            Notice::TooManyChannels { what, limit, max } => write!(
+                f,
+                "too many {what} on this connection ({limit} = {max}); close one, or open another connection"
+            ),
             Notice::Restarting => write!(f, "the gateway is restarting; reconnect in a moment"),
             Notice::Idle { after } => write!(
                 f,

@@ -315,7 +315,7 @@ fn agent_mode_input_outrunning_the_login_is_refused_not_hung() {
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
         out.stderr.contains(
-            "switchboard: more input arrived than the gateway holds (32 MiB) before the login \
+            "switchboard: more input arrived than the gateway holds (16 MiB) before the login \
              to the box through your agent finished; nothing was sent to the box."
         ),
         "{out:?}"

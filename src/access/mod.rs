@@ -5,7 +5,9 @@
 //!   username once ([`username`]) and returns an [`Admission`]: refused, or a
 //!   [`Principal`] — the key and what it may do ([`Mode`]: key mode, agent
 //!   mode, jump-only, choose). Jumps ([`Principal::jump`]) and forwarding
-//!   ([`Principal::allows`]) are then asked of the principal.
+//!   ([`Principal::allows`]) are then asked of the principal. A route the
+//!   principal may not jump to is an ordinary destination (forwarded by its
+//!   box), so a `direct-tcpip` answer never tells which names are routes.
 //! - HTTP tunnels: [`Access::tunnel`] takes the route name and the presented
 //!   tokens ([`tunnel`]).
 //!
@@ -93,17 +95,6 @@ pub enum Forward {
     Remote,
     /// `ssh -A` into the box (key mode).
     Agent,
-}
-
-/// What a `direct-tcpip` destination host means for a principal.
-#[derive(Debug)]
-pub enum Jump {
-    /// A route this principal may jump to: raw TCP to its address.
-    To(Arc<Route>),
-    /// A route this principal may not use.
-    Refused,
-    /// Not a route name: an ordinary forward, opened by the box.
-    NotARoute,
 }
 
 impl Access {
@@ -209,6 +200,13 @@ impl Principal {
         }
     }
 
+    /// Agent mode is provisional: the client is not authorized until the box
+    /// accepts its agent's keys, and counts as unauthenticated for every
+    /// limit until then (SPEC §12).
+    pub fn is_provisional(&self) -> bool {
+        matches!(self.mode, Mode::Agent { .. })
+    }
+
     /// The route name sessions go to, as named or chosen (in agent mode,
     /// whether or not it exists).
     pub fn route_name(&self) -> Option<&str> {
@@ -227,23 +225,17 @@ impl Principal {
         }
     }
 
-    /// What a `direct-tcpip` to `host` is for this principal: a jump to a
-    /// route it may use (SPEC §5 C, per `routing.jump`), a route it may not
-    /// use, or an ordinary forward.
-    pub fn jump(&self, table: &RouteTable, host: &str) -> Jump {
-        let Some(route) = table.get(host) else {
-            return Jump::NotARoute;
-        };
+    /// The route a `direct-tcpip` to `host` jumps to (SPEC §5 C, per
+    /// `routing.jump`): raw TCP to its address. `None` — not a route, or a
+    /// route this principal may not jump to, alike — is an ordinary forward.
+    pub fn jump(&self, table: &RouteTable, host: &str) -> Option<Arc<Route>> {
+        let route = table.get(host)?;
         let allowed = match self.jump {
             JumpPolicy::Off => false,
             JumpPolicy::AnyKey => true,
             JumpPolicy::Authenticated => route.authorizes(&self.key),
         };
-        if allowed {
-            Jump::To(route.clone())
-        } else {
-            Jump::Refused
-        }
+        allowed.then(|| route.clone())
     }
 
     /// Whether the route's `forwarding` switches allow `forward`.

@@ -200,6 +200,24 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
         });
     };
     validate_server(&config.server, &mut fail);
+    for (field, n) in [
+        (
+            "upstream.agent_logins_per_route",
+            config.upstream.agent_logins_per_route,
+        ),
+        (
+            "upstream.agent_logins_per_source",
+            config.upstream.agent_logins_per_source,
+        ),
+    ] {
+        if n == 0 {
+            fail(
+                field,
+                "must be at least 1 (set routing.agent_login = false to turn agent mode off)"
+                    .into(),
+            );
+        }
+    }
     for (field, d) in [
         ("server.login_grace", config.server.login_grace),
         ("upstream.connect_timeout", config.upstream.connect_timeout),
@@ -207,6 +225,7 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             "upstream.handshake_timeout",
             config.upstream.handshake_timeout,
         ),
+        ("upstream.agent_timeout", config.upstream.agent_timeout),
     ] {
         if d == Duration::ZERO {
             fail(field, "must be longer than 0s".into());
@@ -282,6 +301,8 @@ fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String))
     }
     for (field, n) in [
         ("server.max_auth_tries", s.max_auth_tries),
+        ("server.max_sessions", s.max_sessions),
+        ("server.max_channels", s.max_channels),
         ("server.max_connections", s.max_connections),
         ("server.max_unauthenticated", s.max_unauthenticated),
     ] {

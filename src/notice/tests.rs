@@ -16,27 +16,29 @@ fn expectation(n: &Notice) -> (usize, Option<&str>) {
         Notice::HandshakeTimeout { route, .. } => (2, Some(route)),
         Notice::LoginRefused { route, .. } => (3, Some(route)),
         Notice::HostKeyMismatch { route } => (4, Some(route)),
-        Notice::NoIdentity { route } => (5, Some(route)),
-        Notice::NoUser { route } => (6, Some(route)),
-        Notice::SessionRefused { route } => (7, Some(route)),
-        Notice::LostBox { route } => (8, Some(route)),
-        Notice::NeedAgent { route } => (9, Some(route)),
-        Notice::InputOverflow { route } => (10, Some(route)),
-        Notice::JumpOnly => (11, None),
-        Notice::ChooseRoute { .. } => (12, None),
-        Notice::Restarting => (13, None),
-        Notice::Idle { .. } => (14, None),
-        Notice::HeadTooLarge { .. } => (15, None),
-        Notice::NotUnderstood => (16, None),
-        Notice::Unsupported { .. } => (17, None),
-        Notice::WebSocketVersion { .. } => (18, None),
-        Notice::TunnelsDisabled => (19, None),
-        Notice::NoSuchRoute { name } => (20, Some(name)),
-        Notice::NeedToken { route, .. } => (21, Some(route)),
+        Notice::HostKeyChanged { route } => (5, Some(route)),
+        Notice::NoIdentity { route } => (6, Some(route)),
+        Notice::NoUser { route } => (7, Some(route)),
+        Notice::SessionRefused { route } => (8, Some(route)),
+        Notice::LostBox { route } => (9, Some(route)),
+        Notice::NeedAgent { route } => (10, Some(route)),
+        Notice::InputOverflow { route } => (11, Some(route)),
+        Notice::JumpOnly => (12, None),
+        Notice::ChooseRoute { .. } => (13, None),
+        Notice::TooManyChannels { .. } => (14, None),
+        Notice::Restarting => (15, None),
+        Notice::Idle { .. } => (16, None),
+        Notice::HeadTooLarge { .. } => (17, None),
+        Notice::NotUnderstood => (18, None),
+        Notice::Unsupported { .. } => (19, None),
+        Notice::WebSocketVersion { .. } => (20, None),
+        Notice::TunnelsDisabled => (21, None),
+        Notice::NoSuchRoute { name } => (22, Some(name)),
+        Notice::NeedToken { route, .. } => (23, Some(route)),
     }
 }
 
-const VARIANTS: usize = 22;
+const VARIANTS: usize = 24;
 
 fn r() -> String {
     "alice-ws".to_owned()
@@ -66,6 +68,7 @@ fn samples() -> Vec<Notice> {
             user: "devbox".into(),
         },
         Notice::HostKeyMismatch { route: r() },
+        Notice::HostKeyChanged { route: r() },
         Notice::NoIdentity { route: r() },
         Notice::NoUser { route: r() },
         Notice::SessionRefused { route: r() },
@@ -78,6 +81,11 @@ fn samples() -> Vec<Notice> {
                 "ssh -p 2233 u@alice-ws@127.0.0.1".into(),
                 "ssh -p 2233 u@bob-ws@127.0.0.1".into(),
             ],
+        },
+        Notice::TooManyChannels {
+            what: "sessions",
+            limit: "server.max_sessions",
+            max: 10,
         },
         Notice::Restarting,
         Notice::Idle {

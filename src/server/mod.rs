@@ -81,6 +81,7 @@ impl Gateway {
             config: config.clone(),
             access: access.clone(),
             boxes: boxes.clone(),
+            pending: crate::relay::session::PendingPool::new(),
         });
         let tunnels = Arc::new(tunnel::Shared { access, boxes });
         Arc::new(Self {

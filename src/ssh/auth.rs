@@ -48,8 +48,13 @@ pub fn verified(
         id.user = principal.login_user().map(str::to_owned);
         id.key_fp = Some(fingerprint);
     });
-    metrics::get().auth(principal.label(), "accepted");
-    span.in_scope(|| info!("authenticated"));
+    if principal.is_provisional() {
+        // Counted once the box has decided (see `link`).
+        span.in_scope(|| info!("admitted provisionally; the box decides"));
+    } else {
+        metrics::get().auth(principal.label(), "accepted");
+        span.in_scope(|| info!("authenticated"));
+    }
     (Auth::Accept, Some(*principal))
 }
 

@@ -5,23 +5,33 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use russh::server::{ChannelOpenHandle, Handle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tracing::{Instrument, Span, debug, info};
 
 use super::link::{BoxLink, SessionOpening};
-use crate::access::{Access, Forward, Jump, Principal};
+use crate::access::{Access, Forward, Principal};
 use crate::notice::Notice;
 use crate::ops::Conn;
 use crate::relay::meter::Metered;
-use crate::relay::session::{Request, SessionRelay};
+use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
 use crate::routes::Route;
 use crate::upstream::BoxLeg;
 
+/// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, for channels beyond a cap.
+const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
 /// SSH_OPEN_CONNECT_FAILED: the reason code OpenSSH uses when a forward fails.
 const OPEN_CONNECT_FAILED: u32 = 2;
+
+/// Per-connection channel caps (`server.max_sessions`, `server.max_channels`).
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    pub sessions: usize,
+    pub channels: usize,
+}
 
 /// An admitted connection's channels.
 pub struct Channels {
@@ -31,7 +41,20 @@ pub struct Channels {
     boxes: Arc<BoxLeg>,
     conn: Arc<Conn>,
     span: Span,
-    relays: HashMap<ChannelId, SessionRelay>,
+    caps: Caps,
+    /// Open session channels; each holds one of `open`.
+    relays: HashMap<ChannelId, (SessionRelay, Open)>,
+    /// Channels of every kind open now, shared with the tasks carrying them.
+    open: Arc<AtomicUsize>,
+}
+
+/// One open channel in the connection's count; uncounted when dropped.
+struct Open(Arc<AtomicUsize>);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 /// A channel-open failure whose text the client shows (`-W`/`-J`).
@@ -50,6 +73,7 @@ impl Channels {
         boxes: Arc<BoxLeg>,
         conn: Arc<Conn>,
         span: Span,
+        caps: Caps,
     ) -> Self {
         Self {
             principal,
@@ -58,20 +82,50 @@ impl Channels {
             boxes,
             conn,
             span,
+            caps,
             relays: HashMap::new(),
+            open: Arc::default(),
         }
     }
 
     /// The relay of an open session channel.
     pub fn relay(&self, id: ChannelId) -> Option<&SessionRelay> {
-        self.relays.get(&id)
+        self.relays.get(&id).map(|(relay, _)| relay)
     }
 
     /// The client closed a session channel.
     pub async fn close(&mut self, id: ChannelId) {
-        if let Some(relay) = self.relays.remove(&id) {
+        if let Some((relay, _open)) = self.relays.remove(&id) {
             relay.close().await;
         }
+    }
+
+    /// Counts one more channel, or says which cap refuses it.
+    fn count(&self, session: bool) -> Result<Open, ChannelOpenFailure> {
+        let refuse = |what, limit, max| {
+            let notice = Notice::TooManyChannels { what, limit, max };
+            debug!(parent: &self.span, %notice, "channel refused");
+            ChannelOpenFailure::Other {
+                code: OPEN_ADMINISTRATIVELY_PROHIBITED,
+                reason: notice.to_string(),
+            }
+        };
+        if session && self.relays.len() >= self.caps.sessions {
+            return Err(refuse(
+                "sessions",
+                "server.max_sessions",
+                self.caps.sessions,
+            ));
+        }
+        if self.open.fetch_add(1, Ordering::AcqRel) >= self.caps.channels {
+            self.open.fetch_sub(1, Ordering::AcqRel);
+            return Err(refuse(
+                "channels",
+                "server.max_channels",
+                self.caps.channels,
+            ));
+        }
+        Ok(Open(self.open.clone()))
     }
 
     pub async fn open_session(
@@ -80,23 +134,29 @@ impl Channels {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) {
+        let open = match self.count(true) {
+            Ok(open) => open,
+            Err(refused) => return reply.reject(refused).await,
+        };
         let id = channel.id();
         let route = self.link.route_name().unwrap_or_default().to_owned();
-        let (opening, answered_by_box) = match self.link.open_session(session.handle()).await {
-            SessionOpening::Now(opened) => (Box::pin(std::future::ready(opened)) as _, true),
-            SessionOpening::Later(opening) => (opening, false),
+        let (opening, answers) = match self.link.open_session(session.handle()).await {
+            SessionOpening::Now(opened) => {
+                (Box::pin(std::future::ready(opened)) as _, Answers::ByBox)
+            }
+            SessionOpening::Later(opening, budget) => (opening, Answers::Pending(budget)),
         };
         reply.accept().await;
         let relay = SessionRelay::start(
             channel,
             session.handle(),
             opening,
-            answered_by_box,
+            answers,
             route,
             self.conn.clone(),
             &self.span,
         );
-        self.relays.insert(id, relay);
+        self.relays.insert(id, (relay, open));
     }
 
     #[allow(clippy::too_many_arguments)] // mirrors the russh callback
@@ -110,15 +170,12 @@ impl Channels {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) {
-        match self.principal.jump(&self.access.table(), host) {
-            Jump::To(route) => return self.jump(channel, route, reply),
-            // Not for this key: the same answer as any refused forward.
-            Jump::Refused => {
-                return reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
-            }
-            Jump::NotARoute => {}
+        let open = match self.count(false) {
+            Ok(open) => open,
+            Err(refused) => return reply.reject(refused).await,
+        };
+        if let Some(route) = self.principal.jump(&self.access.table(), host) {
+            return self.jump(channel, route, reply, open);
         }
         if !self.principal.allows(Forward::Local) {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
@@ -135,6 +192,7 @@ impl Channels {
         let (host, originator) = (host.to_owned(), originator_address.to_owned());
         let conn = self.conn.clone();
         let task = async move {
+            let _open = open;
             let Some(handle) = up.handle() else { return };
             match handle
                 .channel_open_direct_tcpip(host, port, originator, originator_port)
@@ -157,9 +215,10 @@ impl Channels {
 
     /// Jump mode: a raw TCP stream to the route's sshd; the SSH inside is
     /// end-to-end between the client and the box.
-    fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle) {
+    fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle, open: Open) {
         let (boxes, conn) = (self.boxes.clone(), self.conn.clone());
         let task = async move {
+            let _open = open;
             let tcp = match boxes.dial(&route).await {
                 Ok(tcp) => tcp,
                 Err(notice) => return reply.reject(failure(&notice)).await,
@@ -223,7 +282,7 @@ impl Channels {
             return false;
         }
         self.link.agent_requested(client);
-        match self.relays.get(&channel) {
+        match self.relay(channel) {
             Some(relay) => relay.request(Request::AgentForward).await,
             None => false,
         }
@@ -240,7 +299,7 @@ impl Channels {
         if let Request::Shell | Request::Exec(_) | Request::Subsystem(_) = &request {
             self.link.session_started();
         }
-        let ok = match self.relays.get(&channel) {
+        let ok = match self.relay(channel) {
             Some(relay) => relay.request(request).await,
             None => false,
         };

@@ -15,9 +15,10 @@ use tracing::Span;
 
 use super::Shared;
 use super::auth;
-use super::channels::Channels;
+use super::channels::{Caps, Channels};
 use super::link::BoxLink;
-use crate::ops::Conn;
+use super::settings::MAX_PACKET;
+use crate::ops::{Conn, metrics};
 use crate::relay::session::Request;
 
 /// Per-connection state.
@@ -56,6 +57,23 @@ impl ClientHandler {
             Some(channels) => channels.forward_request(channel, request, session).await,
             None => session.channel_failure(channel),
         }
+    }
+
+    /// A peer that sends more in one packet than the gateway advertised is
+    /// cut off (counted, logged): it is not an SSH client playing by the rules.
+    fn check_packet(&self, len: usize) -> Result<(), russh::Error> {
+        if len <= MAX_PACKET as usize {
+            return Ok(());
+        }
+        self.span.in_scope(|| {
+            tracing::warn!(
+                len,
+                max = MAX_PACKET,
+                "packet over the advertised maximum; disconnecting"
+            )
+        });
+        metrics::get().limit("max_packet");
+        Err(russh::Error::PacketSize(len))
     }
 
     /// A request nobody waits for (window-change, signal).
@@ -97,8 +115,8 @@ impl Handler for ClientHandler {
                 shared.boxes.clone(),
                 self.conn.clone(),
                 self.span.clone(),
-                self.local,
-                &shared.access.routing().target_separator,
+                (self.local, &shared.access.routing().target_separator),
+                &shared.pending,
             );
             self.channels = Some(Channels::new(
                 principal,
@@ -107,6 +125,10 @@ impl Handler for ClientHandler {
                 shared.boxes.clone(),
                 self.conn.clone(),
                 self.span.clone(),
+                Caps {
+                    sessions: shared.config.server.max_sessions,
+                    channels: shared.config.server.max_channels,
+                },
             ));
         }
         Ok(result)
@@ -122,7 +144,10 @@ impl Handler for ClientHandler {
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {
-        if let Some(channels) = &self.channels {
+        // Agent mode is marked authenticated only once the box accepts.
+        if let Some(channels) = &self.channels
+            && !channels.principal.is_provisional()
+        {
             self.conn.mark_authenticated(channels.principal.label());
         }
         Ok(())
@@ -174,6 +199,7 @@ impl Handler for ClientHandler {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.check_packet(data.len())?;
         if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
             relay.data(data).await;
         }
@@ -187,6 +213,7 @@ impl Handler for ClientHandler {
         data: &[u8],
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
+        self.check_packet(data.len())?;
         if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
             relay.extended_data(code, data).await;
         }

@@ -2,10 +2,19 @@
 //! the route's identity on first use; agent mode logs in through the
 //! client's forwarded agent once it asks for agent forwarding; jump-only and
 //! choose have no box and answer sessions with a notice.
+//!
+//! An agent-mode client is provisional until the box accepts its agent's
+//! keys: it stays unauthenticated for every limit (its pre-auth slot,
+//! `login_grace`, the per-source penalty), and whatever goes wrong — no such
+//! route, a stopped or unreachable box, a refusal — it is told the one
+//! answer of a box that refuses its keys, no sooner than
+//! [`AGENT_REFUSAL_FLOOR`] after the login started. The real reason is
+//! logged for the operator.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use russh::server;
 use tokio::sync::watch;
@@ -13,19 +22,27 @@ use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::access::{Mode, Principal};
 use crate::notice::{self, Notice};
-use crate::ops::Conn;
-use crate::relay::session::BoxChannel;
+use crate::ops::{Conn, metrics};
+use crate::relay::session::{BoxChannel, PendingBudget, PendingPool};
 use crate::routes::Route;
-use crate::upstream::{BoxLeg, BoxSession, ClientAgent, ClientLink, Login};
+use crate::upstream::{
+    AgentFailure, AgentLogin as AgentRequest, BoxLeg, BoxSession, ClientLink, Login,
+};
+
+/// An agent-mode refusal is told no sooner than this after the login began,
+/// so that a target that does not exist, or a box that is stopped or down,
+/// answers no faster than a box that refuses the keys.
+pub const AGENT_REFUSAL_FLOOR: Duration = Duration::from_millis(1000);
 
 /// The connection's box, once admitted.
 pub struct BoxLink {
     boxes: Arc<BoxLeg>,
     conn: Arc<Conn>,
     span: Span,
-    /// Set when the client asks for agent forwarding (`ssh -A`): the box's
-    /// agent channels are relayed back only then.
-    agent_requested: Arc<AtomicBool>,
+    /// Key mode: set when the client asks for agent forwarding (`ssh -A`);
+    /// the box's agent channels are relayed back only then. Never set in
+    /// agent mode.
+    agent_forwarding: Arc<AtomicBool>,
     state: State,
 }
 
@@ -36,11 +53,13 @@ enum State {
         user: Option<String>,
         login: Option<Result<Arc<BoxSession>, Notice>>,
     },
+    /// `pending` is the input the sessions may hold until the login is done.
     Agent {
         target: String,
         route: Option<Arc<Route>>,
         user: Option<String>,
         login: Arc<watch::Sender<AgentLogin>>,
+        pending: Arc<PendingBudget>,
     },
     /// No box (jump-only, choose): sessions are told this.
     Told(Notice),
@@ -56,14 +75,15 @@ enum AgentLogin {
 }
 
 impl BoxLink {
-    /// `local` and `separator` spell the commands a choosing client is shown.
+    /// `local` and `separator` spell the commands a choosing client is
+    /// shown; agent mode's pending input draws on `pool`.
     pub fn new(
         principal: &Principal,
         boxes: Arc<BoxLeg>,
         conn: Arc<Conn>,
         span: Span,
-        local: SocketAddr,
-        separator: &str,
+        (local, separator): (SocketAddr, &str),
+        pool: &Arc<PendingPool>,
     ) -> Self {
         let state = match principal.mode().clone() {
             Mode::Key { route, user } => State::Key {
@@ -80,6 +100,7 @@ impl BoxLink {
                 route,
                 user,
                 login: Arc::new(watch::channel(AgentLogin::NotRequested).0),
+                pending: PendingBudget::new(pool.clone()),
             },
             Mode::JumpOnly => State::Told(Notice::JumpOnly),
             Mode::Choose { routes, login_name } => {
@@ -97,7 +118,7 @@ impl BoxLink {
             boxes,
             conn,
             span,
-            agent_requested: Arc::default(),
+            agent_forwarding: Arc::default(),
             state,
         }
     }
@@ -151,9 +172,15 @@ impl BoxLink {
     /// mode a future that waits for the agent login (it needs this
     /// connection's event loop, so it must not be awaited here).
     pub async fn open_session(&mut self, client: server::Handle) -> SessionOpening {
-        if let State::Agent { login, target, .. } = &self.state {
+        if let State::Agent {
+            login,
+            target,
+            pending,
+            ..
+        } = &self.state
+        {
             let opening = agent_box_channel(login.subscribe(), target.clone());
-            return SessionOpening::Later(Box::pin(opening));
+            return SessionOpening::Later(Box::pin(opening), pending.clone());
         }
         let route = self.route_name().unwrap_or_default().to_owned();
         let opened = match self.session_box(client).await {
@@ -169,8 +196,11 @@ impl BoxLink {
     /// `ssh -A`: in key mode the box's agent channels are relayed from now
     /// on; in agent mode this starts the login through the client's agent.
     pub fn agent_requested(&mut self, client: server::Handle) {
-        self.agent_requested.store(true, Ordering::Release);
-        self.start_agent_login(client);
+        match &self.state {
+            State::Key { .. } => self.agent_forwarding.store(true, Ordering::Release),
+            State::Agent { .. } => self.start_agent_login(client),
+            State::Told(_) => {}
+        }
     }
 
     /// Agent mode: a session started without `-A`; it never will be
@@ -193,7 +223,7 @@ impl BoxLink {
     fn client_link(&self, handle: server::Handle) -> ClientLink {
         ClientLink {
             handle,
-            agent: self.agent_requested.clone(),
+            agent_forwarding: self.agent_forwarding.clone(),
             conn: self.conn.clone(),
             span: self.span.clone(),
         }
@@ -203,12 +233,13 @@ impl BoxLink {
     /// the box with its keys, off the event loop (the agent's answers arrive
     /// through it).
     fn start_agent_login(&mut self, client: server::Handle) {
-        let link = self.client_link(client.clone());
+        let link = self.client_link(client);
         let State::Agent {
             target,
             route,
             user,
             login,
+            pending,
         } = &self.state
         else {
             return;
@@ -221,34 +252,55 @@ impl BoxLink {
             route: target.clone(),
             user: user.clone().unwrap_or_else(|| "<no user>".into()),
         };
-        let (boxes, route, user, login) = (
-            self.boxes.clone(),
-            route.clone(),
-            user.clone(),
-            login.clone(),
-        );
+        let (boxes, conn, login) = (self.boxes.clone(), self.conn.clone(), login.clone());
+        let pending = pending.clone();
+        let (target, route, user) = (target.clone(), route.clone(), user.clone());
         let task = async move {
-            let result = match (route, user) {
-                (Some(route), Some(user)) => {
-                    agent_login(&boxes, client, &route, &user, link, refused).await
-                }
-                // No such box, or no user to log in as: the same answer as a
-                // box that refuses the agent's keys.
-                _ => Err(refused),
+            let started = tokio::time::Instant::now();
+            let request = AgentRequest {
+                target: &target,
+                route: route.as_deref(),
+                user: user.as_deref(),
+                client: link,
             };
-            if let Err(notice) = &result {
-                info!(notice = %notice, "agent-mode login failed");
-            }
-            login.send_replace(AgentLogin::Done(result.map(Arc::new)));
+            let result = match boxes.agent_login(request).await {
+                Ok(session) => {
+                    conn.mark_authenticated("agent");
+                    metrics::get().auth("agent", "accepted");
+                    Ok(Arc::new(session))
+                }
+                Err(failure) => {
+                    match &failure {
+                        AgentFailure::NotLoggedIn(why) => {
+                            info!(reason = why, "agent-mode login failed")
+                        }
+                        AgentFailure::Box(notice) => {
+                            info!(notice = %notice, "agent-mode login failed")
+                        }
+                    }
+                    conn.note_auth_failure();
+                    metrics::get().auth("agent", "rejected");
+                    tokio::time::sleep_until(started + AGENT_REFUSAL_FLOOR).await;
+                    Err(refused)
+                }
+            };
+            // From now on the sessions drain into the box (or fail): what
+            // they held goes back to the gateway's pool.
+            pending.settle();
+            login.send_replace(AgentLogin::Done(result));
         };
         tokio::spawn(task.instrument(self.span.clone()));
     }
 }
 
-/// The box side of a new session channel.
+/// The box side of a new session channel: now, or (agent mode) once the
+/// login is done, with the connection's allowance for input meanwhile.
 pub enum SessionOpening {
     Now(BoxChannel),
-    Later(std::pin::Pin<Box<dyn Future<Output = BoxChannel> + Send>>),
+    Later(
+        std::pin::Pin<Box<dyn Future<Output = BoxChannel> + Send>>,
+        Arc<PendingBudget>,
+    ),
 }
 
 /// Agent mode: the box channel, once the agent login is done.
@@ -266,25 +318,4 @@ async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>, route: String
         debug!(error = %e, "box refused a session channel");
         Notice::SessionRefused { route }
     })
-}
-
-/// Agent mode: the agent channel to the client, then the login with its keys.
-async fn agent_login(
-    boxes: &BoxLeg,
-    client: server::Handle,
-    route: &Route,
-    user: &str,
-    link: ClientLink,
-    refused: Notice,
-) -> Result<BoxSession, Notice> {
-    BoxLeg::running(route)?;
-    let agent: ClientAgent = match client.channel_open_agent().await {
-        Ok(channel) => russh::keys::agent::client::AgentClient::connect(channel.into_stream()),
-        Err(e) => {
-            debug!(error = %e, "client refused the agent channel");
-            return Err(refused);
-        }
-    };
-    let login = boxes.login(route, Some(user), Some(link), Login::Agent(Box::new(agent)));
-    login.await
 }

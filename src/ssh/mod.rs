@@ -12,6 +12,7 @@ use std::sync::Arc;
 
 use crate::access::Access;
 use crate::config::Config;
+use crate::relay::session::PendingPool;
 use crate::upstream::BoxLeg;
 
 /// What every SSH connection shares.
@@ -19,4 +20,6 @@ pub struct Shared {
     pub config: Arc<Config>,
     pub access: Arc<Access>,
     pub boxes: Arc<BoxLeg>,
+    /// The input all provisional (agent-mode) connections may hold.
+    pub pending: Arc<PendingPool>,
 }

@@ -16,6 +16,11 @@ use crate::upstream::settings::{SSH_ID, WINDOW_SIZE, nonzero, preferred};
 /// targets and unauthorized keys cannot be told apart by timing.
 const AUTH_REJECTION_TIME: Duration = Duration::from_millis(200);
 
+/// Largest packet payload the gateway advertises to clients (russh's
+/// default, stated here because the handler enforces it: a client that
+/// sends more in one packet is cut off, SPEC §12).
+pub const MAX_PACKET: u32 = 32 * 1024;
+
 /// The server side, facing clients.
 pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
     server::Config {
@@ -25,6 +30,7 @@ pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
         window_size: WINDOW_SIZE,
+        maximum_packet_size: MAX_PACKET,
         preferred: preferred(),
         max_auth_attempts: config.server.max_auth_tries,
         // idle_timeout is enforced by the gateway on relayed bytes (see

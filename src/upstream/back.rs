@@ -1,17 +1,19 @@
 //! The russh client handler for one box connection: checks the box's host
-//! key against the route's pin and policy, and carries channels the box opens
-//! back to the client (`-R` forwarded-tcpip, agent forwarding into the box),
-//! subject to the route's `forwarding`.
+//! key against the route's pin, the policy and the keys seen before
+//! ([`super::seen`]), and carries channels the box opens back to the client
+//! (`-R` forwarded-tcpip; agent forwarding into the box only in key mode,
+//! after the client's `ssh -A`), subject to the route's `forwarding`.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use russh::client::{ChannelOpenHandle, Handler, Msg, Session};
-use russh::keys::{PublicKey, PublicKeyOrCertificate};
+use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{Channel, ChannelOpenFailure, server};
 use tracing::{Instrument, Span, debug, warn};
 
+use super::seen::{Seen, SeenKeys};
 use crate::config::HostKeyPolicy;
 use crate::ops::Conn;
 use crate::relay::meter::Metered;
@@ -23,32 +25,103 @@ use crate::routes::{Forwarding, Route};
 pub struct ClientLink {
     /// The client connection, for opening channels back to it.
     pub handle: server::Handle,
-    /// Set once the client asks for agent forwarding (`ssh -A`).
-    pub agent: Arc<AtomicBool>,
+    /// Set once a key-mode client asks for agent forwarding (`ssh -A`);
+    /// never in agent mode, where the client's agent is the gateway's login
+    /// and no box may reach it.
+    pub agent_forwarding: Arc<AtomicBool>,
     /// The client connection's record (byte accounting).
     pub conn: Arc<Conn>,
     /// The client connection's span.
     pub span: Span,
 }
 
+/// How the box's host key was judged; read by the login for its log line
+/// and, when refused, for the notice.
+#[derive(Debug, Clone)]
+pub struct HostKeyVerdict {
+    /// `SHA256:…` of the presented key (public information).
+    pub fingerprint: String,
+    pub trust: Trust,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trust {
+    /// Matches the route's `host_key` pin.
+    Pinned,
+    /// No pin; first key from this backend, remembered from now on.
+    FirstUse,
+    /// No pin; the key this backend presented before.
+    Known,
+    /// Does not match the pin, or a pin is required and there is none.
+    Mismatch,
+    /// No pin; a different key than this backend presented before.
+    Changed,
+    /// A host certificate (no host CA is trusted).
+    Certificate,
+}
+
+impl Trust {
+    pub fn accepted(self) -> bool {
+        matches!(self, Trust::Pinned | Trust::FirstUse | Trust::Known)
+    }
+
+    /// The word in the log line.
+    pub fn label(self) -> &'static str {
+        match self {
+            Trust::Pinned => "pinned",
+            Trust::FirstUse => "first-use",
+            Trust::Known => "known",
+            Trust::Mismatch => "mismatch",
+            Trust::Changed => "changed",
+            Trust::Certificate => "certificate",
+        }
+    }
+}
+
 /// The handler for one box connection.
 pub struct BoxHandler {
     route: String,
+    address: String,
     pin: Option<PublicKey>,
     policy: HostKeyPolicy,
+    seen: Arc<SeenKeys>,
+    verdict: Arc<OnceLock<HostKeyVerdict>>,
     /// The route's forwarding switches, for the channels the box opens.
     forwarding: Forwarding,
     client: Option<ClientLink>,
 }
 
 impl BoxHandler {
-    pub(super) fn new(route: &Route, policy: HostKeyPolicy, client: Option<ClientLink>) -> Self {
+    pub(super) fn new(
+        route: &Route,
+        policy: HostKeyPolicy,
+        seen: Arc<SeenKeys>,
+        verdict: Arc<OnceLock<HostKeyVerdict>>,
+        client: Option<ClientLink>,
+    ) -> Self {
         Self {
             route: route.name.clone(),
+            address: route.address.clone(),
             pin: route.host_key.clone(),
             policy,
+            seen,
+            verdict,
             forwarding: route.forwarding,
             client,
+        }
+    }
+
+    fn judge(&self, key: &PublicKey) -> Trust {
+        match (&self.pin, self.policy) {
+            (Some(pin), _) if pin.key_data() == key.key_data() => Trust::Pinned,
+            (Some(_), _) | (None, HostKeyPolicy::RequirePinned) => Trust::Mismatch,
+            (None, HostKeyPolicy::PinnedOrAccept) => {
+                match self.seen.check(&self.route, &self.address, key) {
+                    Seen::First => Trust::FirstUse,
+                    Seen::Known => Trust::Known,
+                    Seen::Changed => Trust::Changed,
+                }
+            }
         }
     }
 }
@@ -60,19 +133,17 @@ impl Handler for BoxHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let PublicKeyOrCertificate::PublicKey { key, .. } = server_key else {
-            // Host certificates are not trusted (no CA configured).
-            return Ok(false);
+        let (trust, key) = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => (self.judge(key), key.key_data()),
+            PublicKeyOrCertificate::Certificate(cert) => (Trust::Certificate, cert.public_key()),
         };
-        let ok = match (&self.pin, self.policy) {
-            (Some(pin), _) => pin.key_data() == key.key_data(),
-            (None, HostKeyPolicy::PinnedOrAccept) => true,
-            (None, HostKeyPolicy::RequirePinned) => false,
-        };
-        if !ok {
-            warn!(route = %self.route, presented = %key.fingerprint(Default::default()), "box host key rejected");
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        if !trust.accepted() {
+            warn!(route = %self.route, address = %self.address, presented = %fingerprint,
+                trust = trust.label(), "box host key rejected");
         }
-        Ok(ok)
+        let _ = self.verdict.set(HostKeyVerdict { fingerprint, trust });
+        Ok(trust.accepted())
     }
 
     async fn server_channel_open_forwarded_tcpip(
@@ -111,7 +182,7 @@ impl Handler for BoxHandler {
         let Some(client) = self
             .client
             .clone()
-            .filter(|c| self.forwarding.agent && c.agent.load(Ordering::Acquire))
+            .filter(|c| self.forwarding.agent && c.agent_forwarding.load(Ordering::Acquire))
         else {
             reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)

@@ -1,16 +1,18 @@
 //! The SSH login to a box: handshake with the host key checked
 //! ([`super::back::BoxHandler`]), then the login with the route's identity
-//! or through the client's forwarded agent, all within `handshake_timeout`
-//! (counted from the TCP connect).
+//! or through the client's forwarded agent ([`super::agent`]), all within
+//! `handshake_timeout` (counted from the TCP connect). Every login logs the
+//! box's host key fingerprint and how it was trusted.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use russh::client;
-use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
-use tracing::debug;
+use tracing::{debug, info};
 
-use super::back::{BoxHandler, ClientLink};
+use super::agent::{AgentKeys, TimedAgent};
+use super::back::{BoxHandler, ClientLink, HostKeyVerdict, Trust};
 use super::{BoxLeg, Failed, describe_io, unreachable};
 use crate::notice::Notice;
 use crate::routes::Route;
@@ -54,16 +56,13 @@ impl Drop for BoxSession {
     }
 }
 
-/// The agent the client forwarded (`ssh -A`), reached over a channel to it.
-pub type ClientAgent = AgentClient<russh::ChannelStream<russh::server::Msg>>;
-
 /// How the gateway logs in to the box.
 pub enum Login {
     /// Key mode: the route's `identity_file`.
     Identity,
     /// Agent mode: the keys in the client's forwarded agent; the box's own
     /// `authorized_keys` decides.
-    Agent(Box<ClientAgent>),
+    Agent(Box<AgentKeys>),
 }
 
 /// TCP, handshake and login, each failure with its metrics label.
@@ -86,7 +85,9 @@ pub(super) async fn connect(
         .config
         .handshake_timeout
         .saturating_sub(started.elapsed());
-    let handler = BoxHandler::new(route, leg.config.host_key_policy, client);
+    let verdict = Arc::new(OnceLock::new());
+    let policy = leg.config.host_key_policy;
+    let handler = BoxHandler::new(route, policy, leg.seen.clone(), verdict.clone(), client);
     let login = async {
         let mut handle = client::connect_stream(leg.settings.clone(), tcp, handler).await?;
         let hash = handle.best_supported_rsa_hash().await?.flatten();
@@ -96,9 +97,7 @@ pub(super) async fn connect(
                 handle.authenticate_publickey(user, key).await?.success()
             }
             (Login::Identity, None) => false,
-            (Login::Agent(mut agent), _) => {
-                login_with_agent(&mut handle, user, &mut agent, hash).await
-            }
+            (Login::Agent(keys), _) => login_with_agent(&mut handle, user, *keys, hash).await,
         };
         Ok::<_, russh::Error>((handle, success))
     };
@@ -112,7 +111,11 @@ pub(super) async fn connect(
             },
         )),
         Ok(Ok((handle, true))) => {
-            debug!(
+            let seen = verdict.get();
+            info!(
+                route = %route.name,
+                host_key = seen.map_or("", |v| v.fingerprint.as_str()),
+                host_key_trust = seen.map_or("", |v| v.trust.label()),
                 elapsed_ms = started.elapsed().as_millis() as u64,
                 "logged in to box"
             );
@@ -127,10 +130,16 @@ pub(super) async fn connect(
                 user: user.to_owned(),
             },
         )),
-        Ok(Err(russh::Error::UnknownKey)) => {
-            Err(("host_key", Notice::HostKeyMismatch { route: name() }))
-        }
+        Ok(Err(russh::Error::UnknownKey)) => Err(host_key_refused(verdict.get(), name())),
         Ok(Err(e)) => Err(unreachable(route, describe_ssh(&e))),
+    }
+}
+
+/// The failure for a refused host key: changed since first use, or not the pin.
+fn host_key_refused(verdict: Option<&HostKeyVerdict>, route: String) -> Failed {
+    match verdict.map(|v| v.trust) {
+        Some(Trust::Changed) => ("host_key_changed", Notice::HostKeyChanged { route }),
+        _ => ("host_key", Notice::HostKeyMismatch { route }),
     }
 }
 
@@ -144,30 +153,32 @@ fn describe_ssh(e: &russh::Error) -> String {
     }
 }
 
-/// Offers each key in the client's agent until the box accepts one.
+/// Offers each key the client's agent listed until the box accepts one.
 async fn login_with_agent(
     handle: &mut client::Handle<BoxHandler>,
     user: &str,
-    agent: &mut ClientAgent,
+    keys: AgentKeys,
     hash: Option<HashAlg>,
 ) -> bool {
-    let identities = match agent.request_identities().await {
-        Ok(ids) => ids,
-        Err(e) => {
-            debug!(error = %e, "client agent did not list its keys");
-            return false;
-        }
+    let AgentKeys {
+        mut agent,
+        identities,
+        timeout,
+    } = keys;
+    let mut signer = TimedAgent {
+        agent: &mut agent,
+        timeout,
     };
     for identity in identities {
         let key = identity.public_key().into_owned();
         match handle
-            .authenticate_publickey_with(user, key, hash, agent)
+            .authenticate_publickey_with(user, key, hash, &mut signer)
             .await
         {
             Ok(result) if result.success() => return true,
             Ok(_) => continue,
             Err(e) => {
-                debug!(error = ?e, "agent signing failed");
+                debug!(error = %e, "agent signing failed");
                 return false;
             }
         }

@@ -4,15 +4,21 @@
 //! and the login — with the route's identity or through the client's
 //! forwarded agent — under `handshake_timeout`. Every failure is the
 //! [`Notice`] the user is told; every attempt is counted in the metrics.
+//! Agent mode's login ([`BoxLeg::agent_login`]) runs the same steps whether
+//! or not its target exists.
 //!
 //! Jumps and HTTP tunnels use `dial`; relayed sessions use `login`.
 
+mod agent;
+mod agent_slots;
 mod back;
 mod login;
+mod seen;
 pub mod settings;
 
+pub use agent::{AgentFailure, AgentLogin, ClientAgent};
 pub use back::ClientLink;
-pub use login::{BoxSession, ClientAgent, Login};
+pub use login::{BoxSession, Login};
 
 use std::io;
 use std::sync::Arc;
@@ -31,6 +37,10 @@ use crate::routes::{Route, RouteState};
 pub struct BoxLeg {
     config: UpstreamConfig,
     settings: Arc<client::Config>,
+    /// Host keys seen per backend, for trust on first use.
+    seen: Arc<seen::SeenKeys>,
+    /// Agent-mode logins in progress, per route and per source.
+    agent_slots: Arc<agent_slots::AgentSlots>,
 }
 
 /// A failed attempt: the metrics label and what the user is told.
@@ -41,6 +51,8 @@ impl BoxLeg {
         Self {
             config: config.upstream.clone(),
             settings: Arc::new(settings::client_config(config)),
+            seen: Arc::default(),
+            agent_slots: Arc::default(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! [`Gate`] that says whether the queue may be waited on.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -46,6 +46,111 @@ pub(super) enum Input {
     Extended(u32, Bytes),
     Eof,
     Close,
+}
+
+impl Input {
+    /// What holding it costs, in bytes: its payload plus a fixed overhead
+    /// per item (so that a flood of empty messages costs too).
+    pub(super) fn cost(&self) -> usize {
+        const ITEM: usize = 64;
+        ITEM + match self {
+            Input::Data(data) | Input::Extended(_, data) => data.len(),
+            Input::Request(request, _) => match request {
+                Request::Pty { term, modes, .. } => term.len() + modes.len() * 5,
+                Request::Env { name, value } => name.len() + value.len(),
+                Request::Exec(command) => command.len(),
+                Request::Subsystem(name) => name.len(),
+                Request::Shell
+                | Request::AgentForward
+                | Request::WindowChange { .. }
+                | Request::Signal(_) => 0,
+            },
+            Input::Eof | Input::Close => 0,
+        }
+    }
+}
+
+/// Bytes of input one provisional (agent-mode) connection may have queued,
+/// across all its sessions, while its box login is not done. Nothing of it
+/// reaches a box before the box accepts the client. Large enough for a
+/// client that pipes a file in at once on a fast link while the login
+/// (about 0.2 s on loopback) runs; bounded by [`PENDING_TOTAL`] for all
+/// provisional connections together.
+pub const PENDING_BYTES: usize = 16 * 1024 * 1024;
+
+/// Bytes of pending input all provisional connections together may hold.
+pub const PENDING_TOTAL: usize = 64 * 1024 * 1024;
+
+/// The gateway's pool of [`PENDING_TOTAL`] bytes.
+#[derive(Debug)]
+pub struct PendingPool(AtomicUsize);
+
+impl PendingPool {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self(AtomicUsize::new(PENDING_TOTAL)))
+    }
+}
+
+/// A provisional connection's allowance: [`PENDING_BYTES`] of its own, drawn
+/// from the gateway's pool. Spent by every session of the connection while
+/// its box login is pending; given back to the pool when the login is done
+/// (either way) or the connection ends, and unlimited from then on.
+#[derive(Debug)]
+pub struct PendingBudget {
+    left: AtomicUsize,
+    spent: AtomicUsize,
+    settled: AtomicBool,
+    pool: Arc<PendingPool>,
+}
+
+impl PendingBudget {
+    pub fn new(pool: Arc<PendingPool>) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicUsize::new(PENDING_BYTES),
+            spent: AtomicUsize::new(0),
+            settled: AtomicBool::new(false),
+            pool,
+        })
+    }
+
+    /// Spends `n` bytes; false (and nothing spent) when the connection's
+    /// allowance or the gateway's pool has fewer left.
+    pub(super) fn spend(&self, n: usize) -> bool {
+        if self.settled.load(Ordering::Acquire) {
+            return true;
+        }
+        if !take(&self.left, n) {
+            return false;
+        }
+        if !take(&self.pool.0, n) {
+            self.left.fetch_add(n, Ordering::AcqRel);
+            return false;
+        }
+        self.spent.fetch_add(n, Ordering::AcqRel);
+        true
+    }
+
+    /// The login is done: what was held goes back to the pool.
+    pub fn settle(&self) {
+        if !self.settled.swap(true, Ordering::AcqRel) {
+            let spent = self.spent.swap(0, Ordering::AcqRel);
+            self.pool.0.fetch_add(spent, Ordering::AcqRel);
+        }
+    }
+}
+
+impl Drop for PendingBudget {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+fn take(counter: &AtomicUsize, n: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+            left.checked_sub(n)
+        })
+        .is_ok()
 }
 
 /// Replies the box owes us, in request order.

@@ -34,7 +34,7 @@ mod pump;
 #[cfg(test)]
 mod tests;
 
-pub use input::{BoxChannel, Request};
+pub use input::{BoxChannel, PENDING_BYTES, PENDING_TOTAL, PendingBudget, PendingPool, Request};
 
 use std::future::Future;
 use std::sync::Arc;
@@ -60,34 +60,41 @@ const PUMP_DEPTH: usize = 128;
 
 /// Queue depth while the box is still being logged in to through the
 /// client's own agent (agent mode). That login needs the client connection's
-/// event loop, so stdin the client streams meanwhile must fit here without
-/// blocking it: up to 32 MiB at 32 KiB packets (`notice::AGENT_PENDING_LIMIT`),
-/// used only during the login.
+/// event loop, so input the client sends meanwhile must fit here without
+/// blocking it; it is bounded in bytes too, per connection
+/// ([`PENDING_BYTES`], `notice::AGENT_PENDING_LIMIT`).
 const PENDING_DEPTH: usize = 1024;
 
 /// How long a forwarded request may wait for the box's reply before the client
 /// is told "failure"; a box that never answers must not wedge the connection.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Who answers a session's requests.
+#[derive(Debug, Clone)]
+pub enum Answers {
+    /// Key mode: the box (or, without one, the gateway with the notice).
+    ByBox,
+    /// Agent mode: the gateway at once, while the box is being logged in to
+    /// through the client itself; input held meanwhile spends the
+    /// connection's budget.
+    Pending(Arc<PendingBudget>),
+}
+
 /// The handler's side of one relayed session channel.
 pub struct SessionRelay {
     input: mpsc::Sender<Input>,
     gate: Gate,
-    /// Whether requests are answered by the box (key mode) or at once,
-    /// because the box is not known yet (agent mode, still logging in).
-    answered_by_box: bool,
+    answers: Answers,
 }
 
 impl SessionRelay {
     /// Starts relaying `client_channel` to the box channel `opening` yields.
-    /// With `answered_by_box` false, requests are acknowledged at once
-    /// (the box is still being logged in to, through the client itself).
     /// `route` names the box in what the user is told.
     pub fn start(
         client_channel: russh::Channel<server::Msg>,
         client_handle: server::Handle,
         opening: impl Future<Output = BoxChannel> + Send + 'static,
-        answered_by_box: bool,
+        answers: Answers,
         route: String,
         conn: Arc<Conn>,
         span: &tracing::Span,
@@ -96,13 +103,9 @@ impl SessionRelay {
         // Client data reaches us through the handler callbacks; an unread
         // receiver would stall the connection, so drop it.
         drop(client_read);
-        let depth = if answered_by_box {
-            PUMP_DEPTH
-        } else {
-            PENDING_DEPTH
-        };
-        let (input, queue) = mpsc::channel(depth);
-        let gate = Gate::new(answered_by_box);
+        let by_box = matches!(answers, Answers::ByBox);
+        let (input, queue) = mpsc::channel(if by_box { PUMP_DEPTH } else { PENDING_DEPTH });
+        let gate = Gate::new(by_box);
         let ends = Ends {
             to_client,
             client_handle,
@@ -114,7 +117,7 @@ impl SessionRelay {
         Self {
             input,
             gate,
-            answered_by_box,
+            answers,
         }
     }
 
@@ -123,7 +126,16 @@ impl SessionRelay {
     /// through the client's agent (see [`Gate`]). False if it was not queued.
     async fn push(&self, input: Input) -> bool {
         if self.gate.state() == PENDING {
-            match self.input.try_send(input) {
+            let affordable = match &self.answers {
+                Answers::Pending(budget) => budget.spend(input.cost()),
+                Answers::ByBox => true,
+            };
+            let tried = if affordable {
+                self.input.try_send(input)
+            } else {
+                Err(TrySendError::Full(input))
+            };
+            match tried {
                 Ok(()) => return true,
                 Err(TrySendError::Closed(_)) => return false,
                 Err(TrySendError::Full(input)) => {
@@ -164,7 +176,7 @@ impl SessionRelay {
 
     /// Forwards a request the client may want answered; returns the answer.
     pub async fn request(&self, request: Request) -> bool {
-        if !self.answered_by_box {
+        if let Answers::Pending(_) = self.answers {
             return self.push(Input::Request(request, None)).await;
         }
         let (tx, rx) = oneshot::channel();

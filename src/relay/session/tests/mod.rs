@@ -27,3 +27,10 @@ fn the_gate_decides_once() {
 
     assert_eq!(Gate::new(true).state(), OPEN, "key mode starts open");
 }
+
+#[test]
+fn the_pending_limit_users_are_told_is_the_one_enforced() {
+    let told = crate::notice::AGENT_PENDING_LIMIT;
+    assert_eq!(told, format!("{} MiB", super::PENDING_BYTES >> 20));
+    assert_eq!(super::PENDING_BYTES % (1 << 20), 0);
+}

@@ -7,9 +7,11 @@ use russh::Sig;
 use tokio::time::Instant;
 
 use super::box_side::Reply;
-use super::stage::{ROUTE, agent_stage, env, pty, stage, told, without_box};
+use super::stage::{ROUTE, agent_stage, agent_stage_with, env, pty, stage, told, without_box};
 use crate::notice::Notice;
-use crate::relay::session::{PENDING_DEPTH, REPLY_TIMEOUT, Request};
+use crate::relay::session::{
+    PENDING_BYTES, PENDING_DEPTH, PENDING_TOTAL, PendingBudget, PendingPool, REPLY_TIMEOUT, Request,
+};
 
 /// Long enough that anything on its way would have arrived.
 const A_WHILE: Duration = Duration::from_secs(5);
@@ -209,4 +211,65 @@ async fn agent_mode_input_beyond_the_queue_fails_the_session() {
         s.at_box.heard_so_far().is_empty(),
         "nothing else reached the box"
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn agent_mode_input_beyond_the_connection_budget_fails_the_session() {
+    // Two sessions of one provisional connection share its allowance.
+    let budget = PendingBudget::new(PendingPool::new());
+    let (mut first, _first_login) = agent_stage_with(budget.clone()).await;
+    let (mut second, login) = agent_stage_with(budget).await;
+    let chunk = vec![b'x'; 16 * 1024];
+    let half = PENDING_BYTES / 2 / chunk.len();
+    for _ in 0..half {
+        first.relay.data(&chunk).await;
+    }
+    // The second session finds the allowance spent well before its queue is full.
+    for _ in 0..half {
+        second.relay.data(&chunk).await;
+    }
+    assert!(
+        !second.relay.request(Request::Shell).await,
+        "the session failed"
+    );
+    login.done();
+    let told = told(
+        &Notice::InputOverflow {
+            route: ROUTE.into(),
+        },
+        false,
+    );
+    assert_eq!(
+        second.user.rest().await,
+        [told.as_str(), "exit 1", "eof", "close"]
+    );
+    assert_eq!(
+        second.at_box.heard().await,
+        "close",
+        "nothing reached the box"
+    );
+    let _ = &mut first;
+}
+
+#[test]
+fn the_pool_bounds_all_provisional_connections_and_comes_back() {
+    let pool = PendingPool::new();
+    let per = PENDING_BYTES;
+    let budgets: Vec<_> = (0..PENDING_TOTAL / per)
+        .map(|_| PendingBudget::new(pool.clone()))
+        .collect();
+    for b in &budgets {
+        assert!(b.spend(per), "each connection gets its own allowance");
+    }
+    let late = PendingBudget::new(pool.clone());
+    assert!(!late.spend(1), "the pool is spent");
+    budgets[0].settle();
+    assert!(
+        budgets[0].spend(per * 4),
+        "a settled connection is not limited"
+    );
+    assert!(late.spend(per), "settling gave the bytes back");
+    drop(budgets);
+    let again = PendingBudget::new(pool);
+    assert!(again.spend(per), "ended connections gave theirs back");
 }

@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 use super::box_side::{BoxSide, Reply, open_box};
 use crate::notice::Notice;
 use crate::ops::Conn;
-use crate::relay::session::{BoxChannel, REPLY_TIMEOUT, SessionRelay};
+use crate::relay::session::{
+    Answers, BoxChannel, PendingBudget, PendingPool, REPLY_TIMEOUT, SessionRelay,
+};
 
 /// The route named in notices.
 pub(super) const ROUTE: &str = "web";
@@ -39,7 +41,7 @@ pub(super) struct Stage {
 pub(super) async fn stage(script: &[Reply]) -> Stage {
     let (channel, at_box) = open_box(script).await;
     let opening = std::future::ready(Ok(channel));
-    let (relay, user) = relay(opening, true).await;
+    let (relay, user) = relay(opening, Answers::ByBox).await;
     Stage {
         relay,
         user,
@@ -49,6 +51,11 @@ pub(super) async fn stage(script: &[Reply]) -> Stage {
 
 /// Agent mode: the box channel arrives when the test ends the login.
 pub(super) async fn agent_stage() -> (Stage, Login) {
+    agent_stage_with(PendingBudget::new(PendingPool::new())).await
+}
+
+/// [`agent_stage`] spending `budget`, the connection's pending allowance.
+pub(super) async fn agent_stage_with(budget: Arc<PendingBudget>) -> (Stage, Login) {
     let (channel, at_box) = open_box(&[]).await;
     let (tx, rx) = oneshot::channel::<BoxChannel>();
     // A test that drops the login unfinished gets the box's refusal.
@@ -57,7 +64,7 @@ pub(super) async fn agent_stage() -> (Stage, Login) {
             route: ROUTE.into(),
         }))
     };
-    let (relay, user) = relay(opening, false).await;
+    let (relay, user) = relay(opening, Answers::Pending(budget)).await;
     let stage = Stage {
         relay,
         user,
@@ -69,7 +76,7 @@ pub(super) async fn agent_stage() -> (Stage, Login) {
 /// No box: opening the session yields `notice` (key mode, as a stopped or
 /// unreachable route does).
 pub(super) async fn without_box(notice: Notice) -> (SessionRelay, User) {
-    relay(std::future::ready(Err(notice)), true).await
+    relay(std::future::ready(Err(notice)), Answers::ByBox).await
 }
 
 /// The agent-mode login, still under way.
@@ -87,7 +94,7 @@ impl Login {
 
 async fn relay(
     opening: impl Future<Output = BoxChannel> + Send + 'static,
-    answered_by_box: bool,
+    answers: Answers,
 ) -> (SessionRelay, User) {
     let (user, channel, handle) = open_user().await;
     let conn = Arc::new(Conn::new(
@@ -97,15 +104,7 @@ async fn relay(
     ));
     let span = tracing::Span::none();
     let route = ROUTE.to_owned();
-    let relay = SessionRelay::start(
-        channel,
-        handle,
-        opening,
-        answered_by_box,
-        route,
-        conn,
-        &span,
-    );
+    let relay = SessionRelay::start(channel, handle, opening, answers, route, conn, &span);
     (relay, user)
 }
 
