@@ -1,6 +1,6 @@
-//! `switchboard`: parse the command line, load the configuration, start
-//! logging, run the subcommand, and map the outcome to an exit code
-//! (0 ok, 1 runtime failure, 2 usage or invalid configuration).
+//! `switchboard`: harden the process, parse the command line, load the
+//! configuration, start logging, run the subcommand, and map the outcome to an
+//! exit code (0 ok, 1 runtime failure, 2 usage or invalid configuration).
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -9,8 +9,14 @@ use clap::Parser;
 use switchboard::cli::{self, Cli};
 use switchboard::config::{LogConfig, LogFormat};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
 
 fn main() -> ExitCode {
+    // Before anything that may hold a secret (the command line, the
+    // configuration, the seed, identity keys) is read; warned about once
+    // logging runs.
+    let hardening = cli::harden_process();
     // clap exits 2 on a usage error, 0 on --help/--version.
     let cli = Cli::parse();
     let config = match cli.command.load_config() {
@@ -28,6 +34,9 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config.log);
+    for warning in hardening {
+        tracing::warn!("{warning}");
+    }
     match cli::run(cli.command, config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -38,7 +47,8 @@ fn main() -> ExitCode {
 }
 
 /// Logs to stderr, text or JSON per `[log] format`; the filter is `RUST_LOG`
-/// when set, else `[log] level` (already validated).
+/// when set, else `[log] level` (already validated), under the caps of
+/// [`cli::log_caps`] that neither can lift.
 fn init_tracing(log: &LogConfig) {
     let filter = match std::env::var("RUST_LOG") {
         Ok(directives) => EnvFilter::try_new(&directives).unwrap_or_else(|e| {
@@ -55,7 +65,7 @@ fn init_tracing(log: &LogConfig) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     match log.format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.finish().with(cli::log_caps()).init(),
+        LogFormat::Json => builder.json().finish().with(cli::log_caps()).init(),
     }
 }

@@ -1,5 +1,7 @@
 //! The subcommands (SPEC §2), one file each; only `main.rs` uses this module
 //! (and the integration tests, which run gateways in process with [`serve_on`]).
+//! Beside them, the process hygiene `main` applies first ([`harden_process`],
+//! [`log_caps`]).
 //!
 //! Each subcommand gets the already-loaded [`Config`] and returns an [`Error`]
 //! that says which exit code it deserves (1 runtime, 2 invalid configuration).
@@ -7,11 +9,13 @@
 mod check;
 mod crd;
 mod host_key;
+mod hygiene;
 mod seed;
 mod serve;
 mod ssh_config;
 mod tunnel;
 
+pub use hygiene::{harden_process, log_caps};
 pub use serve::serve_on;
 
 use std::path::{Path, PathBuf};
