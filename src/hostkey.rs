@@ -2,10 +2,13 @@
 //! (SPEC §8), so every replica presents the same key; and loading that seed.
 //!
 //! The seed is the trimmed bytes of its file, variable or inline string, used
-//! as-is (not hex-decoded). It never reaches a log or an error message.
+//! as-is (not hex-decoded). It never reaches a log or an error message. A seed
+//! or identity key file that others may read is warned about
+//! ([`unprotected_key_file`]).
 
 use std::fmt;
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
 
 use hkdf::Hkdf;
 use rand::RngCore;
@@ -116,6 +119,9 @@ pub fn load_seed(server: &ServerConfig, dev: bool) -> Result<Seed, SeedError> {
                 path: path.clone(),
                 source,
             })?;
+            if let Some(warning) = unprotected_key_file(path, "server.host_key_seed_file") {
+                tracing::warn!("{warning}");
+            }
             (Zeroizing::new(raw), SeedOrigin::File(path.clone()))
         }
         (None, Some(var), None) => {
@@ -151,6 +157,40 @@ pub fn load_seed(server: &ServerConfig, dev: bool) -> Result<Seed, SeedError> {
         return Err(SeedError::TooShort { origin });
     }
     Ok(Seed { bytes, origin })
+}
+
+/// The warning for a secret file (the seed, an identity key) whose group or
+/// others have any access to it, which OpenSSH refuses in a private key
+/// ("UNPROTECTED PRIVATE KEY FILE"); `None` when it is private enough or cannot
+/// be examined (its read reports that). `field` names the setting. The warning
+/// names the file and its mode, never its contents: a warning, not a refusal,
+/// because Kubernetes mounts Secrets `0644` unless told otherwise.
+pub fn unprotected_key_file(path: &Path, field: &str) -> Option<String> {
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    if !too_open(mode, meta.uid(), rustix::process::geteuid().as_raw()) {
+        return None;
+    }
+    let path = path.display();
+    Some(format!(
+        "{field}: UNPROTECTED KEY FILE {path}: mode {mode:04o} gives its group or others \
+         access; run `chmod 600 {path}` (Kubernetes Secret volume: defaultMode: 0440 with the \
+         pod's securityContext.fsGroup, or 0400 when the gateway runs as root)"
+    ))
+}
+
+/// Whether a key file with permission bits `mode`, owned by `owner`, is too
+/// open for a gateway running as `euid`: any group or other bit, except that a
+/// root-owned file may be group-readable for a non-root gateway, which reads it
+/// through its group (a Secret volume with `fsGroup` is `root:<fsGroup> 0440`);
+/// PostgreSQL has the same rule for its TLS key.
+fn too_open(mode: u32, owner: u32, euid: u32) -> bool {
+    let forbidden = if owner == 0 && euid != 0 {
+        0o037
+    } else {
+        0o077
+    };
+    mode & forbidden != 0
 }
 
 /// Derives the host key from `seed`: HKDF-SHA256 (salt [`SALT`], info
@@ -279,6 +319,55 @@ mod tests {
             .expect_err("missing variable")
             .to_string();
         assert!(err.contains(var), "{err}");
+    }
+
+    #[test]
+    fn open_key_files_are_warned_about_by_name_and_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("seed");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef").expect("write");
+        let chmod = |mode| {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).expect("chmod")
+        };
+        chmod(0o644);
+        let warning = unprotected_key_file(&path, "identity_file").expect("0644 is too open");
+        let shown = path.display().to_string();
+        assert!(
+            warning.starts_with("identity_file: UNPROTECTED KEY FILE "),
+            "{warning}"
+        );
+        assert!(warning.contains(&shown), "{warning}");
+        assert!(warning.contains("mode 0644"), "{warning}");
+        assert!(warning.contains(&format!("chmod 600 {shown}")), "{warning}");
+        assert!(warning.contains("defaultMode"), "{warning}");
+        assert!(!warning.contains("0123456789"), "{warning}");
+        for mode in [0o600, 0o400, 0o700] {
+            chmod(mode);
+            assert_eq!(unprotected_key_file(&path, "f"), None, "{mode:o}");
+        }
+        for mode in [0o640, 0o604, 0o620, 0o660, 0o601] {
+            chmod(mode);
+            // Tests may run as root, who owns the file: the strict rule applies either way.
+            assert!(unprotected_key_file(&path, "f").is_some(), "{mode:o}");
+        }
+        assert_eq!(unprotected_key_file(&dir.path().join("missing"), "f"), None);
+    }
+
+    #[test]
+    fn root_owned_key_files_may_be_group_readable_for_a_non_root_gateway() {
+        // Own files: 0600 or stricter.
+        assert!(!too_open(0o600, 1000, 1000));
+        assert!(too_open(0o640, 1000, 1000));
+        assert!(too_open(0o440, 0, 0));
+        // Root's file read through the group (Secret volume with fsGroup).
+        assert!(!too_open(0o440, 0, 65532));
+        assert!(!too_open(0o640, 0, 65532));
+        assert!(too_open(0o660, 0, 65532));
+        assert!(too_open(0o644, 0, 65532));
+        assert!(too_open(0o444, 0, 65532));
+        // Someone else's file: the strict rule.
+        assert!(too_open(0o440, 1000, 65532));
     }
 
     #[test]

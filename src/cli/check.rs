@@ -8,7 +8,7 @@ use anyhow::anyhow;
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::hostkey::SeedOrigin;
+use crate::hostkey::{SeedOrigin, unprotected_key_file};
 use crate::routes::file;
 
 /// `check` flags.
@@ -45,7 +45,11 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 SeedOrigin::Dev => warnings.push(
                     "--dev: the built-in development seed is public; anyone can impersonate this gateway".into(),
                 ),
-                SeedOrigin::File(_) | SeedOrigin::Env(_) => {}
+                SeedOrigin::File(path) => warnings.extend(unprotected_key_file(
+                    &path,
+                    "server.host_key_seed_file",
+                )),
+                SeedOrigin::Env(_) => {}
             }
         }
         Err(e) => problems.push(format!("{}: {e}", args.config.origin())),

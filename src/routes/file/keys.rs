@@ -2,7 +2,8 @@
 //! read with a size bound and parsed by the shared [`crate::routes::keys`].
 //!
 //! Error messages here describe the problem and never include private key
-//! material.
+//! material. An identity file that others may read is warned about, as the
+//! host-key seed is ([`unprotected_key_file`]).
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -12,6 +13,7 @@ use russh::keys::{PrivateKey, PublicKey};
 use zeroize::Zeroizing;
 
 use super::MAX_FILE_LEN;
+use crate::hostkey::unprotected_key_file;
 use crate::routes::keys::{decode_identity, parse_authorized_keys};
 
 /// Reads an `authorized_keys` file ([`parse_authorized_keys`]). Any bad line
@@ -40,6 +42,9 @@ pub(super) fn load_identity(path: &Path) -> Result<PrivateKey, String> {
     let bytes = Zeroizing::new(
         read_bounded(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?,
     );
+    if let Some(warning) = unprotected_key_file(path, "identity_file") {
+        tracing::warn!("{warning}");
+    }
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| format!("{} is not a private key file", path.display()))?;
     decode_identity(text, &path.display().to_string())
