@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use russh::{ChannelMsg, ChannelWriteHalf, server};
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::input::PendingReplies;
@@ -29,33 +30,65 @@ pub(super) struct Ends {
 /// exit status is passed on first when it follows within this time.
 pub(super) const EOF_HOLD: Duration = Duration::from_millis(200);
 
+/// What waiting on the box gave.
+enum Waited {
+    Message(Option<ChannelMsg>),
+    /// The EOF hold is over with nothing from the box.
+    HoldOver,
+    /// The client closed the channel: nobody reads the output any more.
+    ClientClosed,
+}
+
+/// The next message from the box, the end of the EOF hold, or the client's
+/// close (after which russh drops the box's answering close, so waiting on
+/// the box would park this task until the whole box connection ends).
+async fn wait(
+    from_box: &mut russh::ChannelReadHalf,
+    eof_held: bool,
+    closed: &CancellationToken,
+) -> Waited {
+    let message = async {
+        if !eof_held {
+            return Waited::Message(from_box.wait().await);
+        }
+        match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
+            Ok(next) => Waited::Message(next),
+            Err(_) => Waited::HoldOver,
+        }
+    };
+    tokio::select! {
+        biased;
+        () = closed.cancelled() => Waited::ClientClosed,
+        waited = message => waited,
+    }
+}
+
 /// box → client: everything the box says on this channel, in order (except
-/// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]).
+/// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]),
+/// until the box ends the channel or `closed` says the client has.
 pub(super) async fn box_to_client(
     mut from_box: russh::ChannelReadHalf,
     ends: Ends,
     replies: PendingReplies,
+    closed: CancellationToken,
 ) {
     let mut eof_held = false;
     // Whether the box ended the channel itself (close or exit status); if the
     // channel just stops, the box connection died and the user is told.
     let mut ended_by_box = false;
     loop {
-        let next = if eof_held {
-            match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    eof_held = false;
-                    if ends.to_client.eof().await.is_err() {
-                        break;
-                    }
-                    continue;
+        let msg = match wait(&mut from_box, eof_held, &closed).await {
+            Waited::Message(Some(msg)) => msg,
+            Waited::Message(None) => break,
+            Waited::HoldOver => {
+                eof_held = false;
+                if ends.to_client.eof().await.is_err() {
+                    break;
                 }
+                continue;
             }
-        } else {
-            from_box.wait().await
+            Waited::ClientClosed => return fail_waiting(&replies),
         };
-        let Some(msg) = next else { break };
         let exit = matches!(
             msg,
             ChannelMsg::ExitStatus { .. } | ChannelMsg::ExitSignal { .. }
@@ -139,6 +172,11 @@ async fn finish(ends: Ends, replies: PendingReplies, ended_by_box: bool, mut eof
     }
     // The box closed the channel or its connection ended: close the client side.
     let _ = to_client.close().await;
+    fail_waiting(&replies);
+}
+
+/// Requests nobody will answer now get "failure".
+fn fail_waiting(replies: &PendingReplies) {
     if let Ok(mut q) = replies.lock() {
         for tx in q.drain(..) {
             let _ = tx.send(false);

@@ -3,11 +3,13 @@
 
 use russh::{ChannelWriteHalf, client, server};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug};
 
 use super::input::{BoxChannel, Gate, Input, PendingReplies, Request};
 use super::output::{Ends, box_to_client};
 use crate::notice::Notice;
+use crate::ops::Conn;
 use crate::relay::tell::{self, tell};
 
 /// client → box: wait for the box channel, then drain the queue into it.
@@ -41,9 +43,25 @@ pub(super) async fn pump(
     }
     let (from_box, to_box) = box_channel.split();
     let replies = PendingReplies::default();
-    let output = box_to_client(from_box, ends, replies.clone());
+    // Cancelled when the client is done with the channel (its close, or
+    // its connection gone); not when the box is, so its last words arrive.
+    let closed = CancellationToken::new();
+    let output = box_to_client(from_box, ends, replies.clone(), closed.clone());
     tokio::spawn(output.instrument(span));
+    if drain(queue, &to_box, &replies, &conn).await {
+        closed.cancel();
+    }
+}
 
+/// Writes the client's queued input to the box until the client closes the
+/// channel or goes away (true), or the box channel is gone (false: the box
+/// ends the channel, and its output finishes on its own).
+async fn drain(
+    mut queue: mpsc::Receiver<Input>,
+    to_box: &ChannelWriteHalf<client::Msg>,
+    replies: &PendingReplies,
+    conn: &Conn,
+) -> bool {
     while let Some(input) = queue.recv().await {
         let result = match input {
             Input::Data(data) => {
@@ -57,7 +75,7 @@ pub(super) async fn pump(
             Input::Eof => to_box.eof().await,
             Input::Close => {
                 let _ = to_box.close().await;
-                break;
+                return true;
             }
             Input::Request(request, reply) => {
                 let want_reply = reply.is_some();
@@ -66,14 +84,15 @@ pub(super) async fn pump(
                 {
                     q.push_back(tx);
                 }
-                send_request(&to_box, request, want_reply).await
+                send_request(to_box, request, want_reply).await
             }
         };
         if result.is_err() {
             debug!("box channel gone; dropping client input");
-            break;
+            return false;
         }
     }
+    true
 }
 
 async fn send_request(

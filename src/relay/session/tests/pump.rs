@@ -273,3 +273,19 @@ fn the_pool_bounds_all_provisional_connections_and_comes_back() {
     let again = PendingBudget::new(pool);
     assert!(again.spend(per), "ended connections gave theirs back");
 }
+
+/// The client's close ends the output side at once (russh drops the box's
+/// answering close, so it must not wait for one): a request still waiting
+/// fails then, not at the reply timeout.
+#[tokio::test(start_paused = true)]
+async fn the_clients_close_ends_the_output_side_at_once() {
+    let mut s = stage(&[Reply::Silent]).await;
+    let start = Instant::now();
+    let close = async {
+        assert_eq!(s.at_box.heard().await, "shell");
+        s.relay.close().await;
+    };
+    let (answer, ()) = tokio::join!(s.relay.request(Request::Shell), close);
+    assert!(!answer);
+    assert!(start.elapsed() < REPLY_TIMEOUT, "ended at the close");
+}
