@@ -70,7 +70,25 @@ pub struct ServerConfig {
     /// per connection.
     pub max_channels: usize,
     pub max_connections: usize,
+    /// Connections not yet authenticated, in all (like OpenSSH
+    /// `MaxStartups`' "full"): the next one is refused.
     pub max_unauthenticated: usize,
+    /// Random early drop (OpenSSH `MaxStartups start:rate:full`): with this
+    /// many connections unauthenticated, a new one is refused with a chance
+    /// of `max_unauthenticated_rate` percent, rising linearly to 100% at
+    /// `max_unauthenticated`. 0, or not below `max_unauthenticated`: no
+    /// early drop.
+    pub max_unauthenticated_start: usize,
+    /// The chance, in percent, of early drop at `max_unauthenticated_start`.
+    pub max_unauthenticated_rate: u32,
+    /// Unauthenticated connections one source (an IPv4 address, an IPv6
+    /// /64; the real client after a PROXY header) may hold, of
+    /// `max_unauthenticated` (OpenSSH `PerSourceMaxStartups`); 0 = no limit.
+    pub per_source_max_unauthenticated: usize,
+    /// CIDRs (or addresses) exempt from `per_source_max_unauthenticated` and
+    /// the per-source penalty (health checkers, the load balancer's own
+    /// checks); still under `max_unauthenticated`.
+    pub per_source_exempt: Vec<String>,
     /// Keepalive interval on both legs; 0 disables.
     #[serde(with = "humantime_serde")]
     pub keepalive_interval: Duration,
@@ -79,9 +97,12 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
-    /// Failed logins from one client address (connections that ended without
-    /// authenticating after a rejected attempt, or ran out of `login_grace`)
-    /// before that address is refused for `per_source_penalty`.
+    /// Failed logins from one client address before that address is refused
+    /// for `per_source_penalty`. A connection that ended without
+    /// authenticating after a rejected attempt, or ran out of `login_grace`,
+    /// is one failure; one that ended without authenticating otherwise
+    /// (closed mid-handshake, a provisional login that never got in) is half
+    /// of one, like OpenSSH's `noauth` penalty beside `authfail`.
     pub per_source_max_failures: u32,
     /// How long a penalized address is refused, and how long a failure is
     /// remembered; 0 turns the per-source penalty off.
@@ -105,6 +126,10 @@ impl Default for ServerConfig {
             max_channels: 256,
             max_connections: 10_000,
             max_unauthenticated: 200,
+            max_unauthenticated_start: DEFAULT_MAX_UNAUTHENTICATED_START,
+            max_unauthenticated_rate: 30,
+            per_source_max_unauthenticated: 20,
+            per_source_exempt: Vec::new(),
             keepalive_interval: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),
@@ -112,6 +137,17 @@ impl Default for ServerConfig {
             per_source_penalty: Duration::from_secs(60),
             banner: String::new(),
         }
+    }
+}
+
+/// Default `server.max_unauthenticated_start`: half the default table.
+pub const DEFAULT_MAX_UNAUTHENTICATED_START: usize = 100;
+
+impl ServerConfig {
+    /// The parsed `per_source_exempt` (validated at load, so bad entries are
+    /// already reported; any left are skipped).
+    pub fn per_source_exempt(&self) -> Vec<ipnet::IpNet> {
+        parse_cidrs(&self.per_source_exempt)
     }
 }
 
@@ -327,11 +363,13 @@ impl ProxyProtocolConfig {
     /// The parsed `trusted_cidrs` (validated at load, so bad entries are
     /// already reported; any left are skipped).
     pub fn trusted(&self) -> Vec<ipnet::IpNet> {
-        self.trusted_cidrs
-            .iter()
-            .filter_map(|c| parse_cidr(c).ok())
-            .collect()
+        parse_cidrs(&self.trusted_cidrs)
     }
+}
+
+/// The entries of a validated CIDR list (any bad one skipped).
+fn parse_cidrs(list: &[String]) -> Vec<ipnet::IpNet> {
+    list.iter().filter_map(|c| parse_cidr(c).ok()).collect()
 }
 
 /// A CIDR such as `10.0.0.0/8` or a single address (`10.0.0.7`, `::1`).

@@ -78,6 +78,9 @@ impl Config {
             return Err(ConfigErrors(errors));
         }
         config.warnings = warnings(&provenance);
+        config
+            .warnings
+            .extend(early_drop_warning(&config.server, &provenance));
         let k = &config.sources.kubernetes;
         if k.enabled
             && k.mode == super::KubernetesMode::SealosDevbox
@@ -192,7 +195,9 @@ fn collect_leaves<'a>(
 
 fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigError>) {
     let mut fail = |field: &str, message: String| {
-        let origin = provenance.get(field).cloned().unwrap_or(Origin::Default);
+        // `list[2]` was set where `list` was.
+        let key = field.split_once('[').map_or(field, |(key, _)| key);
+        let origin = provenance.get(key).cloned().unwrap_or(Origin::Default);
         errors.push(ConfigError {
             origin,
             field: field.into(),
@@ -216,6 +221,24 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
                 "must be at least 1 (set routing.agent_login = false to turn agent mode off)"
                     .into(),
             );
+        }
+    }
+    let s = &config.server;
+    if provenance.contains_key("server.max_unauthenticated_start")
+        && s.max_unauthenticated_start > s.max_unauthenticated
+    {
+        fail(
+            "server.max_unauthenticated_start",
+            format!(
+                "is above server.max_unauthenticated ({}), so early drop would never start; \
+                 use a smaller number, or 0 for no early drop",
+                s.max_unauthenticated
+            ),
+        );
+    }
+    for (i, cidr) in s.per_source_exempt.iter().enumerate() {
+        if let Err(message) = super::parse_cidr(cidr) {
+            fail(&format!("server.per_source_exempt[{i}]"), message);
         }
     }
     for (field, d) in [
@@ -310,6 +333,12 @@ fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String))
             fail(field, "must be at least 1".into());
         }
     }
+    if s.max_unauthenticated_rate > 100 {
+        fail(
+            "server.max_unauthenticated_rate",
+            "is a percentage: 0 to 100".into(),
+        );
+    }
 }
 
 /// `[sources.kubernetes]`: checked whether or not it is enabled, so a
@@ -368,6 +397,28 @@ fn is_dns_label(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
+}
+
+/// `max_unauthenticated` lowered to or below the default early-drop start:
+/// early drop is off without anyone having asked for that.
+fn early_drop_warning(s: &super::ServerConfig, provenance: &Provenance) -> Option<String> {
+    let start = s.max_unauthenticated_start;
+    if provenance.contains_key("server.max_unauthenticated_start")
+        || start == 0
+        || start < s.max_unauthenticated
+    {
+        return None;
+    }
+    let origin = provenance
+        .get("server.max_unauthenticated")
+        .cloned()
+        .unwrap_or(Origin::Default);
+    Some(format!(
+        "{origin}: server.max_unauthenticated: {} is not above max_unauthenticated_start \
+         ({start}, the default), so there is no random early drop; set \
+         max_unauthenticated_start below it, or to 0 for none",
+        s.max_unauthenticated
+    ))
 }
 
 fn warnings(provenance: &Provenance) -> Vec<String> {

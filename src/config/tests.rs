@@ -374,3 +374,83 @@ fn sealos_mode_without_sealos_usernames_is_warned_about() {
         config.warnings
     );
 }
+
+#[test]
+fn pre_auth_fairness_keys_have_openssh_like_defaults() {
+    let s = Config::load_with_env(None, env(&[]))
+        .expect("defaults")
+        .server;
+    assert_eq!(s.max_unauthenticated, 200);
+    assert_eq!(s.max_unauthenticated_start, 100);
+    assert_eq!(s.max_unauthenticated_rate, 30);
+    assert_eq!(s.per_source_max_unauthenticated, 20);
+    assert!(s.per_source_exempt.is_empty());
+}
+
+#[test]
+fn pre_auth_fairness_keys_are_validated() {
+    let config = load(
+        "[server]\nmax_unauthenticated = 50\nmax_unauthenticated_start = 10\n\
+         max_unauthenticated_rate = 100\nper_source_max_unauthenticated = 0\n\
+         per_source_exempt = [\"10.0.0.0/8\", \"192.0.2.7\", \"2001:db8::/64\"]\n",
+        &[],
+    )
+    .expect("loads");
+    assert_eq!(config.server.per_source_exempt().len(), 3);
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+
+    let errs = errors(
+        "[server]\nmax_unauthenticated = 50\nmax_unauthenticated_start = 51\n\
+         max_unauthenticated_rate = 101\nper_source_exempt = [\"10.0.0.0/8\", \"health\"]\n",
+        &[],
+    );
+    for want in [
+        "server.max_unauthenticated_start: is above server.max_unauthenticated (50)",
+        "server.max_unauthenticated_rate: is a percentage",
+        "server.per_source_exempt[1]: `health` is not a CIDR",
+    ] {
+        assert!(errs.iter().any(|e| e.contains(want)), "{want}: {errs:?}");
+    }
+    assert_eq!(errs.len(), 3, "{errs:?}");
+}
+
+#[test]
+fn a_table_lowered_under_the_default_early_drop_start_is_warned_about() {
+    let config = load("[server]\nmax_unauthenticated = 64\n", &[]).expect("loads");
+    assert!(
+        config
+            .warnings
+            .iter()
+            .any(|w| w.contains("server.max_unauthenticated: 64")
+                && w.contains("no random early drop")),
+        "{:?}",
+        config.warnings
+    );
+    // Saying so (0: no early drop) silences it.
+    let config = load(
+        "[server]\nmax_unauthenticated = 64\nmax_unauthenticated_start = 0\n",
+        &[],
+    )
+    .expect("loads");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+}
+
+#[test]
+fn per_source_exempt_can_come_from_the_environment() {
+    let vars = [(
+        "SWITCHBOARD_SERVER_PER_SOURCE_EXEMPT",
+        "[\"10.0.0.0/8\", \"::1\"]",
+    )];
+    let config = Config::load_with_env(None, env(&vars)).expect("loads");
+    assert_eq!(config.server.per_source_exempt, ["10.0.0.0/8", "::1"]);
+    let errs = errors(
+        "",
+        &[("SWITCHBOARD_SERVER_PER_SOURCE_EXEMPT", "[\"nope\"]")],
+    );
+    assert!(
+        errs[0].starts_with(
+            "environment variable SWITCHBOARD_SERVER_PER_SOURCE_EXEMPT: server.per_source_exempt[0]:"
+        ),
+        "{errs:?}"
+    );
+}

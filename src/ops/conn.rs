@@ -3,15 +3,14 @@
 //! after any PROXY header), what it authenticated as, bytes each way, the last
 //! exit status, when it was last active. At the end it becomes the audit event.
 //!
-//! It also holds the connection's `max_unauthenticated` slot, released the
-//! moment the connection authenticates.
+//! It also holds the connection's [`UnauthenticatedSlot`] (its share of
+//! `max_unauthenticated`), released the moment the connection authenticates.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use tokio::sync::OwnedSemaphorePermit;
 use tracing::info;
 
 use super::metrics::{self, Mode};
@@ -23,6 +22,24 @@ pub struct Identity {
     pub user: Option<String>,
     /// SHA-256 fingerprint of the client key (public information).
     pub key_fp: Option<String>,
+}
+
+/// What an unauthenticated connection holds: its `max_unauthenticated`
+/// permit and its source's count towards `per_source_max_unauthenticated`,
+/// given back together when it is dropped. Opaque here (the accept path
+/// decides what it holds), so this leaf needs nothing from the server.
+pub struct UnauthenticatedSlot {
+    _held: Box<dyn Send + Sync>,
+}
+
+impl UnauthenticatedSlot {
+    /// A slot releasing `held` (permits, counters: anything whose drop
+    /// gives the place back) when the connection authenticates or ends.
+    pub fn new(held: impl Send + Sync + 'static) -> Self {
+        Self {
+            _held: Box::new(held),
+        }
+    }
 }
 
 /// One client connection.
@@ -47,14 +64,14 @@ pub struct Conn {
     mode: OnceLock<&'static str>,
     identity: Mutex<Identity>,
     /// The `max_unauthenticated` slot, held until authentication.
-    unauthenticated_slot: Mutex<Option<OwnedSemaphorePermit>>,
+    unauthenticated_slot: Mutex<Option<UnauthenticatedSlot>>,
 }
 
 impl Conn {
     pub fn new(
         client: SocketAddr,
         protocol: &'static str,
-        slot: Option<OwnedSemaphorePermit>,
+        slot: Option<UnauthenticatedSlot>,
     ) -> Self {
         Self {
             client,

@@ -1,7 +1,12 @@
 //! One accepted TCP connection, down the pipeline: PROXY header (when
-//! enabled) → per-source penalty → protocol detection (when HTTP tunnels are
-//! enabled) → the SSH server or the HTTP tunnel front. At the end: the
-//! penalty bookkeeping and the audit event.
+//! enabled) → per-source share and penalty → protocol detection (when HTTP
+//! tunnels are enabled) → the SSH server or the HTTP tunnel front. At the
+//! end: the penalty bookkeeping and the audit event.
+//!
+//! The per-source checks run as soon as the source is known: at once when
+//! the peer cannot declare another client (no PROXY protocol, or a peer
+//! outside `trusted_cidrs`), else after its header. Before that, a
+//! connection holds only its global `max_unauthenticated` slot.
 //!
 //! The whole pre-authentication phase, PROXY header included, is bounded by
 //! `login_grace`.
@@ -16,9 +21,11 @@ use tracing::{Instrument, debug, field, info, info_span, warn};
 
 use super::Gateway;
 use super::detect::{self, Protocol, replay};
-use super::guard::{Served, idle_expired, login_grace_expired};
+use super::guard::{Served, failure, idle_expired, login_grace_expired};
+use super::limits::{Refusal, ShareSlot};
 use super::proxy;
 use crate::ops::Conn;
+use crate::ops::conn::UnauthenticatedSlot;
 use crate::ops::metrics::{self, Protocol as ProtocolLabel};
 use crate::tunnel;
 
@@ -36,24 +43,13 @@ impl Gateway {
         });
         let deadline = Instant::now() + self.config.server.login_grace;
         let _ = stream.set_nodelay(true);
-        let sniff = self.proxy.is_some() || self.config.http_tunnel.enabled;
         let mut first = Vec::new();
-        if sniff {
-            detect::sniff(&mut stream, &mut first, detect::SILENT_CLIENT_WAIT).await;
-        }
-        let client = match self
-            .client_address(&mut stream, &mut first, peer, deadline)
+        let Some((client, share)) = self
+            .admit_client(&mut stream, &mut first, peer, deadline)
             .await
-        {
-            Some(client) => client,
-            None => return,
-        };
-        if let Some(left) = self.penalties.refused_for(client.ip(), Instant::now()) {
-            info!(client = %client, "refused: too many failed logins from this address; {}s left", left.as_secs());
-            m.reject("per_source_penalty");
-            m.limit("per_source_penalty");
+        else {
             return;
-        }
+        };
         let protocol = if self.config.http_tunnel.enabled {
             if first.is_empty() {
                 detect::sniff(&mut stream, &mut first, detect::SILENT_CLIENT_WAIT).await;
@@ -67,7 +63,8 @@ impl Gateway {
                 protocol: protocol.name(),
             })
             .inc();
-        let conn = Arc::new(Conn::new(client, protocol.name(), Some(unauthenticated)));
+        let slot = UnauthenticatedSlot::new((unauthenticated, share));
+        let conn = Arc::new(Conn::new(client, protocol.name(), Some(slot)));
         let span = info_span!(
             "conn",
             client = %client,
@@ -96,6 +93,54 @@ impl Gateway {
             }
         };
         span.in_scope(|| self.finish(&conn, served));
+    }
+
+    /// The real client and its share slot (if it has a share), each taken as
+    /// soon as it is known: at once when the peer cannot declare another
+    /// client, else after its PROXY header. `None` when refused.
+    async fn admit_client(
+        &self,
+        stream: &mut TcpStream,
+        first: &mut Vec<u8>,
+        peer: SocketAddr,
+        deadline: Instant,
+    ) -> Option<(SocketAddr, Option<ShareSlot>)> {
+        let declares = self.proxy.as_ref().is_some_and(|p| p.trusts(peer.ip()));
+        let early = if declares {
+            None
+        } else {
+            Some(self.admit(peer).ok()?)
+        };
+        if self.proxy.is_some() || self.config.http_tunnel.enabled {
+            detect::sniff(stream, first, detect::SILENT_CLIENT_WAIT).await;
+        }
+        let client = self.client_address(stream, first, peer, deadline).await?;
+        let share = match early {
+            Some(share) => share,
+            None => self.admit(client).ok()?,
+        };
+        Some((client, share))
+    }
+
+    /// The per-source checks for `client`: its share slot (if it has a
+    /// share), or `Refused` (logged and counted).
+    fn admit(&self, client: SocketAddr) -> Result<Option<ShareSlot>, Refused> {
+        let m = metrics::get();
+        match self.pre_auth.admit(client.ip(), Instant::now()) {
+            Ok(share) => Ok(share),
+            Err(Refusal::Penalized(left)) => {
+                info!(client = %client, "refused: too many failed logins from this address; {}s left", left.as_secs());
+                m.reject("per_source_penalty");
+                m.limit("per_source_penalty");
+                Err(Refused)
+            }
+            Err(Refusal::ShareFull) => {
+                debug!(client = %client, "per_source_max_unauthenticated reached; connection refused");
+                m.reject("per_source_max_unauthenticated");
+                m.limit("per_source_max_unauthenticated");
+                Err(Refused)
+            }
+        }
     }
 
     /// The real client: the PROXY header's source when one is honoured, else
@@ -149,17 +194,20 @@ impl Gateway {
 
     /// Penalty bookkeeping and the audit event.
     fn finish(&self, conn: &Conn, served: Served) {
-        let failed = !conn.is_authenticated()
-            && (conn.auth_failures() > 0 || served == Served::LoginGraceExpired);
         if served == Served::LoginGraceExpired {
             metrics::get().limit("login_grace");
         }
-        if failed && self.penalties.failed(conn.client.ip(), Instant::now()) {
+        let penalized = failure(conn, served)
+            .is_some_and(|f| self.pre_auth.failed(conn.client.ip(), f, Instant::now()));
+        if penalized {
             warn!(client = %conn.client, "too many failed logins; address refused for {:?}", self.config.server.per_source_penalty);
         }
         conn.finish();
     }
 }
+
+/// A connection refused by a per-source check (already logged and counted).
+struct Refused;
 
 /// Runs `f` on drop.
 fn scopeguard(f: impl FnOnce()) -> impl Drop {

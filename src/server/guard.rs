@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant};
 
+use super::limits::Failure;
 use crate::ops::Conn;
 
 /// How often the idle timer looks at a connection.
@@ -14,6 +15,20 @@ const IDLE_CHECK_MAX: Duration = Duration::from_secs(1);
 pub enum Served {
     Ended,
     LoginGraceExpired,
+}
+
+/// What an ended connection counts as in the per-source penalty: nothing
+/// once authenticated; a failure after a rejected attempt or when
+/// `login_grace` ran out; half of one when it just ended (OpenSSH `noauth`).
+pub(super) fn failure(conn: &Conn, served: Served) -> Option<Failure> {
+    if conn.is_authenticated() {
+        return None;
+    }
+    match served {
+        Served::LoginGraceExpired => Some(Failure::Rejected),
+        Served::Ended if conn.auth_failures() > 0 => Some(Failure::Rejected),
+        Served::Ended => Some(Failure::NoAuth),
+    }
 }
 
 /// Resolves at `deadline` if `conn` has not authenticated by then; never otherwise.

@@ -1,6 +1,7 @@
-//! The one listening port: accept, cap connections, and hand each stream down
-//! the pipeline (see [`connection`]): PROXY header → per-source penalty →
-//! protocol detection → SSH ([`ssh`]) or an HTTP tunnel.
+//! The one listening port: accept, cap connections (`max_connections`, random
+//! early drop, `max_unauthenticated`), and hand each stream down the pipeline
+//! (see [`connection`]): PROXY header → per-source share and penalty
+//! ([`limits`]) → protocol detection → SSH ([`ssh`]) or an HTTP tunnel.
 //!
 //! Shutdown ([`Gateway::drain`]): stop accepting at once, `/readyz` false,
 //! let connections run for `shutdown_grace`, then tell the users still
@@ -32,7 +33,7 @@ use crate::routes::RouteSources;
 use crate::tunnel;
 use crate::upstream::BoxLeg;
 use admin::Health;
-use limits::Penalties;
+use limits::PreAuth;
 use proxy::ProxyPolicy;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop
@@ -55,7 +56,8 @@ pub struct Gateway {
     health: Arc<Health>,
     connections: Arc<Semaphore>,
     unauthenticated: Arc<Semaphore>,
-    penalties: Penalties,
+    /// Early drop, the per-source share and penalty, the exempt sources.
+    pre_auth: PreAuth,
     proxy: Option<ProxyPolicy>,
     /// Every connection task, so shutdown can wait for them.
     tracker: TaskTracker,
@@ -70,7 +72,7 @@ impl Gateway {
         let s = &config.server;
         let connections = Arc::new(Semaphore::new(s.max_connections));
         let unauthenticated = Arc::new(Semaphore::new(s.max_unauthenticated));
-        let penalties = Penalties::new(s.per_source_max_failures, s.per_source_penalty);
+        let pre_auth = PreAuth::new(s);
         let proxy = config.proxy_protocol.enabled.then(|| ProxyPolicy {
             trusted: config.proxy_protocol.trusted(),
         });
@@ -93,7 +95,7 @@ impl Gateway {
             health,
             connections,
             unauthenticated,
-            penalties,
+            pre_auth,
             proxy,
             tracker: TaskTracker::new(),
             closing: CancellationToken::new(),
@@ -138,12 +140,21 @@ impl Gateway {
                 m.limit("max_connections");
                 continue;
             };
+            let full = self.config.server.max_unauthenticated;
+            let in_use = full.saturating_sub(self.unauthenticated.available_permits());
             let Ok(unauthenticated) = self.unauthenticated.clone().try_acquire_owned() else {
                 debug!(peer = %peer, "max_unauthenticated reached; connection refused");
                 m.reject("max_unauthenticated");
                 m.limit("max_unauthenticated");
                 continue;
             };
+            // Below full (a full table is refused above, as such).
+            if self.pre_auth.early_drop(in_use) {
+                debug!(peer = %peer, in_use, "unauthenticated table filling; connection dropped early");
+                m.reject("early_drop");
+                m.limit("early_drop");
+                continue;
+            }
             let gateway = self.clone();
             self.tracker.spawn(async move {
                 let _slot = slot;
