@@ -205,24 +205,7 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
         });
     };
     validate_server(&config.server, &mut fail);
-    for (field, n) in [
-        (
-            "upstream.agent_logins_per_route",
-            config.upstream.agent_logins_per_route,
-        ),
-        (
-            "upstream.agent_logins_per_source",
-            config.upstream.agent_logins_per_source,
-        ),
-    ] {
-        if n == 0 {
-            fail(
-                field,
-                "must be at least 1 (set routing.agent_login = false to turn agent mode off)"
-                    .into(),
-            );
-        }
-    }
+    validate_agent_logins(&config.upstream, &mut fail);
     let s = &config.server;
     if provenance.contains_key("server.max_unauthenticated_start")
         && s.max_unauthenticated_start > s.max_unauthenticated
@@ -285,6 +268,25 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
 }
 
 /// `[server]`: listen addresses, the one seed source, the limits.
+/// Agent-login caps: at least one login each, or agent mode is unusable.
+fn validate_agent_logins(u: &super::UpstreamConfig, fail: &mut impl FnMut(&str, String)) {
+    for (field, n) in [
+        ("upstream.agent_logins_per_route", u.agent_logins_per_route),
+        (
+            "upstream.agent_logins_per_source",
+            u.agent_logins_per_source,
+        ),
+    ] {
+        if n == 0 {
+            fail(
+                field,
+                "must be at least 1 (set routing.agent_login = false to turn agent mode off)"
+                    .into(),
+            );
+        }
+    }
+}
+
 fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String)) {
     if s.listen.is_empty() {
         fail(

@@ -16,7 +16,7 @@
 //! [`MAX_TRACKED`], evicting the entries closest to expiry when full.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use ipnet::IpNet;
 use rand::Rng;
 
 use crate::config::ServerConfig;
+use crate::ops::source::{canonical, source};
 
 /// Sources the penalty table remembers at most.
 const MAX_TRACKED: usize = 65_536;
@@ -171,7 +172,7 @@ impl Shares {
         if self.max == 0 {
             return Ok(None);
         }
-        let source = group(ip);
+        let source = source(ip);
         let mut held = lock(&self.held);
         let count = held.entry(source).or_insert(0);
         if *count >= self.max {
@@ -259,7 +260,7 @@ impl Penalties {
         if !self.enabled() {
             return None;
         }
-        let until = lock(&self.table).get(&group(ip))?.until?;
+        let until = lock(&self.table).get(&source(ip))?.until?;
         (until > now).then(|| until - now)
     }
 
@@ -268,7 +269,7 @@ impl Penalties {
         if !self.enabled() {
             return false;
         }
-        let source = group(ip);
+        let source = source(ip);
         let mut table = lock(&self.table);
         if !table.contains_key(&source) && table.len() >= self.capacity {
             self.make_room(&mut table, now);
@@ -319,25 +320,6 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every update under these locks leaves the map consistent: a poisoned
     // lock still holds usable data.
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// `::ffff:10.0.0.1` is `10.0.0.1` (dual-stack listeners report the former).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
-    }
-}
-
-/// The source an address counts under: itself, or its /64 for IPv6.
-fn group(ip: IpAddr) -> IpAddr {
-    match canonical(ip) {
-        IpAddr::V6(v6) => {
-            let s = v6.segments();
-            IpAddr::V6(Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-        }
-        v4 => v4,
-    }
 }
 
 #[cfg(test)]

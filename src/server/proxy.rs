@@ -8,6 +8,8 @@ use ipnet::IpNet;
 use ppp::{HeaderResult, PartialResult, v1, v2};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::ops::source::canonical;
+
 /// The longest header read: a v1 header is at most 107 bytes; v2 headers
 /// carry TLVs, and load balancers send a few hundred bytes at most. Anything
 /// longer is refused rather than buffered.
@@ -54,14 +56,6 @@ impl ProxyPolicy {
     pub fn trusts(&self, peer: IpAddr) -> bool {
         let peer = canonical(peer);
         self.trusted.iter().any(|net| net.contains(&peer))
-    }
-}
-
-/// `::ffff:10.0.0.1` is `10.0.0.1` (dual-stack listeners report the former).
-fn canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
-        v4 => v4,
     }
 }
 

@@ -19,20 +19,9 @@ use russh::{AgentAuthError, Signer};
 use tracing::debug;
 
 use super::back::ClientLink;
-use super::login::Login;
-use super::{BoxLeg, BoxSession};
+use super::{AgentKeys, BoxLeg, BoxSession, ClientAgent, Login};
 use crate::notice::Notice;
 use crate::routes::Route;
-
-/// The agent the client forwarded (`ssh -A`), reached over a channel to it.
-pub type ClientAgent = AgentClient<russh::ChannelStream<server::Msg>>;
-
-/// The client's agent and the keys it listed, for the login.
-pub struct AgentKeys {
-    pub(super) agent: ClientAgent,
-    pub(super) identities: Vec<AgentIdentity>,
-    pub(super) timeout: Duration,
-}
 
 /// What an agent-mode login asks for: the target as named, the route when
 /// it exists, the login user when known.

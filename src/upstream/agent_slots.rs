@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use crate::ops::source::source;
+
 /// Logins in progress, by route and by source.
 #[derive(Default)]
 pub struct AgentSlots {
@@ -68,21 +70,6 @@ fn release<K: std::hash::Hash + Eq>(map: &mut HashMap<K, usize>, key: &K) {
         if *n == 0 {
             map.remove(key);
         }
-    }
-}
-
-/// One source: an IPv4 address, or an IPv6 /64 (one host usually owns a
-/// whole /64).
-fn source(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => {
-                let s = v6.segments();
-                IpAddr::V6(std::net::Ipv6Addr::new(s[0], s[1], s[2], s[3], 0, 0, 0, 0))
-            }
-        },
-        IpAddr::V4(_) => ip,
     }
 }
 

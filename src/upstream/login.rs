@@ -11,9 +11,9 @@ use russh::client;
 use russh::keys::{HashAlg, PrivateKeyWithHashAlg};
 use tracing::{debug, info};
 
-use super::agent::{AgentKeys, TimedAgent};
+use super::agent::TimedAgent;
 use super::back::{BoxHandler, ClientLink, HostKeyVerdict, Trust};
-use super::{BoxLeg, Failed, describe_io, unreachable};
+use super::{AgentKeys, BoxLeg, Failed, Login, describe_io, unreachable};
 use crate::notice::Notice;
 use crate::routes::Route;
 
@@ -54,15 +54,6 @@ impl Drop for BoxSession {
                 .await;
         });
     }
-}
-
-/// How the gateway logs in to the box.
-pub enum Login {
-    /// Key mode: the route's `identity_file`.
-    Identity,
-    /// Agent mode: the keys in the client's forwarded agent; the box's own
-    /// `authorized_keys` decides.
-    Agent(Box<AgentKeys>),
 }
 
 /// TCP, handshake and login, each failure with its metrics label.

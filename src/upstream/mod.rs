@@ -16,15 +16,17 @@ mod login;
 mod seen;
 pub mod settings;
 
-pub use agent::{AgentFailure, AgentLogin, ClientAgent};
+pub use agent::{AgentFailure, AgentLogin};
 pub use back::ClientLink;
-pub use login::{BoxSession, Login};
+pub use login::BoxSession;
 
 use std::io;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use russh::client;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
 use tokio::net::TcpStream;
 
 use crate::config::{Config, UpstreamConfig};
@@ -41,6 +43,25 @@ pub struct BoxLeg {
     seen: Arc<seen::SeenKeys>,
     /// Agent-mode logins in progress, per route and per source.
     agent_slots: Arc<agent_slots::AgentSlots>,
+}
+
+/// How the gateway logs in to the box.
+pub enum Login {
+    /// Key mode: the route's `identity_file`.
+    Identity,
+    /// Agent mode: the keys in the client's forwarded agent; the box's own
+    /// `authorized_keys` decides.
+    Agent(Box<AgentKeys>),
+}
+
+/// The agent the client forwarded (`ssh -A`), reached over a channel to it.
+pub type ClientAgent = AgentClient<russh::ChannelStream<russh::server::Msg>>;
+
+/// The client's agent and the keys it listed, for the login.
+pub struct AgentKeys {
+    agent: ClientAgent,
+    identities: Vec<AgentIdentity>,
+    timeout: Duration,
 }
 
 /// A failed attempt: the metrics label and what the user is told.
