@@ -5,6 +5,8 @@
 //! session's stderr line with exit status 1, as a channel-open failure text
 //! (`-W`/`-J`) or as a disconnect reason; the HTTP front as a response body.
 //! This module is a leaf: it knows strings, not routes or connections.
+//! (The command line's own errors to the operator, in `main.rs`, are not
+//! user-facing lines of the gateway and stay there.)
 
 use std::fmt;
 use std::net::SocketAddr;

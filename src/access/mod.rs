@@ -69,7 +69,9 @@ pub enum Mode {
     /// authorized for it, and `agent_login` is on. The box is logged in to
     /// through the client's forwarded agent. `route` is `None` when the
     /// target does not exist, which must look exactly like a box that
-    /// refuses the agent's keys.
+    /// refuses the agent's keys. `user` is the user as typed, never the
+    /// route's default (which would tell the route exists); the login uses
+    /// [`Principal::login_user`].
     Agent {
         target: String,
         route: Option<Arc<Route>>,
@@ -163,29 +165,21 @@ fn decide(
         };
     };
     let route = table.get(name);
-    let user = target
-        .user
-        .clone()
-        .or_else(|| route.and_then(|r| r.user.clone()));
     match route {
         Some(route) if route.authorizes(key) => Some(Mode::Key {
             route: route.clone(),
-            user,
+            user: target.user.clone().or_else(|| route.user.clone()),
         }),
         _ if routing.agent_login => Some(Mode::Agent {
             target: name.clone(),
             route: route.cloned(),
-            user,
+            user: target.user.clone(),
         }),
         _ => None,
     }
 }
 
 impl Principal {
-    pub fn key(&self) -> &PublicKey {
-        &self.key
-    }
-
     pub fn mode(&self) -> &Mode {
         &self.mode
     }
@@ -217,10 +211,13 @@ impl Principal {
         }
     }
 
-    /// The login user on the box, when known.
+    /// The login user on the box, when known: as named, else the route's.
     pub fn login_user(&self) -> Option<&str> {
         match &self.mode {
-            Mode::Key { user, .. } | Mode::Agent { user, .. } => user.as_deref(),
+            Mode::Key { user, .. } => user.as_deref(),
+            Mode::Agent { user, route, .. } => user
+                .as_deref()
+                .or_else(|| route.as_ref().and_then(|r| r.user.as_deref())),
             Mode::JumpOnly | Mode::Choose { .. } => None,
         }
     }
@@ -238,25 +235,35 @@ impl Principal {
         allowed.then(|| route.clone())
     }
 
-    /// Whether the route's `forwarding` switches allow `forward`.
+    /// Whether the route's `forwarding` switches allow `forward`, asked
+    /// before the box is reached.
     ///
     /// `-R` and `-A` into the box exist only in key mode (in agent mode the
     /// client's agent is what logs in, and OpenSSH asks for `-R` before it
     /// forwards its agent). A local forward without a box to open it
-    /// (jump-only, choose, an agent-mode target that does not exist) is
-    /// allowed here and then refused with the session's notice, as a box
-    /// that cannot be reached would be.
+    /// (jump-only, choose) is allowed here and then refused with the
+    /// session's notice. In agent mode the route's switch is asked only once
+    /// the box has accepted the client ([`Principal::allows_once_in`]): before
+    /// that, a route that forbids `-L` must answer like one that does not
+    /// exist.
     pub fn allows(&self, forward: Forward) -> bool {
         match (&self.mode, forward) {
             (Mode::Key { route, .. }, Forward::Local) => route.forwarding.local,
             (Mode::Key { route, .. }, Forward::Remote) => route.forwarding.remote,
             (Mode::Key { route, .. }, Forward::Agent) => route.forwarding.agent,
-            (Mode::Agent { route, .. }, Forward::Local) => {
-                route.as_ref().is_none_or(|r| r.forwarding.local)
-            }
-            (Mode::JumpOnly | Mode::Choose { .. }, Forward::Local) => true,
+            (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Local) => true,
             (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Remote)
             | (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Agent) => false,
+        }
+    }
+
+    /// Agent mode, once the box has accepted the client: whether the
+    /// route's switch allows a local forward. Always true in other modes
+    /// (asked of [`Principal::allows`] before).
+    pub fn allows_once_in(&self) -> bool {
+        match &self.mode {
+            Mode::Agent { route, .. } => route.as_ref().is_none_or(|r| r.forwarding.local),
+            Mode::Key { .. } | Mode::JumpOnly | Mode::Choose { .. } => true,
         }
     }
 }

@@ -194,11 +194,20 @@ fn forwarding_follows_the_route_switches() {
         assert!(alice.allows(f), "{f:?}");
     }
     assert!(!bob.allows(Forward::Remote));
-    // Agent mode: no -R and no -A into the box; local forwards per route.
+    // Agent mode: no -R and no -A into the box; local forwards per route,
+    // asked only once the box has accepted (before, any target alike).
     let agent = admitted(&a, "root@bob-ws", &key(9));
     assert!(agent.allows(Forward::Local));
     assert!(!agent.allows(Forward::Remote));
     assert!(!agent.allows(Forward::Agent));
+    assert!(agent.allows_once_in());
+    let mut no_local = access(|_| {});
+    let mut bob = route("bob-ws", None, &[]);
+    bob.forwarding.local = false;
+    no_local.routes = shared(RouteTable::new([bob]));
+    let agent = admitted(&no_local, "root@bob-ws", &key(9));
+    assert!(agent.allows(Forward::Local), "not before the box accepted");
+    assert!(!agent.allows_once_in());
     // Without a box, a local forward is told the session's notice later.
     let choose = admitted(&a, "x", &key(3));
     assert!(choose.allows(Forward::Local));

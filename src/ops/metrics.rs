@@ -79,7 +79,8 @@ pub struct Metrics {
     /// connect + SSH handshake + login (relayed sessions).
     pub upstream_connect_seconds: Histogram,
     /// Attempts to reach a box that failed, by reason (`unreachable`,
-    /// `timeout`, `login_refused`, `host_key`, `no_identity`).
+    /// `timeout`, `login_refused`, `host_key`, `host_key_changed`,
+    /// `no_identity`).
     pub upstream_failures: Family<Reason, Counter>,
     /// Routes in the table, by source.
     pub routes: Family<Source, Gauge>,

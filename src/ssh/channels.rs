@@ -4,11 +4,12 @@
 //! forwarded by the box; `tcpip-forward` (`-R`) is asked of the box.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use russh::server::{ChannelOpenHandle, Handle, Msg, Session};
 use russh::{Channel, ChannelId, ChannelOpenFailure};
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, debug, info};
 
 use super::link::{BoxLink, SessionOpening};
@@ -25,6 +26,11 @@ use crate::upstream::BoxLeg;
 const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
 /// SSH_OPEN_CONNECT_FAILED: the reason code OpenSSH uses when a forward fails.
 const OPEN_CONNECT_FAILED: u32 = 2;
+
+/// After the client closes a stream channel, how long its task may still
+/// write what the client sent to the box before it is ended (a far end
+/// that ignores the half-close would otherwise hold it forever).
+const STREAM_CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Per-connection channel caps (`server.max_sessions`, `server.max_channels`).
 #[derive(Debug, Clone, Copy)]
@@ -46,6 +52,25 @@ pub struct Channels {
     relays: HashMap<ChannelId, (SessionRelay, Open)>,
     /// Channels of every kind open now, shared with the tasks carrying them.
     open: Arc<AtomicUsize>,
+    /// Byte-stream channels (forwards, jumps) by id: the client's close ends
+    /// their task, even when the far end ignores the half-close.
+    streams: Streams,
+}
+
+type Streams = Arc<Mutex<HashMap<ChannelId, CancellationToken>>>;
+
+/// A stream channel's entry in [`Channels::streams`], removed with its task.
+struct Tracked(Streams, ChannelId);
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        lock(&self.0).remove(&self.1);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // Every write under this lock is one insert or remove.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// One open channel in the connection's count; uncounted when dropped.
@@ -85,6 +110,7 @@ impl Channels {
             caps,
             relays: HashMap::new(),
             open: Arc::default(),
+            streams: Arc::default(),
         }
     }
 
@@ -93,11 +119,40 @@ impl Channels {
         self.relays.get(&id).map(|(relay, _)| relay)
     }
 
-    /// The client closed a session channel.
+    /// The client closed a channel: a session is closed towards the box
+    /// after its queued input; a stream's task ends.
     pub async fn close(&mut self, id: ChannelId) {
         if let Some((relay, _open)) = self.relays.remove(&id) {
-            relay.close().await;
+            return relay.close().await;
         }
+        if let Some(closed) = lock(&self.streams).get(&id) {
+            closed.cancel();
+        }
+    }
+
+    /// Runs a stream channel's task until it ends or the client closes the
+    /// channel, holding its place in the count.
+    fn spawn_stream(
+        &self,
+        id: ChannelId,
+        open: Open,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let closed = CancellationToken::new();
+        lock(&self.streams).insert(id, closed.clone());
+        let tracked = Tracked(self.streams.clone(), id);
+        let carried = async move {
+            let _held = (open, tracked);
+            let closed_a_while = async {
+                closed.cancelled().await;
+                tokio::time::sleep(STREAM_CLOSE_GRACE).await;
+            };
+            tokio::select! {
+                () = closed_a_while => debug!("client closed the channel; stream ended"),
+                () = task => {}
+            }
+        };
+        tokio::spawn(carried.instrument(self.span.clone()));
     }
 
     /// Counts one more channel, or says which cap refuses it.
@@ -187,12 +242,17 @@ impl Channels {
             Ok(up) => up,
             Err(notice) => return reply.reject(failure(&notice)).await,
         };
+        if !self.principal.allows_once_in() {
+            debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
+            return reply
+                .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+        }
         // The box opens the connection (as with a direct `ssh -L`); do it off
         // the connection's event loop, since the box may take a while.
         let (host, originator) = (host.to_owned(), originator_address.to_owned());
-        let conn = self.conn.clone();
+        let (id, conn) = (channel.id(), self.conn.clone());
         let task = async move {
-            let _open = open;
             let Some(handle) = up.handle() else { return };
             match handle
                 .channel_open_direct_tcpip(host, port, originator, originator_port)
@@ -210,15 +270,14 @@ impl Channels {
                 }
             }
         };
-        tokio::spawn(task.instrument(self.span.clone()));
+        self.spawn_stream(id, open, task);
     }
 
     /// Jump mode: a raw TCP stream to the route's sshd; the SSH inside is
     /// end-to-end between the client and the box.
     fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle, open: Open) {
-        let (boxes, conn) = (self.boxes.clone(), self.conn.clone());
+        let (id, boxes, conn) = (channel.id(), self.boxes.clone(), self.conn.clone());
         let task = async move {
-            let _open = open;
             let tcp = match boxes.dial(&route).await {
                 Ok(tcp) => tcp,
                 Err(notice) => return reply.reject(failure(&notice)).await,
@@ -227,7 +286,7 @@ impl Channels {
             reply.accept().await;
             tcpip::splice_jump(channel, tcp, conn).await;
         };
-        tokio::spawn(task.instrument(self.span.clone()));
+        self.spawn_stream(id, open, task);
     }
 
     /// `tcpip-forward` (`-R`): the box listens; its reply (and allocated port) is passed back.

@@ -151,8 +151,12 @@ impl BoxLink {
                 }),
             },
             State::Key { route, user, login } => {
-                if let Some(result) = login {
-                    return result.clone();
+                // A box connection that died (keepalives, a restarted box) is
+                // logged in to again for the next channel.
+                let gone = matches!(login, Some(Ok(up)) if up.is_closed());
+                match login {
+                    Some(result) if !gone => return result.clone(),
+                    Some(_) | None => {}
                 }
                 // Boxed: the login is large and done once; it must not
                 // size the connection's future for its whole life.
@@ -186,7 +190,7 @@ impl BoxLink {
         let opened = match self.session_box(client).await {
             Ok(up) => up.open_session().await.map_err(|e| {
                 debug!(parent: &self.span, error = %e, "box refused a session channel");
-                Notice::SessionRefused { route }
+                refused_session(&up, route)
             }),
             Err(notice) => Err(notice),
         };
@@ -248,13 +252,18 @@ impl BoxLink {
             return;
         }
         login.send_replace(AgentLogin::Connecting);
+        // Named from what the client typed only: the route's default user
+        // would tell that the route exists.
         let refused = Notice::LoginRefused {
             route: target.clone(),
-            user: user.clone().unwrap_or_else(|| "<no user>".into()),
+            user: user.clone().unwrap_or_else(|| "the default user".into()),
         };
+        let user = user
+            .clone()
+            .or_else(|| route.as_ref().and_then(|r| r.user.clone()));
         let (boxes, conn, login) = (self.boxes.clone(), self.conn.clone(), login.clone());
         let pending = pending.clone();
-        let (target, route, user) = (target.clone(), route.clone(), user.clone());
+        let (target, route) = (target.clone(), route.clone());
         let task = async move {
             let started = tokio::time::Instant::now();
             let request = AgentRequest {
@@ -274,11 +283,17 @@ impl BoxLink {
                         AgentFailure::NotLoggedIn(why) => {
                             info!(reason = why, "agent-mode login failed")
                         }
+                        AgentFailure::Capped => {
+                            info!("agent-mode login refused: agent logins capped")
+                        }
                         AgentFailure::Box(notice) => {
                             info!(notice = %notice, "agent-mode login failed")
                         }
                     }
-                    conn.note_auth_failure();
+                    // A cap reached is no failed login of this client's.
+                    if !matches!(failure, AgentFailure::Capped) {
+                        conn.note_auth_failure();
+                    }
                     metrics::get().auth("agent", "rejected");
                     tokio::time::sleep_until(started + AGENT_REFUSAL_FLOOR).await;
                     Err(refused)
@@ -316,6 +331,15 @@ async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>, route: String
     let up = result?;
     up.open_session().await.map_err(|e| {
         debug!(error = %e, "box refused a session channel");
-        Notice::SessionRefused { route }
+        refused_session(&up, route)
     })
+}
+
+/// Why the box gave no session channel: its connection is gone, or it said no.
+fn refused_session(up: &BoxSession, route: String) -> Notice {
+    if up.is_closed() {
+        Notice::LostBox { route }
+    } else {
+        Notice::SessionRefused { route }
+    }
 }

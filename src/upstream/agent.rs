@@ -2,12 +2,17 @@
 //! channel to the client, lists its keys and signs for the gateway's login
 //! to the box; the box's own `authorized_keys` decides.
 //!
-//! The same steps run whether or not the target exists, so the client sees
-//! the same channels whatever it names: a slot (capped per route and per
-//! source, [`super::agent_slots`]), the agent channel, the key list — then,
-//! for a real box, the login. Every answer of the agent is bounded by
-//! `upstream.agent_timeout`, so an agent that never answers cannot hold a
-//! box connection for the whole handshake timeout.
+//! Whether or not the target exists, the client sees the same: the agent
+//! channel opened and its keys listed. Then, for a real box only, a slot
+//! (capped per route and per source, [`super::agent_slots`]) and the login.
+//! The listing, and all signing answers together, are each bounded by
+//! `upstream.agent_timeout`, so an agent that stalls cannot hold a box
+//! connection for the whole handshake timeout.
+//!
+//! One thing a client learns here that SSH itself tells anyone who can reach
+//! a box: russh asks the agent to sign only after the box said the key is
+//! acceptable, so an agent listing someone else's public key learns whether
+//! the box accepts it (see README, Security model).
 
 use std::time::Duration;
 
@@ -37,8 +42,11 @@ pub struct AgentLogin<'a> {
 #[derive(Debug)]
 pub enum AgentFailure {
     /// The client refused the agent channel, its agent listed nothing in
-    /// time, a cap was reached, or there is no route or user.
+    /// time, or there is no route or user.
     NotLoggedIn(&'static str),
+    /// `agent_logins_per_route` or `_per_source` logins are in progress:
+    /// the client is refused, but this is no failed login of its own.
+    Capped,
     /// The box leg's own failure (the box refused the keys, or could not be
     /// reached, …).
     Box(Notice),
@@ -47,19 +55,21 @@ pub enum AgentFailure {
 impl BoxLeg {
     /// Logs in to the box through the client's agent (see the module docs).
     pub async fn agent_login(&self, login: AgentLogin<'_>) -> Result<BoxSession, AgentFailure> {
-        let source = login.client.conn.client.ip();
         let config = &self.config;
+        let keys = open_agent(&login.client.handle, config.agent_timeout).await?;
+        let (Some(route), Some(user)) = (login.route, login.user) else {
+            return Err(AgentFailure::NotLoggedIn("no such route, or no user"));
+        };
+        // Taken only now, for a box about to be dialled: a slow agent holds
+        // no slot, and a name that is no route takes none.
+        let source = login.client.conn.client.ip();
         let Some(_slot) = self.agent_slots.acquire(
-            login.target,
+            &route.name,
             source,
             config.agent_logins_per_route,
             config.agent_logins_per_source,
         ) else {
-            return Err(AgentFailure::NotLoggedIn("agent logins capped"));
-        };
-        let keys = open_agent(&login.client.handle, config.agent_timeout).await?;
-        let (Some(route), Some(user)) = (login.route, login.user) else {
-            return Err(AgentFailure::NotLoggedIn("no such route, or no user"));
+            return Err(AgentFailure::Capped);
         };
         self.login(
             route,
@@ -87,7 +97,7 @@ async fn open_agent(client: &server::Handle, timeout: Duration) -> Result<AgentK
     match tokio::time::timeout(timeout, agent.request_identities()).await {
         Ok(Ok(identities)) => Ok(AgentKeys {
             agent,
-            identities,
+            identities: distinct(identities),
             timeout,
         }),
         Ok(Err(e)) => {
@@ -100,10 +110,36 @@ async fn open_agent(client: &server::Handle, timeout: Duration) -> Result<AgentK
     }
 }
 
-/// The client's agent as a signer whose every answer is bounded by `timeout`.
+/// Keys offered to a box at most: OpenSSH's `MaxAuthTries` default. A box
+/// disconnects after that many anyway, and an agent listing one key many
+/// times must not stretch the login.
+const MAX_AGENT_KEYS: usize = 6;
+
+/// The agent's keys, each once, at most [`MAX_AGENT_KEYS`].
+fn distinct(identities: Vec<AgentIdentity>) -> Vec<AgentIdentity> {
+    let mut seen = Vec::new();
+    let mut kept = Vec::new();
+    for identity in identities {
+        let key = identity.public_key().key_data().clone();
+        if seen.contains(&key) {
+            continue;
+        }
+        seen.push(key);
+        kept.push(identity);
+        if kept.len() == MAX_AGENT_KEYS {
+            break;
+        }
+    }
+    kept
+}
+
+/// The client's agent as a signer: all its answers together must come
+/// within `timeout` of the first signing request, so a stalling agent
+/// cannot hold the box connection for the whole handshake timeout.
 pub(super) struct TimedAgent<'a> {
     pub agent: &'a mut ClientAgent,
     pub timeout: Duration,
+    pub deadline: Option<tokio::time::Instant>,
 }
 
 /// A signing request the agent failed or did not answer in time.
@@ -126,10 +162,12 @@ impl Signer for TimedAgent<'_> {
         hash_alg: Option<HashAlg>,
         to_sign: Vec<u8>,
     ) -> impl Future<Output = Result<Vec<u8>, Self::Error>> + Send {
-        let timeout = self.timeout;
+        let deadline = *self
+            .deadline
+            .get_or_insert_with(|| tokio::time::Instant::now() + self.timeout);
         let signing = self.agent.auth_sign(key, hash_alg, to_sign);
         async move {
-            match tokio::time::timeout(timeout, signing).await {
+            match tokio::time::timeout_at(deadline, signing).await {
                 Ok(result) => result.map_err(SignError::Agent),
                 Err(_) => Err(SignError::Timeout),
             }

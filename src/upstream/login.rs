@@ -29,6 +29,11 @@ impl BoxSession {
         self.handle.as_ref()
     }
 
+    /// True once the connection to the box has ended.
+    pub fn is_closed(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_closed())
+    }
+
     /// Opens a session channel on the box.
     pub async fn open_session(&self) -> Result<russh::Channel<client::Msg>, russh::Error> {
         match &self.handle {
@@ -114,13 +119,22 @@ pub(super) async fn connect(
                 handle: Some(handle),
             })
         }
-        Ok(Ok((_, false))) => Err((
-            "login_refused",
-            Notice::LoginRefused {
-                route: name(),
-                user: user.to_owned(),
-            },
-        )),
+        Ok(Ok((_, false))) => {
+            let seen = verdict.get();
+            info!(
+                route = %route.name,
+                host_key = seen.map_or("", |v| v.fingerprint.as_str()),
+                host_key_trust = seen.map_or("", |v| v.trust.label()),
+                "box refused the login"
+            );
+            Err((
+                "login_refused",
+                Notice::LoginRefused {
+                    route: name(),
+                    user: user.to_owned(),
+                },
+            ))
+        }
         Ok(Err(russh::Error::UnknownKey)) => Err(host_key_refused(verdict.get(), name())),
         Ok(Err(e)) => Err(unreachable(route, describe_ssh(&e))),
     }
@@ -159,6 +173,7 @@ async fn login_with_agent(
     let mut signer = TimedAgent {
         agent: &mut agent,
         timeout,
+        deadline: None,
     };
     for identity in identities {
         let key = identity.public_key().into_owned();

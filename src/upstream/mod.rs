@@ -4,8 +4,8 @@
 //! and the login — with the route's identity or through the client's
 //! forwarded agent — under `handshake_timeout`. Every failure is the
 //! [`Notice`] the user is told; every attempt is counted in the metrics.
-//! Agent mode's login ([`BoxLeg::agent_login`]) runs the same steps whether
-//! or not its target exists.
+//! Agent mode's login ([`BoxLeg::agent_login`]) opens the client's agent and
+//! lists its keys whether or not its target exists.
 //!
 //! Jumps and HTTP tunnels use `dial`; relayed sessions use `login`.
 

@@ -78,8 +78,14 @@ impl Input {
 /// provisional connections together.
 pub const PENDING_BYTES: usize = 16 * 1024 * 1024;
 
-/// Bytes of pending input all provisional connections together may hold.
+/// Bytes of pending input all provisional connections together may hold
+/// beyond their own [`PENDING_OWN`].
 pub const PENDING_TOTAL: usize = 64 * 1024 * 1024;
+
+/// The first bytes of every provisional connection's allowance are its own,
+/// not drawn from the pool: requests and typing always fit, however many
+/// other clients have spent the pool.
+pub const PENDING_OWN: usize = 256 * 1024;
 
 /// The gateway's pool of [`PENDING_TOTAL`] bytes.
 #[derive(Debug)]
@@ -91,14 +97,17 @@ impl PendingPool {
     }
 }
 
-/// A provisional connection's allowance: [`PENDING_BYTES`] of its own, drawn
-/// from the gateway's pool. Spent by every session of the connection while
-/// its box login is pending; given back to the pool when the login is done
-/// (either way) or the connection ends, and unlimited from then on.
+/// A provisional connection's allowance: up to [`PENDING_BYTES`], the first
+/// [`PENDING_OWN`] its own and the rest drawn from the gateway's pool. Spent
+/// by every session of the connection while its box login is pending; what
+/// it drew is given back to the pool when the login is done (either way) or
+/// the connection ends, and it is unlimited from then on.
 #[derive(Debug)]
 pub struct PendingBudget {
     left: AtomicUsize,
-    spent: AtomicUsize,
+    own_left: AtomicUsize,
+    /// Drawn from the pool, to give back.
+    drawn: AtomicUsize,
     settled: AtomicBool,
     pool: Arc<PendingPool>,
 }
@@ -107,7 +116,8 @@ impl PendingBudget {
     pub fn new(pool: Arc<PendingPool>) -> Arc<Self> {
         Arc::new(Self {
             left: AtomicUsize::new(PENDING_BYTES),
-            spent: AtomicUsize::new(0),
+            own_left: AtomicUsize::new(PENDING_OWN),
+            drawn: AtomicUsize::new(0),
             settled: AtomicBool::new(false),
             pool,
         })
@@ -122,19 +132,22 @@ impl PendingBudget {
         if !take(&self.left, n) {
             return false;
         }
-        if !take(&self.pool.0, n) {
+        let own = take_up_to(&self.own_left, n);
+        let rest = n - own;
+        if rest > 0 && !take(&self.pool.0, rest) {
+            self.own_left.fetch_add(own, Ordering::AcqRel);
             self.left.fetch_add(n, Ordering::AcqRel);
             return false;
         }
-        self.spent.fetch_add(n, Ordering::AcqRel);
+        self.drawn.fetch_add(rest, Ordering::AcqRel);
         true
     }
 
-    /// The login is done: what was held goes back to the pool.
+    /// The login is done: what was drawn goes back to the pool.
     pub fn settle(&self) {
         if !self.settled.swap(true, Ordering::AcqRel) {
-            let spent = self.spent.swap(0, Ordering::AcqRel);
-            self.pool.0.fetch_add(spent, Ordering::AcqRel);
+            let drawn = self.drawn.swap(0, Ordering::AcqRel);
+            self.pool.0.fetch_add(drawn, Ordering::AcqRel);
         }
     }
 }
@@ -142,6 +155,15 @@ impl PendingBudget {
 impl Drop for PendingBudget {
     fn drop(&mut self) {
         self.settle();
+    }
+}
+
+/// Takes as much of `n` as `counter` holds; returns how much.
+fn take_up_to(counter: &AtomicUsize, n: usize) -> usize {
+    match counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+        Some(left - left.min(n))
+    }) {
+        Ok(before) | Err(before) => before.min(n),
     }
 }
 

@@ -34,7 +34,9 @@ mod pump;
 #[cfg(test)]
 mod tests;
 
-pub use input::{BoxChannel, PENDING_BYTES, PENDING_TOTAL, PendingBudget, PendingPool, Request};
+pub use input::{
+    BoxChannel, PENDING_BYTES, PENDING_OWN, PENDING_TOTAL, PendingBudget, PendingPool, Request,
+};
 
 use std::future::Future;
 use std::sync::Arc;

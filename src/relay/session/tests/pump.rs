@@ -10,7 +10,8 @@ use super::box_side::Reply;
 use super::stage::{ROUTE, agent_stage, agent_stage_with, env, pty, stage, told, without_box};
 use crate::notice::Notice;
 use crate::relay::session::{
-    PENDING_BYTES, PENDING_DEPTH, PENDING_TOTAL, PendingBudget, PendingPool, REPLY_TIMEOUT, Request,
+    PENDING_BYTES, PENDING_DEPTH, PENDING_OWN, PENDING_TOTAL, PendingBudget, PendingPool,
+    REPLY_TIMEOUT, Request,
 };
 
 /// Long enough that anything on its way would have arrived.
@@ -255,20 +256,27 @@ async fn agent_mode_input_beyond_the_connection_budget_fails_the_session() {
 fn the_pool_bounds_all_provisional_connections_and_comes_back() {
     let pool = PendingPool::new();
     let per = PENDING_BYTES;
-    let budgets: Vec<_> = (0..PENDING_TOTAL / per)
+    let budgets: Vec<_> = (0..PENDING_TOTAL / (per - PENDING_OWN))
         .map(|_| PendingBudget::new(pool.clone()))
         .collect();
     for b in &budgets {
         assert!(b.spend(per), "each connection gets its own allowance");
     }
+    let rest = PENDING_TOTAL - budgets.len() * (per - PENDING_OWN);
+    let last = PendingBudget::new(pool.clone());
+    assert!(last.spend(PENDING_OWN + rest), "the pool's last bytes");
     let late = PendingBudget::new(pool.clone());
+    assert!(late.spend(PENDING_OWN), "its own part needs no pool");
     assert!(!late.spend(1), "the pool is spent");
     budgets[0].settle();
     assert!(
         budgets[0].spend(per * 4),
         "a settled connection is not limited"
     );
-    assert!(late.spend(per), "settling gave the bytes back");
+    assert!(
+        late.spend(per - PENDING_OWN),
+        "settling gave the bytes back"
+    );
     drop(budgets);
     let again = PendingBudget::new(pool);
     assert!(again.spend(per), "ended connections gave theirs back");
