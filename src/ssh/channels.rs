@@ -82,6 +82,11 @@ impl Drop for Open {
     }
 }
 
+/// The box connection a forward waits for.
+type BoxFuture = std::pin::Pin<
+    Box<dyn Future<Output = Result<Arc<crate::upstream::BoxSession>, Notice>> + Send>,
+>;
+
 /// A channel-open failure whose text the client shows (`-W`/`-J`).
 fn failure(notice: &Notice) -> ChannelOpenFailure {
     ChannelOpenFailure::Other {
@@ -238,21 +243,30 @@ impl Channels {
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
         }
-        let up = match self.link.session_box(session.handle()).await {
-            Ok(up) => up,
-            Err(notice) => return reply.reject(failure(&notice)).await,
+        // In agent mode while the login runs, the forward waits for it in
+        // its own task (the login needs this connection's event loop).
+        let up: BoxFuture = match self.link.box_when_logged_in() {
+            Some(waiting) => Box::pin(waiting),
+            None => Box::pin(std::future::ready(
+                self.link.session_box(session.handle()).await,
+            )),
         };
-        if !self.principal.allows_once_in() {
-            debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
-            return reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-        }
+        let allowed = self.principal.allows_once_in();
         // The box opens the connection (as with a direct `ssh -L`); do it off
         // the connection's event loop, since the box may take a while.
         let (host, originator) = (host.to_owned(), originator_address.to_owned());
-        let (id, conn) = (channel.id(), self.conn.clone());
+        let (id, conn, span) = (channel.id(), self.conn.clone(), self.span.clone());
         let task = async move {
+            let up = match up.await {
+                Ok(up) => up,
+                Err(notice) => return reply.reject(failure(&notice)).await,
+            };
+            if !allowed {
+                debug!(parent: &span, host, port, "direct-tcpip refused by route policy");
+                return reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            }
             let Some(handle) = up.handle() else { return };
             match handle
                 .channel_open_direct_tcpip(host, port, originator, originator_port)

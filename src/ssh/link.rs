@@ -172,6 +172,19 @@ impl BoxLink {
         }
     }
 
+    /// Agent mode, while the login through the client's agent runs: the box
+    /// connection once it is done. It needs this connection's event loop,
+    /// so it must be awaited off it (in a channel's own task).
+    pub fn box_when_logged_in(
+        &self,
+    ) -> Option<impl Future<Output = Result<Arc<BoxSession>, Notice>> + Send + 'static> {
+        let State::Agent { login, target, .. } = &self.state else {
+            return None;
+        };
+        matches!(*login.borrow(), AgentLogin::Connecting)
+            .then(|| agent_box(login.subscribe(), target.clone()))
+    }
+
     /// A session channel's box side: opened at once in key mode; in agent
     /// mode a future that waits for the agent login (it needs this
     /// connection's event loop, so it must not be awaited here).
@@ -318,17 +331,24 @@ pub enum SessionOpening {
     ),
 }
 
-/// Agent mode: the box channel, once the agent login is done.
-async fn agent_box_channel(mut login: watch::Receiver<AgentLogin>, route: String) -> BoxChannel {
-    let result = loop {
+/// Agent mode: the box connection, once the agent login is done.
+async fn agent_box(
+    mut login: watch::Receiver<AgentLogin>,
+    route: String,
+) -> Result<Arc<BoxSession>, Notice> {
+    loop {
         if let AgentLogin::Done(result) = &*login.borrow_and_update() {
-            break result.clone();
+            return result.clone();
         }
         if login.changed().await.is_err() {
             return Err(Notice::LostBox { route });
         }
-    };
-    let up = result?;
+    }
+}
+
+/// Agent mode: the box channel, once the agent login is done.
+async fn agent_box_channel(login: watch::Receiver<AgentLogin>, route: String) -> BoxChannel {
+    let up = agent_box(login, route.clone()).await?;
     up.open_session().await.map_err(|e| {
         debug!(error = %e, "box refused a session channel");
         refused_session(&up, route)
