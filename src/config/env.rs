@@ -1,12 +1,21 @@
 //! `SWITCHBOARD_<SECTION>_<KEY>` environment overrides, applied on top of the
 //! file: `SWITCHBOARD_SERVER_LISTEN` sets `[server] listen`, and nested
 //! sections join with `_` (`SWITCHBOARD_SOURCES_FILE_PATH` is `[sources.file] path`).
+//!
+//! A name that starts with a known section but names no key is an error. One
+//! that starts with no known section (`SWITCHBOARD_SERVR_LISTEN`) is a
+//! warning, so a typo is never silent, except for the names that are not
+//! overrides: `SWITCHBOARD_CONFIG` (`--config`), the seed variable named by
+//! `host_key_seed_env`, and the service links Kubernetes injects for a
+//! Service whose name starts with `switchboard` (`SWITCHBOARD_SERVICE_HOST`,
+//! `SWITCHBOARD_PORT_2233_TCP`, …).
 
 use std::ffi::OsString;
 
 use toml::{Table, Value};
 
-use super::origin::{ConfigError, Origin, Provenance, check_leaf};
+use super::origin::{ConfigError, LeafError, Origin, Provenance, check_leaf};
+use super::text::closest;
 
 /// Prefix of environment overrides.
 pub const ENV_PREFIX: &str = "SWITCHBOARD_";
@@ -24,11 +33,17 @@ const SECTIONS: &[&str] = &[
     "http_tunnel",
 ];
 
+/// Variables with the prefix that are read elsewhere, never overrides.
+const NOT_OVERRIDES: &[&str] = &["SWITCHBOARD_CONFIG"];
+
+/// Applies the overrides in `env` to `table`; each problem is an error, each
+/// variable that looks like a misspelt override a warning.
 pub(super) fn apply_env(
     table: &mut Table,
     env: impl IntoIterator<Item = (OsString, OsString)>,
     provenance: &mut Provenance,
     errors: &mut Vec<ConfigError>,
+    warnings: &mut Vec<String>,
 ) {
     let mut vars: Vec<(String, OsString)> = env
         .into_iter()
@@ -58,7 +73,10 @@ pub(super) fn apply_env(
             message,
         };
         let path = match env_path(&name) {
-            EnvName::NotOurs => continue,
+            EnvName::NotOurs => {
+                warnings.extend(not_an_override(&name));
+                continue;
+            }
             EnvName::Unknown => {
                 let message = "names no setting: use SWITCHBOARD_<SECTION>_<KEY>, e.g. \
                                SWITCHBOARD_SERVER_LISTEN or SWITCHBOARD_SOURCES_FILE_PATH";
@@ -77,7 +95,7 @@ pub(super) fn apply_env(
                 insert(table, &path, value);
                 provenance.insert(field, origin);
             }
-            Err(message) => errors.push(error(field, message)),
+            Err(e) => errors.push(error(e.field, e.message)),
         }
     }
 }
@@ -117,9 +135,76 @@ fn env_path(name: &str) -> EnvName {
     }
 }
 
+/// The warning for `SWITCHBOARD_<no section>_…`, with the likely intended
+/// name when the section looks misspelt; none for the names that are
+/// expected there.
+fn not_an_override(name: &str) -> Option<String> {
+    if NOT_OVERRIDES.contains(&name) || is_service_link(name) {
+        return None;
+    }
+    let sections: Vec<String> = SECTIONS
+        .iter()
+        .map(|s| s.replace('.', "_").to_ascii_uppercase())
+        .collect();
+    let rest = name.strip_prefix(ENV_PREFIX).unwrap_or(name);
+    // Try every split of the rest into a section and a key.
+    let guess = rest
+        .match_indices('_')
+        .filter_map(|(i, _)| {
+            let (section, key) = (&rest[..i], &rest[i + 1..]);
+            let near = closest(section, sections.iter().map(String::as_str))?;
+            (!key.is_empty()).then(|| format!("{ENV_PREFIX}{near}_{key}"))
+        })
+        .next();
+    let hint = match guess {
+        Some(guess) => format!("did you mean {guess}? "),
+        None => String::new(),
+    };
+    let seed = if rest.contains("SEED") {
+        " (a seed variable is read only when server.host_key_seed_env names it)"
+    } else {
+        ""
+    };
+    Some(format!(
+        "environment variable {name}: ignored: names no section{seed}; {hint}overrides are \
+         SWITCHBOARD_<SECTION>_<KEY>, with SECTION one of {}",
+        sections.join(", ")
+    ))
+}
+
+/// A service link Kubernetes injects into every pod of the namespace for a
+/// Service named `switchboard…`: `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT`,
+/// `<SVC>_SERVICE_PORT_<NAME>`, `<SVC>_PORT`, `<SVC>_PORT_<N>_<PROTO>` and
+/// `<SVC>_PORT_<N>_<PROTO>_{PROTO,PORT,ADDR}`.
+fn is_service_link(name: &str) -> bool {
+    let shape = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+    if !name.chars().all(shape) {
+        return false;
+    }
+    if name.ends_with("_SERVICE_HOST") || name.ends_with("_PORT") {
+        return true;
+    }
+    if let Some((_, after)) = name.split_once("_SERVICE_PORT") {
+        return after.is_empty() || after.starts_with('_');
+    }
+    // `…_PORT_2233_TCP`, `…_PORT_2233_TCP_ADDR`: `_PORT_<digits>_<PROTO>[_<SUFFIX>]` at the end.
+    name.match_indices("_PORT_").any(|(i, _)| {
+        let rest = &name[i + "_PORT_".len()..];
+        let Some((number, tail)) = rest.split_once('_') else {
+            return false;
+        };
+        let proto = tail.split_once('_').map_or(tail, |(p, _)| p);
+        let suffix = tail.strip_prefix(proto).unwrap_or("");
+        !number.is_empty()
+            && number.bytes().all(|b| b.is_ascii_digit())
+            && matches!(proto, "TCP" | "UDP" | "SCTP")
+            && matches!(suffix, "" | "_PROTO" | "_PORT" | "_ADDR")
+    })
+}
+
 /// The variable's text as a TOML value if it is one and fits (`6`, `true`,
 /// `["a", "b"]`, `""`), else as the plain string.
-fn env_value(path: &[String], raw: &str) -> Result<Value, String> {
+fn env_value(path: &[String], raw: &str) -> Result<Value, LeafError> {
     let as_string = Value::String(raw.to_owned());
     let parsed = format!("v = {raw}")
         .parse::<Table>()

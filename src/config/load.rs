@@ -9,12 +9,11 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
 use toml::{Table, Value};
 
 use super::Config;
 use super::env::apply_env;
-use super::origin::{ConfigError, ConfigErrors, Origin, Provenance, check_leaf};
+use super::origin::{ConfigError, ConfigErrors, Origin, Provenance, check_leaf, structural_field};
 use super::text::{check_login_user, line_col};
 
 /// The file `serve`/`check` read when `--config` is not given (if it exists).
@@ -46,7 +45,8 @@ impl Config {
     /// with `_` (`SWITCHBOARD_SOURCES_FILE_PATH` is `[sources.file] path`). The
     /// value is read as a TOML value (`6`, `true`, `["a", "b"]`), else as a
     /// string. Variables naming no section (`SWITCHBOARD_SEED`) and the one
-    /// named by `host_key_seed_env` are not overrides.
+    /// named by `host_key_seed_env` are not overrides; the former are
+    /// warned about, but for `SWITCHBOARD_CONFIG` and Kubernetes service links.
     pub fn load_with_env(
         path: Option<&Path>,
         env: impl IntoIterator<Item = (OsString, OsString)>,
@@ -61,23 +61,24 @@ impl Config {
             Some(file) => read_file(file, &mut provenance, &mut errors),
             None => Table::new(),
         };
-        apply_env(&mut table, env, &mut provenance, &mut errors);
+        let mut env_warnings = Vec::new();
+        apply_env(
+            &mut table,
+            env,
+            &mut provenance,
+            &mut errors,
+            &mut env_warnings,
+        );
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        let mut config = Config::deserialize(Value::Table(table)).map_err(|e| {
-            let origin = file.clone().map_or(Origin::Default, Origin::File);
-            ConfigErrors(vec![ConfigError {
-                origin,
-                field: String::new(),
-                message: e.message().into(),
-            }])
-        })?;
+        let mut config = deserialize_whole(table, &provenance, file.as_deref())?;
         validate(&config, &provenance, &mut errors);
         if !errors.is_empty() {
             return Err(ConfigErrors(errors));
         }
-        config.warnings = warnings(&provenance);
+        config.warnings = env_warnings;
+        config.warnings.extend(warnings(&provenance));
         config
             .warnings
             .extend(early_drop_warning(&config.server, &provenance));
@@ -98,6 +99,28 @@ impl Config {
         }
         Ok(config)
     }
+}
+
+/// The whole table as a [`Config`]. Every leaf passed on its own already;
+/// this catches what only the whole does, at the path serde tracked.
+fn deserialize_whole(
+    table: Table,
+    provenance: &Provenance,
+    file: Option<&Path>,
+) -> Result<Config, ConfigErrors> {
+    serde_path_to_error::deserialize::<_, Config>(Value::Table(table)).map_err(|e| {
+        let field = structural_field(&[], e.path());
+        let origin = provenance
+            .get(&field)
+            .cloned()
+            .or_else(|| file.map(|f| Origin::File(f.to_path_buf())))
+            .unwrap_or(Origin::Default);
+        ConfigErrors(vec![ConfigError {
+            origin,
+            field,
+            message: e.inner().message().trim().into(),
+        }])
+    })
 }
 
 fn read_file(file: &Path, provenance: &mut Provenance, errors: &mut Vec<ConfigError>) -> Table {
@@ -135,8 +158,8 @@ fn read_file(file: &Path, provenance: &mut Provenance, errors: &mut Vec<ConfigEr
     let mut leaves = Vec::new();
     collect_leaves(&table, &mut Vec::new(), &mut leaves);
     for (path, value) in leaves {
-        if let Err(message) = check_leaf(&path, value) {
-            errors.push(error(path.join("."), message));
+        if let Err(e) = check_leaf(&path, value) {
+            errors.push(error(e.field, e.message));
         }
         provenance.insert(path.join("."), origin.clone());
     }

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 
-use serde::Deserialize;
 use toml::{Table, Value};
 
 use super::Config;
+use super::text::dotted;
 
 /// Where a setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,18 +59,41 @@ impl fmt::Display for ConfigErrors {
 /// Which origin set each dotted leaf path.
 pub(super) type Provenance = BTreeMap<String, Origin>;
 
-/// Deserializes a document holding only `path = value`, so its error is its own.
-pub(super) fn check_leaf(path: &[String], value: &Value) -> Result<(), String> {
+/// Why one value does not fit: the field (dotted, from where deserializing
+/// failed: `server.listen`, `proxy_protocol.trusted_cidrs[1]`) and what is wrong.
+#[derive(Debug)]
+pub(super) struct LeafError {
+    pub field: String,
+    pub message: String,
+}
+
+/// Deserializes a document holding only `path = value`, so its error is its
+/// own; the field named is the structural path `serde_path_to_error` tracked.
+pub(super) fn check_leaf(path: &[String], value: &Value) -> Result<(), LeafError> {
     let mut doc = value.clone();
     for key in path.iter().rev() {
         doc = Value::Table(Table::from_iter([(key.clone(), doc)]));
     }
-    match Config::deserialize(doc) {
+    match serde_path_to_error::deserialize::<_, Config>(doc) {
         Ok(_) => Ok(()),
         // The inline seed is a secret: never echo what was written there.
-        Err(_) if path.last().is_some_and(|k| k == "host_key_seed") => {
-            Err("must be a string (value not shown)".into())
-        }
-        Err(e) => Err(e.message().trim().to_string()),
+        Err(_) if path.last().is_some_and(|k| k == "host_key_seed") => Err(LeafError {
+            field: path.join("."),
+            message: "must be a string (value not shown)".into(),
+        }),
+        Err(e) => Err(LeafError {
+            field: structural_field(path, e.path()),
+            message: e.inner().message().trim().to_string(),
+        }),
+    }
+}
+
+/// The tracked path, or the leaf's own when nothing was tracked.
+pub(super) fn structural_field(leaf: &[String], tracked: &serde_path_to_error::Path) -> String {
+    let field = dotted("", tracked);
+    if field.is_empty() {
+        leaf.join(".")
+    } else {
+        field
     }
 }

@@ -454,3 +454,68 @@ fn per_source_exempt_can_come_from_the_environment() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn an_override_naming_no_section_is_a_warning_with_the_likely_name() {
+    let config = load(
+        "",
+        &[
+            ("SWITCHBOARD_SERVR_LISTEN", "127.0.0.1:1"),
+            ("SWITCHBOARD_CONFIG", "/etc/switchboard.toml"),
+        ],
+    )
+    .expect("a typo there is no error");
+    assert_eq!(config.warnings.len(), 1, "{:?}", config.warnings);
+    let w = &config.warnings[0];
+    assert!(
+        w.starts_with("environment variable SWITCHBOARD_SERVR_LISTEN: ignored"),
+        "{w}"
+    );
+    assert!(w.contains("did you mean SWITCHBOARD_SERVER_LISTEN?"), "{w}");
+    assert_eq!(
+        config.server.listen,
+        [SocketAddr::from(([0, 0, 0, 0], 2233))]
+    );
+}
+
+#[test]
+fn kubernetes_service_links_are_not_warned_about() {
+    let links = [
+        "SWITCHBOARD_SERVICE_HOST",
+        "SWITCHBOARD_SERVICE_PORT",
+        "SWITCHBOARD_SERVICE_PORT_SSH_ALT",
+        "SWITCHBOARD_PORT",
+        "SWITCHBOARD_PORT_2233_TCP",
+        "SWITCHBOARD_PORT_2233_TCP_PROTO",
+        "SWITCHBOARD_PORT_2233_TCP_PORT",
+        "SWITCHBOARD_PORT_2233_TCP_ADDR",
+        "SWITCHBOARD_PORT_53_UDP_ADDR",
+        "SWITCHBOARD_METRICS_SERVICE_HOST",
+        "SWITCHBOARD_METRICS_PORT_9102_TCP",
+    ];
+    let vars: Vec<(&str, &str)> = links.iter().map(|l| (*l, "10.96.0.1")).collect();
+    let config = load("", &vars).expect("loads");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // Near misses of the pattern are still warned about.
+    for name in [
+        "SWITCHBOARD_PORT_2233_TCPX",
+        "SWITCHBOARD_PORT_X_TCP",
+        "SWITCHBOARD_SERVICE_HOSTS",
+    ] {
+        let config = load("", &[(name, "x")]).expect("loads");
+        assert_eq!(config.warnings.len(), 1, "{name}: {:?}", config.warnings);
+    }
+}
+
+#[test]
+fn list_item_errors_name_the_item() {
+    let errs = errors(
+        "[proxy_protocol]\ntrusted_cidrs = [\"10.0.0.0/8\", 5]\n",
+        &[],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert!(
+        errs[0].contains("proxy_protocol.trusted_cidrs[1]: invalid type: integer `5`"),
+        "{errs:?}"
+    );
+}
