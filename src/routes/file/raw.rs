@@ -5,10 +5,10 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use super::{Position, RouteError, keys};
-use crate::config::text::{check_login_user, check_text, quote};
+use crate::config::text::{check_login_user, check_text, dotted, quote};
 use crate::routes::keys::parse_public_key;
 use crate::routes::{Forwarding, Route, RouteState, parse_token_sha256};
 
@@ -17,41 +17,45 @@ const MAX_NAME_LEN: usize = 253;
 /// Longest `message` for a stopped route; it is shown on one terminal line.
 const MAX_MESSAGE_LEN: usize = 1024;
 
-/// A route as written in the file (SPEC §4).
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRoute {
-    name: String,
-    address: String,
-    #[serde(default)]
-    user: Option<String>,
-    #[serde(default)]
-    authorized_keys: Vec<String>,
-    #[serde(default)]
-    authorized_keys_file: Option<String>,
-    #[serde(default)]
-    identity_file: Option<String>,
-    #[serde(default)]
-    host_key: Option<String>,
-    #[serde(default)]
-    state: RawState,
-    /// Shown to users of a stopped route; ignored while running, so flipping
-    /// `state` back and forth needs no other edit.
-    #[serde(default)]
-    message: Option<String>,
-    #[serde(default)]
-    forwarding: Forwarding,
-    /// SHA-256 (hex) of this route's HTTP tunnel token (SPEC §11).
-    #[serde(default)]
-    token_sha256: Option<String>,
-}
+/// Every key a `[[route]]` table may have (SPEC §4), in the order its
+/// problems are reported.
+const FIELDS: &[&str] = &[
+    "name",
+    "address",
+    "user",
+    "authorized_keys",
+    "authorized_keys_file",
+    "identity_file",
+    "host_key",
+    "state",
+    // Shown to users of a stopped route; ignored while running, so flipping
+    // `state` back and forth needs no other edit.
+    "message",
+    "forwarding",
+    // SHA-256 (hex) of this route's HTTP tunnel token (SPEC §11).
+    "token_sha256",
+];
 
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
+/// `state`: read as a string first, so a value of the wrong type says so
+/// ("invalid type: integer `1`, expected a string") rather than what serde's
+/// enum path makes of it.
+#[derive(Default)]
 enum RawState {
     #[default]
     Running,
     Stopped,
+}
+
+impl RawState {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "running" => Ok(RawState::Running),
+            "stopped" => Ok(RawState::Stopped),
+            other => Err(format!(
+                "unknown variant `{other}`, expected `running` or `stopped`"
+            )),
+        }
+    }
 }
 
 /// Where a route comes from: everything an error needs to name it.
@@ -86,129 +90,188 @@ pub(super) fn valid_name(value: &toml::Value) -> Option<String> {
 }
 
 /// Converts one raw `[[route]]` value; `name` is [`valid_name`] of it.
+/// Every field is read and checked on its own, so a value of the wrong type
+/// (`state = 1`) is one error among the others, not the only one reported.
 pub(super) fn convert(
     value: toml::Value,
     name: Option<&str>,
     ctx: &Context<'_>,
 ) -> Result<Route, Vec<RouteError>> {
-    if !value.is_table() {
+    let toml::Value::Table(table) = value else {
         return Err(vec![ctx.error(
             name,
             None,
             format!("expected a table, found {}", value.type_str()),
         )]);
-    }
-    let raw: RawRoute = value
-        .try_into()
-        .map_err(|e| vec![serde_error(&e, name, ctx)])?;
-    let mut errors = Vec::new();
-    let route = check(raw, ctx, &mut |field: &str, message: String| {
-        errors.push(ctx.error(name, Some(field), message));
-    });
-    if errors.is_empty() {
-        Ok(route)
-    } else {
-        Err(errors)
-    }
-}
-
-/// Checks every field of `raw`, reporting each problem to `fail` in field
-/// order; the route returned is only used when nothing was reported.
-fn check(raw: RawRoute, ctx: &Context<'_>, fail: &mut impl FnMut(&str, String)) -> Route {
-    checked(Some(check_name(&raw.name)), "name", fail);
-    checked(Some(check_address(&raw.address)), "address", fail);
-    checked(raw.user.as_deref().map(check_login_user), "user", fail);
-    let mut authorized_keys = Vec::new();
-    for (i, line) in raw.authorized_keys.iter().enumerate() {
-        let field = format!("authorized_keys[{i}]");
-        authorized_keys.extend(checked(Some(parse_public_key(line)), &field, fail));
-    }
-    let key_file = raw
-        .authorized_keys_file
-        .as_deref()
-        .map(|path| non_empty_path(path).and_then(|p| keys::read_authorized_keys(&ctx.resolve(p))));
-    authorized_keys.extend(
-        checked(key_file, "authorized_keys_file", fail)
-            .into_iter()
-            .flatten(),
-    );
-    let identity = raw
-        .identity_file
-        .as_deref()
-        .map(|path| non_empty_path(path).and_then(|p| keys::load_identity(&ctx.resolve(p))));
-    let identity = checked(identity, "identity_file", fail).map(Arc::new);
-    let host_key = checked(
-        raw.host_key.as_deref().map(parse_public_key),
-        "host_key",
-        fail,
-    );
-    let message = raw.message.as_deref();
-    checked(
-        message.map(|m| check_text(m, MAX_MESSAGE_LEN, true)),
-        "message",
-        fail,
-    );
-    let token = raw.token_sha256.as_deref().map(parse_token_sha256);
-    let token_sha256 = checked(token, "token_sha256", fail);
-    let state = match raw.state {
-        RawState::Running => RouteState::Running,
-        RawState::Stopped => RouteState::Stopped {
-            message: raw.message,
-        },
     };
-    Route {
-        name: raw.name,
-        address: raw.address,
-        user: raw.user,
-        authorized_keys,
-        identity,
-        host_key,
-        state,
-        forwarding: raw.forwarding,
-        token_sha256,
+    let mut errors = Vec::new();
+    let mut fields = Fields {
+        table,
+        prefix: "",
+        fail: |field: &str, message: String| errors.push(ctx.error(name, Some(field), message)),
+    };
+    let route = read(&mut fields, ctx);
+    fields.finish(FIELDS);
+    match route {
+        Some(route) if errors.is_empty() => Ok(route),
+        // Not reached: a route is only missing when a field was reported.
+        None if errors.is_empty() => Err(vec![ctx.error(name, None, "cannot be read".to_owned())]),
+        _ => Err(errors),
     }
 }
 
-/// The value of a field's check (`None` when the field is not set), or
-/// `None` after reporting its problem to `fail`.
-fn checked<T>(
-    result: Option<Result<T, String>>,
-    field: &str,
-    fail: &mut impl FnMut(&str, String),
-) -> Option<T> {
-    match result? {
-        Ok(value) => Some(value),
-        Err(message) => {
-            fail(field, message);
-            None
+/// A route's table, taken apart one key at a time; each problem goes to
+/// `fail` with the field it is about.
+struct Fields<F> {
+    table: toml::Table,
+    /// Before every field name: `""`, or `"forwarding."` for that table.
+    prefix: &'static str,
+    fail: F,
+}
+
+impl<F: FnMut(&str, String)> Fields<F> {
+    /// The value of `key` as a `T`, if it is set and is one. The field named
+    /// in an error is a structural path (`forwarding.local`) from
+    /// `serde_path_to_error`, never parsed out of the message.
+    fn take<T: DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        let value = self.table.remove(key)?;
+        match serde_path_to_error::deserialize::<_, T>(value) {
+            Ok(value) => Some(value),
+            Err(e) => {
+                let full = dotted(&format!("{}{key}", self.prefix), e.path());
+                let message = e.inner().message().trim().replace('\n', "; ");
+                // A list's items are reported at the list (`authorized_keys`),
+                // the item in the message.
+                match full.split_once('[') {
+                    Some((list, _)) => (self.fail)(list, format!("{message} (in {full})")),
+                    None => (self.fail)(&full, message),
+                }
+                None
+            }
+        }
+    }
+
+    /// [`Fields::take`] for a key every route must have.
+    fn require<T: DeserializeOwned>(&mut self, key: &str) -> Option<T> {
+        if !self.table.contains_key(key) {
+            (self.fail)(
+                &format!("{}{key}", self.prefix),
+                format!("missing field `{key}`"),
+            );
+            return None;
+        }
+        self.take(key)
+    }
+
+    /// The value of a field's check (`None` when the field is not set), or
+    /// `None` after reporting its problem.
+    fn checked<T>(&mut self, field: &str, result: Option<Result<T, String>>) -> Option<T> {
+        match result? {
+            Ok(value) => Some(value),
+            Err(message) => {
+                (self.fail)(field, message);
+                None
+            }
+        }
+    }
+
+    /// Reports every key left over: none of them is in `expected`.
+    fn finish(mut self, expected: &[&str]) {
+        let expected = expected
+            .iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        for key in self.table.keys() {
+            (self.fail)(
+                &format!("{}{key}", self.prefix),
+                format!("unknown field `{key}`, expected one of {expected}"),
+            );
         }
     }
 }
 
-/// Turns a serde error into a field error. toml appends the key path to the
-/// error's text as "\nin `forwarding.local`"; it is the only place it is kept.
-fn serde_error(error: &toml::de::Error, name: Option<&str>, ctx: &Context<'_>) -> RouteError {
-    let text = error.to_string();
-    let path = text
-        .rsplit_once("\nin `")
-        .and_then(|(_, rest)| rest.split_once('`'))
-        .map(|(path, _)| path);
-    let message = error.message().trim().replace('\n', "; ");
-    let field = match (path, quoted_after(&message, "unknown field `")) {
-        (Some(path), Some(unknown)) => Some(format!("{path}.{unknown}")),
-        (None, Some(unknown)) => Some(unknown.to_owned()),
-        (Some(path), None) => Some(path.to_owned()),
-        (None, None) => quoted_after(&message, "missing field `").map(str::to_owned),
+/// Reads and checks every field in [`FIELDS`] order; the route returned is
+/// only used when nothing was reported.
+fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<Route> {
+    let name: Option<String> = f.require("name");
+    f.checked("name", name.as_deref().map(check_name));
+    let address: Option<String> = f.require("address");
+    f.checked("address", address.as_deref().map(check_address));
+    let user: Option<String> = f.take("user");
+    f.checked("user", user.as_deref().map(check_login_user));
+    let mut authorized_keys = Vec::new();
+    let lines: Vec<String> = f.take("authorized_keys").unwrap_or_default();
+    for (i, line) in lines.iter().enumerate() {
+        let field = format!("authorized_keys[{i}]");
+        authorized_keys.extend(f.checked(&field, Some(parse_public_key(line))));
+    }
+    let key_file: Option<String> = f.take("authorized_keys_file");
+    let key_file = key_file
+        .as_deref()
+        .map(|path| non_empty_path(path).and_then(|p| keys::read_authorized_keys(&ctx.resolve(p))));
+    authorized_keys.extend(
+        f.checked("authorized_keys_file", key_file)
+            .into_iter()
+            .flatten(),
+    );
+    let identity: Option<String> = f.take("identity_file");
+    let identity = identity
+        .as_deref()
+        .map(|path| non_empty_path(path).and_then(|p| keys::load_identity(&ctx.resolve(p))));
+    let identity = f.checked("identity_file", identity).map(Arc::new);
+    let host_key: Option<String> = f.take("host_key");
+    let host_key = f.checked("host_key", host_key.as_deref().map(parse_public_key));
+    let state: Option<String> = f.take("state");
+    let state = f
+        .checked("state", state.as_deref().map(RawState::parse))
+        .unwrap_or_default();
+    let message: Option<String> = f.take("message");
+    f.checked(
+        "message",
+        message
+            .as_deref()
+            .map(|m| check_text(m, MAX_MESSAGE_LEN, true)),
+    );
+    let forwarding = f
+        .take::<toml::Table>("forwarding")
+        .map(|table| read_forwarding(table, &mut f.fail))
+        .unwrap_or_default();
+    let token: Option<String> = f.take("token_sha256");
+    let token_sha256 = f.checked("token_sha256", token.as_deref().map(parse_token_sha256));
+    let state = match state {
+        RawState::Running => RouteState::Running,
+        RawState::Stopped => RouteState::Stopped { message },
     };
-    ctx.error(name, field.as_deref(), message)
+    Some(Route {
+        name: name?,
+        address: address?,
+        user,
+        authorized_keys,
+        identity,
+        host_key,
+        state,
+        forwarding,
+        token_sha256,
+    })
 }
 
-/// `unknown field `adress`, …` with prefix "unknown field `" → `adress`.
-fn quoted_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    message
-        .strip_prefix(prefix)?
-        .split_once('`')
-        .map(|(field, _)| field)
+/// `[route.forwarding]`, one switch at a time like the route's own fields;
+/// a switch left out keeps its [`Forwarding::default`].
+fn read_forwarding(table: toml::Table, fail: &mut impl FnMut(&str, String)) -> Forwarding {
+    let mut f = Fields {
+        table,
+        prefix: "forwarding.",
+        fail,
+    };
+    let default = Forwarding::default();
+    let forwarding = Forwarding {
+        local: f.take("local").unwrap_or(default.local),
+        remote: f.take("remote").unwrap_or(default.remote),
+        agent: f.take("agent").unwrap_or(default.agent),
+    };
+    f.finish(&["local", "remote", "agent"]);
+    forwarding
 }
 
 /// `[A-Za-z0-9][A-Za-z0-9._-]*`, at most [`MAX_NAME_LEN`] bytes.

@@ -393,3 +393,38 @@ fn random_edits_never_panic() {
         }
     }
 }
+
+#[test]
+fn a_wrongly_typed_field_does_not_hide_the_others() {
+    let fx = Fixture::new();
+    let load = fx.load(
+        "[[route]]\nname = \"a\"\naddress = \"x\"\nstate = 1\nuser = \"\"\nadress = 2\n\
+         authorized_keys = [\"ssh-ed25519 AAAA\", 3]\n[route.forwarding]\nlocal = \"yes\"\nx11 = true\n",
+    );
+    let got: Vec<(String, String)> = load
+        .errors
+        .iter()
+        .map(|e| (e.field.clone().unwrap_or_default(), e.message.clone()))
+        .collect();
+    let fields: Vec<&str> = got.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        [
+            "address",
+            "user",
+            "authorized_keys",
+            "state",
+            "forwarding.local",
+            "forwarding.x11",
+            "adress"
+        ],
+        "{got:?}"
+    );
+    assert!(got[2].1.ends_with("(in authorized_keys[1])"), "{got:?}");
+    assert!(
+        got[3]
+            .1
+            .starts_with("invalid type: integer `1`, expected a string"),
+        "{got:?}"
+    );
+}
