@@ -25,11 +25,7 @@ fn main() -> ExitCode {
             for e in &errors.0 {
                 eprintln!("error: {e}");
             }
-            let n = errors.0.len();
-            eprintln!(
-                "switchboard: invalid configuration ({n} problem{})",
-                if n == 1 { "" } else { "s" }
-            );
+            eprintln!("switchboard: {}", cli::problem_summary(errors.0.len()));
             return ExitCode::from(2);
         }
     };

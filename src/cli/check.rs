@@ -93,10 +93,9 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
     for p in &problems {
         eprintln!("error: {p}");
     }
-    let n = problems.len();
     Err(Error::Invalid(anyhow!(
-        "{n} problem{} found",
-        if n == 1 { "" } else { "s" }
+        "{}",
+        super::problem_summary(problems.len())
     )))
 }
 

@@ -7,13 +7,16 @@
 //! that says which exit code it deserves (1 runtime, 2 invalid configuration).
 
 mod check;
+mod completion;
 mod crd;
 mod host_key;
+mod host_port;
 mod hygiene;
 mod seed;
 mod serve;
 mod ssh_config;
 mod tunnel;
+mod version;
 
 pub use hygiene::{harden_process, log_caps};
 pub use serve::serve_on;
@@ -51,6 +54,10 @@ pub enum Command {
     SshConfig(ssh_config::Args),
     /// A ProxyCommand that reaches ROUTE through the gateway's HTTP CONNECT or WebSocket front.
     Tunnel(tunnel::Args),
+    /// Print the version, the git commit and the build's features.
+    Version,
+    /// Print a shell completion script: `source <(switchboard completion bash)`.
+    Completion(completion::Args),
 }
 
 /// `--config FILE`, shared by the subcommands that read the configuration.
@@ -111,7 +118,11 @@ impl Command {
             Command::Check(a) => &a.config,
             Command::HostKey(a) => &a.config,
             Command::SshConfig(a) => &a.config,
-            Command::Seed | Command::Tunnel(_) | Command::Crd => return Ok(Config::default()),
+            Command::Seed
+            | Command::Tunnel(_)
+            | Command::Crd
+            | Command::Version
+            | Command::Completion(_) => return Ok(Config::default()),
         };
         Config::load(arg.config.as_deref())
     }
@@ -127,7 +138,18 @@ pub fn run(command: Command, config: Config) -> Result<(), Error> {
         Command::Crd => crd::run(),
         Command::SshConfig(args) => ssh_config::run(&args, &config),
         Command::Tunnel(args) => tunnel::run(args),
+        Command::Version => version::run(),
+        Command::Completion(args) => completion::run(&args),
     }
+}
+
+/// The one wording of the closing line after a list of problems, for a
+/// configuration that does not load (`main`) and for `check`.
+pub fn problem_summary(n: usize) -> String {
+    format!(
+        "invalid configuration: {n} problem{}",
+        if n == 1 { "" } else { "s" }
+    )
 }
 
 /// Loads the seed and derives the host key; a seed problem is a configuration problem.

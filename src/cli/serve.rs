@@ -99,13 +99,24 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
     for addr in &config.server.listen {
         let listener = TcpListener::bind(addr)
             .await
-            .with_context(|| format!("cannot listen on {addr}"))
+            .with_context(|| {
+                format!(
+                    "cannot listen on {addr} (server.listen; another gateway there? \
+                     choose another with SWITCHBOARD_SERVER_LISTEN or [server] listen)"
+                )
+            })
             .map_err(Error::Runtime)?;
         listeners.push(listener);
     }
     let admin = TcpListener::bind(config.admin.listen)
         .await
-        .with_context(|| format!("cannot listen on {} (admin.listen)", config.admin.listen))
+        .with_context(|| {
+            format!(
+                "cannot listen on {} (admin.listen; another gateway there? choose another \
+                 with SWITCHBOARD_ADMIN_LISTEN or [admin] listen)",
+                config.admin.listen
+            )
+        })
         .map_err(Error::Runtime)?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone(), config.server.shutdown_grace)?;

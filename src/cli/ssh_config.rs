@@ -5,11 +5,18 @@
 //! HostName = the gateway): OpenSSH splits `user@host` at the last `@`, and
 //! in `User` the whole string is sent as is. Jump mode names the route as the
 //! HostName and lets `ProxyJump` carry the connection, end to end.
+//!
+//! ROUTE is looked up in the routes file first: a route it does not have is
+//! a warning and exit 1 with nothing printed (like `kubectl get` of a missing
+//! object), unless the file cannot be read or Kubernetes may hold the route,
+//! where the stanzas are printed with a warning that ROUTE was not checked.
 
 use anyhow::anyhow;
 
-use super::{ConfigArg, Error};
+use super::{ConfigArg, Error, host_port};
 use crate::config::Config;
+use crate::config::text::closest;
+use crate::routes::file;
 
 /// Shown when the gateway's public name is unknown (wildcard listen address).
 const PLACEHOLDER_HOST: &str = "gateway.example.com";
@@ -55,6 +62,9 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
             (host, addr.port(), unspecified)
         }
     };
+    if let Some(warning) = lookup(&args.route, config)? {
+        eprintln!("warning: {warning}");
+    }
     print!(
         "{}",
         stanzas(args, &config.routing.target_separator, &host, port, guessed)
@@ -106,6 +116,50 @@ fn stanzas(args: &Args, separator: &str, host: &str, port: u16, guessed: bool) -
     out
 }
 
+/// Whether ROUTE exists: `Err` (exit 1) when the route sources are readable
+/// and none has it; a warning when it could not be checked or is broken.
+fn lookup(route: &str, config: &Config) -> Result<Option<String>, Error> {
+    let path = &config.sources.file.path;
+    let load = match file::load(path) {
+        Ok(load) => load,
+        Err(e) => return Ok(Some(format!("{route} not checked: {e}"))),
+    };
+    if load.routes.iter().any(|r| r.name == route) {
+        return Ok(None);
+    }
+    if let Some(e) = load
+        .errors
+        .iter()
+        .find(|e| e.route.as_deref() == Some(route))
+    {
+        return Ok(Some(format!(
+            "route {route:?} is broken and not served until fixed: {e}"
+        )));
+    }
+    if config.sources.kubernetes.enabled {
+        return Ok(Some(format!(
+            "{route} is not in {}; not checked in Kubernetes (sources.kubernetes)",
+            path.display()
+        )));
+    }
+    let names = load.routes.iter().map(|r| r.name.as_str());
+    let hint = match closest(route, names.clone()) {
+        Some(near) => format!("; did you mean {near}?"),
+        None if load.routes.is_empty() => format!("; {} has no routes", path.display()),
+        None => {
+            let mut list: Vec<&str> = names.take(10).collect();
+            if load.routes.len() > list.len() {
+                list.push("…");
+            }
+            format!("; its routes: {}", list.join(", "))
+        }
+    };
+    eprintln!("warning: no route {route:?} in {}{hint}", path.display());
+    Err(Error::Runtime(anyhow!(
+        "unknown route {route:?}: no ~/.ssh/config stanzas printed"
+    )))
+}
+
 /// Refuses values that would break or change the meaning of a config line.
 fn check_word(what: &str, value: &str) -> Result<(), Error> {
     let bad = |c: char| c.is_whitespace() || c.is_control() || "\"'#*?!,%".contains(c);
@@ -119,22 +173,9 @@ fn check_word(what: &str, value: &str) -> Result<(), Error> {
 
 /// `host:port`, `[v6]:port`, or `host` (port 22).
 fn split_host_port(s: &str) -> anyhow::Result<(String, u16)> {
-    let bad = || anyhow!("--gateway `{s}`: expected HOST:PORT, e.g. gw.example.com:2233");
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or_else(bad)?;
-        (host, after.strip_prefix(':'))
-    } else {
-        match s.rsplit_once(':') {
-            Some((h, _)) if h.contains(':') => (s, None),
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    let port = port.map_or(Ok(22), |p| p.parse().map_err(|_| bad()))?;
-    if host.is_empty() || host.chars().any(char::is_whitespace) {
-        return Err(bad());
-    }
-    Ok((host.to_owned(), port))
+    let (host, port) = host_port::split(s)
+        .ok_or_else(|| anyhow!("--gateway `{s}`: expected HOST:PORT, e.g. gw.example.com:2233"))?;
+    Ok((host.to_owned(), port.unwrap_or(22)))
 }
 
 #[cfg(test)]
