@@ -95,6 +95,15 @@ fn readme_quickstart_reaches_the_box_with_a_loaded_agent() {
         "{known}"
     );
     assert!(printed.contains(known.trim()), "{printed}");
+    // The fingerprint the README tells newcomers to expect at the prompt.
+    let fingerprint = printed
+        .lines()
+        .map(str::trim)
+        .find(|l| l.starts_with("SHA256:"))
+        .unwrap_or_else(|| panic!("no fingerprint printed: {printed}"));
+    let readme = fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+        .expect("README.md");
+    assert!(readme.contains(fingerprint), "README lacks {fingerprint}");
     let known_hosts = dir.path().join("known_hosts");
     fs::write(&known_hosts, &known).expect("write known_hosts");
 
