@@ -10,6 +10,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod agent;
+pub mod attack;
 mod in_process;
 
 use std::ffi::OsStr;
@@ -591,8 +592,11 @@ pub struct BoxOptions {
     pub authorize_identity: bool,
     /// More `authorized_keys` lines (e.g. a client key for direct access).
     pub extra_authorized: Vec<String>,
-    /// Appended to `sshd_config`.
+    /// Appended to `sshd_config` (sshd keeps the first value of a keyword,
+    /// so this cannot change one the harness sets; see `max_startups`).
     pub extra_config: String,
+    /// sshd's `MaxStartups` (unauthenticated connections it takes at once).
+    pub max_startups: String,
 }
 
 impl Default for BoxOptions {
@@ -601,6 +605,7 @@ impl Default for BoxOptions {
             authorize_identity: true,
             extra_authorized: Vec::new(),
             extra_config: String::new(),
+            max_startups: "100".into(),
         }
     }
 }
@@ -661,7 +666,7 @@ impl SshdBox {
                  AllowAgentForwarding yes\n\
                  AllowTcpForwarding yes\n\
                  MaxSessions 64\n\
-                 MaxStartups 100\n\
+                 MaxStartups {max_startups}\n\
                  Subsystem sftp internal-sftp\n\
                  SetEnv BOX={name}\n\
                  AcceptEnv SB_*\n\
@@ -669,6 +674,7 @@ impl SshdBox {
                  {extra}\n",
                 dir = d.display(),
                 extra = opts.extra_config,
+                max_startups = opts.max_startups,
             );
             fs::write(d.join("sshd_config"), config).expect("sshd_config");
             let log = d.join("sshd.log");
@@ -868,6 +874,10 @@ pub struct GatewayConfig {
     /// `[routing] jump` (`"authenticated"`, `"any-key"`, `"off"`).
     pub jump: String,
     pub watch: bool,
+    /// Lines added to `[server]` (`max_sessions = 2`).
+    pub server_extra: String,
+    /// Lines added to `[upstream]` (`agent_timeout = "2s"`).
+    pub upstream_extra: String,
     /// Appended verbatim (new tables only).
     pub extra: String,
     /// A whole config file instead of the fields above (except `dev`), with
@@ -889,6 +899,8 @@ impl Default for GatewayConfig {
             agent_login: false,
             jump: "authenticated".into(),
             watch: true,
+            server_extra: String::new(),
+            upstream_extra: String::new(),
             extra: String::new(),
             raw: None,
         }
@@ -914,9 +926,9 @@ impl GatewayConfig {
             );
         }
         format!(
-            "[server]\nlisten = {listen}\n{seed}\n\
+            "[server]\nlisten = {listen}\n{seed}{server_extra}\n\
              [routing]\nagent_login = {agent}\njump = \"{jump}\"\n\n\
-             [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n\n\
+             [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n{upstream_extra}\n\
              [sources.file]\npath = {routes}\nwatch = {watch}\n\n\
              [admin]\nlisten = {admin}\n\n\
              [log]\nlevel = {level}\nformat = {format}\n\n{extra}",
@@ -930,8 +942,19 @@ impl GatewayConfig {
             routes = toml_str(&routes.display().to_string()),
             watch = self.watch,
             level = toml_str(&self.log_level),
+            server_extra = with_newline(&self.server_extra),
+            upstream_extra = with_newline(&self.upstream_extra),
             extra = self.extra,
         )
+    }
+}
+
+/// `lines` ending in a newline (empty stays empty).
+fn with_newline(lines: &str) -> String {
+    if lines.is_empty() || lines.ends_with('\n') {
+        lines.to_owned()
+    } else {
+        format!("{lines}\n")
     }
 }
 
@@ -1126,6 +1149,12 @@ impl Gateway {
                 "{what} needs the gateway's process: start it with Gateway::spawn / spawn_with"
             ),
         }
+    }
+
+    /// The process id of a [`Gateway::spawn`]ed gateway (for `/proc/PID/…`).
+    #[track_caller]
+    pub fn pid(&mut self) -> u32 {
+        self.process("a process id").id()
     }
 
     /// The binary's log (stderr): only for a [`Gateway::spawn`]ed gateway. An
