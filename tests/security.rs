@@ -330,14 +330,11 @@ fn sessions_beyond_max_sessions_are_refused_with_the_reason() {
 /// back, so one master runs any number of sessions one after another (what
 /// ControlMaster users and IDEs do all day).
 ///
-/// Fails today: a session the box ends is never uncounted. The gateway
-/// sends CHANNEL_CLOSE first; russh removes the channel at once and then
-/// drops the client's answering CLOSE without calling `Handler::
-/// channel_close` (russh server/encrypted.rs, `is_established_channel`), so
-/// `Channels::close` never removes the relay: with the default
-/// `max_sessions = 10` the 11th session over one connection is refused.
+/// The gateway sends CHANNEL_CLOSE first when the box ends a session; russh
+/// removes the channel at once and then drops the client's answering CLOSE
+/// without calling `Handler::channel_close` (russh server/encrypted.rs,
+/// `is_established_channel`), so the relay itself says when it has ended.
 #[test]
-#[ignore = "bug: ended sessions stay counted against server.max_sessions (see the doc comment)"]
 fn ended_sessions_give_their_slot_back() {
     let (dir, owner, _ws, gw) = two_sessions_each();
     let master = Master::start(&gw, &owner, dir.path());

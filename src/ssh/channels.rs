@@ -160,8 +160,11 @@ impl Channels {
         tokio::spawn(carried.instrument(self.span.clone()));
     }
 
-    /// Counts one more channel, or says which cap refuses it.
-    fn count(&self, session: bool) -> Result<Open, ChannelOpenFailure> {
+    /// Counts one more channel, or says which cap refuses it. Sessions the
+    /// gateway itself closed (russh reports no close for those) are
+    /// forgotten first.
+    fn count(&mut self, session: bool) -> Result<Open, ChannelOpenFailure> {
+        self.relays.retain(|_, (relay, _)| !relay.is_ended());
         let refuse = |what, limit, max| {
             let notice = Notice::TooManyChannels { what, limit, max };
             debug!(parent: &self.span, %notice, "channel refused");

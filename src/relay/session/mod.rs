@@ -40,6 +40,7 @@ pub use input::{
 
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -87,6 +88,7 @@ pub struct SessionRelay {
     input: mpsc::Sender<Input>,
     gate: Gate,
     answers: Answers,
+    ended: Arc<AtomicBool>,
 }
 
 impl SessionRelay {
@@ -108,11 +110,13 @@ impl SessionRelay {
         let by_box = matches!(answers, Answers::ByBox);
         let (input, queue) = mpsc::channel(if by_box { PUMP_DEPTH } else { PENDING_DEPTH });
         let gate = Gate::new(by_box);
+        let ended = Arc::new(AtomicBool::new(false));
         let ends = Ends {
             to_client,
             client_handle,
             route,
             conn,
+            ended: ended.clone(),
         };
         let pump = pump(queue, opening, gate.clone(), ends, span.clone());
         tokio::spawn(pump.instrument(span.clone()));
@@ -120,7 +124,15 @@ impl SessionRelay {
             input,
             gate,
             answers,
+            ended,
         }
+    }
+
+    /// True once the gateway has closed the client's side of the channel
+    /// (the box ended it, or a notice was told): the session is over and
+    /// its place may be given back.
+    pub fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
     }
 
     /// Queues `input` for the box. Waits while the queue is full

@@ -4,6 +4,7 @@
 //! ending the channel is told to the user as a lost connection.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use russh::{ChannelMsg, ChannelWriteHalf, server};
@@ -22,6 +23,11 @@ pub(super) struct Ends {
     /// The route, for notices.
     pub route: String,
     pub conn: Arc<Conn>,
+    /// Set once the gateway has closed the client's channel itself (the box
+    /// ended it, or a notice was told): russh then drops the client's
+    /// answering close without a callback, so the handler learns of the end
+    /// from this (see [`super::SessionRelay::is_ended`]).
+    pub ended: Arc<AtomicBool>,
 }
 
 /// How long the box's EOF is held back waiting for its exit status. sshd
@@ -172,6 +178,7 @@ async fn finish(ends: Ends, replies: PendingReplies, ended_by_box: bool, mut eof
     }
     // The box closed the channel or its connection ended: close the client side.
     let _ = to_client.close().await;
+    ends.ended.store(true, Ordering::Release);
     fail_waiting(&replies);
 }
 

@@ -2,6 +2,8 @@
 //! client input into it; without a box, answer requests and tell the notice.
 
 use russh::{ChannelWriteHalf, client, server};
+use std::sync::atomic::Ordering;
+
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug};
@@ -26,6 +28,7 @@ pub(super) async fn pump(
         Err(notice) => {
             if tell_when_started(queue, ends.to_client, &notice).await {
                 conn.set_exit_status(tell::EXIT_STATUS);
+                ends.ended.store(true, Ordering::Release);
             }
             return;
         }
@@ -39,6 +42,7 @@ pub(super) async fn pump(
         let notice = Notice::InputOverflow { route: ends.route };
         tell(ends.to_client, &notice, pty).await;
         conn.set_exit_status(tell::EXIT_STATUS);
+        ends.ended.store(true, Ordering::Release);
         return;
     }
     let (from_box, to_box) = box_channel.split();

@@ -142,3 +142,15 @@ async fn a_box_that_exited_then_vanished_is_not_lost() {
     s.at_box.vanish();
     assert_eq!(s.user.rest().await, ["close"]);
 }
+
+/// The handler learns from the relay that a session the box ended is over
+/// (russh reports no close for a channel the gateway closed first).
+#[tokio::test(start_paused = true)]
+async fn a_session_the_box_ended_says_so() {
+    let mut s = started().await;
+    assert!(!s.relay.is_ended());
+    s.at_box.exit(0).await;
+    s.at_box.close().await;
+    assert_eq!(s.user.rest().await, ["exit 0", "close"]);
+    assert!(s.relay.is_ended());
+}
