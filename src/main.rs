@@ -42,7 +42,8 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, text or JSON per `[log] format`; the filter is `RUST_LOG`
+/// Logs to stderr, text or JSON per `[log] format` (JSON: one flat object
+/// per line, see the README's "Logs"); the filter is `RUST_LOG`
 /// when set, else `[log] level` (already validated), under the caps of
 /// [`cli::log_caps`] that neither can lift.
 fn init_tracing(log: &LogConfig) {
@@ -62,6 +63,15 @@ fn init_tracing(log: &LogConfig) {
         .with_ansi(std::io::stderr().is_terminal());
     match log.format {
         LogFormat::Text => builder.finish().with(cli::log_caps()).init(),
-        LogFormat::Json => builder.json().finish().with(cli::log_caps()).init(),
+        // One flat object per line: `message` and the event's fields at the
+        // top level, the connection's span once (`span`), no span list.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .finish()
+            .with(cli::log_caps())
+            .init(),
     }
 }

@@ -72,6 +72,8 @@ pub enum Notice {
     Restarting,
     /// Nothing was relayed for `idle_timeout`.
     Idle { after: Duration },
+    /// An operator ended the session through the sessions API.
+    EndedByOperator,
 
     // --- HTTP tunnels (§11): response bodies ---
     /// The request head is larger than the gateway reads.
@@ -175,6 +177,7 @@ impl fmt::Display for Notice {
                 "idle for {}; disconnected",
                 humantime::format_duration(*after)
             ),
+            Notice::EndedByOperator => write!(f, "your session was ended by an operator"),
             Notice::HeadTooLarge { max } => write!(f, "request head over {max} bytes; refused"),
             Notice::NotUnderstood => write!(f, "not a request this port understands; {SERVED}"),
             Notice::Unsupported { what } => write!(f, "{what}; {SERVED}"),

@@ -35,28 +35,32 @@ fn proxy_v1_and_v2_from_a_trusted_peer_declare_the_client_in_logs_and_audit() {
     let ws = SshdBox::start("alice-ws");
     let gw = json_gateway(TRUST_LOOPBACK, &routes_toml(&[ws.route(&[&alice])]));
 
-    for (header, client) in [
-        (proxy_v1("203.0.113.7:50001"), "203.0.113.7:50001"),
-        (proxy_v2("198.51.100.9:50002"), "198.51.100.9:50002"),
+    for (header, address, port) in [
+        (proxy_v1("203.0.113.7:50001"), "203.0.113.7", 50001),
+        (proxy_v2("198.51.100.9:50002"), "198.51.100.9", 50002),
     ] {
         let lb = proxy_forwarder(gw.port, header);
         let out = ssh(lb, &alice, &["anyone@127.0.0.1", "echo $BOX"]);
         assert_eq!(out.assert_ok().stdout, "alice-ws\n", "{out:?}");
         assert!(
-            eventually(Duration::from_secs(5), || gw
-                .audit_events()
-                .iter()
-                .any(|e| e["fields"]["client"] == client)),
-            "no audit event with client {client}:\n{}",
+            eventually(Duration::from_secs(5), || gw.audit_events().iter().any(
+                |e| {
+                    e["event.action"] == "session_end"
+                        && e["client.address"] == address
+                        && e["client.port"] == port
+                }
+            )),
+            "no audit event with client {address}:{port}:\n{}",
             gw.log()
         );
-        let spans_show_client = gw
-            .json_log()
-            .iter()
-            .any(|line| line["target"] != "audit" && line["span"]["client"] == client);
+        let spans_show_client = gw.json_log().iter().any(|line| {
+            line["target"] != "audit"
+                && line["span"]["client.address"] == address
+                && line["span"]["client.port"] == port
+        });
         assert!(
             spans_show_client,
-            "no log line in a span with client {client}"
+            "no log line in a span with client {address}:{port}"
         );
     }
     // A direct connection (no header) from a trusted peer is the peer itself.
@@ -64,9 +68,9 @@ fn proxy_v1_and_v2_from_a_trusted_peer_declare_the_client_in_logs_and_audit() {
     assert!(eventually(Duration::from_secs(5), || gw
         .audit_events()
         .iter()
-        .any(|e| e["fields"]["client"]
-            .as_str()
-            .is_some_and(|c| c.starts_with("127.0.0.1:")))));
+        .any(
+            |e| e["event.action"] == "session_end" && e["client.address"] == "127.0.0.1"
+        )));
 
     let (status, metrics) = gw.admin_get("/metrics");
     assert_eq!(status, 200);
@@ -158,32 +162,47 @@ fn every_session_end_is_one_json_audit_event() {
     );
     assert_eq!(out.code, Some(7), "{out:?}");
     gw.ssh(&alice, &["anyone@127.0.0.1", "true"]).assert_ok();
-    assert!(eventually(Duration::from_secs(5), || gw
-        .audit_events()
-        .len()
-        == 2));
+    let ends = || {
+        gw.audit_events()
+            .into_iter()
+            .filter(|e| e["event.action"] == "session_end")
+            .collect::<Vec<_>>()
+    };
+    assert!(eventually(Duration::from_secs(5), || ends().len() == 2));
     thread::sleep(Duration::from_millis(300));
-    let events = gw.audit_events();
+    let events = ends();
     assert_eq!(events.len(), 2, "{events:#?}");
-    let first = &events[0]["fields"];
+    let first = &events[0];
+    // Flat: the message and the fields at the top level, no span list.
+    assert_eq!(first["message"], "session ended");
+    assert!(
+        first.get("fields").is_none() && first.get("spans").is_none(),
+        "{first}"
+    );
     assert_eq!(first["route"], "alice-ws");
     assert_eq!(
-        first["user"],
+        first["user.name"],
         ws.route(&[]).user.clone().unwrap_or_default()
     );
-    assert_eq!(first["mode"], "key");
-    assert_eq!(first["exit_status"], 7);
+    assert_eq!(first["auth.mode"], "key");
+    assert_eq!(first["process.exit_code"], 7);
     assert!(
-        first["bytes_down"].as_u64().is_some_and(|b| b >= 1234),
+        first["bytes.down"].as_u64().is_some_and(|b| b >= 1234),
         "{first}"
     );
     assert!(
-        first["key_fp"]
+        first["key.fingerprint"]
             .as_str()
             .is_some_and(|f| f.starts_with("SHA256:"))
     );
-    assert!(first["duration_ms"].is_u64());
-    assert_eq!(events[1]["fields"]["exit_status"], 0);
+    assert!(first["event.duration"].is_u64());
+    assert!(
+        first["session.id"]
+            .as_str()
+            .is_some_and(|id| id.len() == 16)
+    );
+    assert_eq!(events[1]["process.exit_code"], 0);
+    assert_ne!(events[0]["session.id"], events[1]["session.id"]);
 }
 
 #[test]

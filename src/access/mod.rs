@@ -41,10 +41,36 @@ pub struct Access {
 pub enum Admission {
     /// `Permission denied (publickey)`: unknown key, unknown target, key not
     /// authorized for the target (without `agent_login`), or a username that
-    /// cannot be parsed — all alike to the client.
-    Refused,
+    /// cannot be parsed — all alike to the client; the [`Refusal`] is for
+    /// the operator's log only.
+    Refused(Refusal),
     /// Boxed: a principal holds a public key, far larger than a refusal.
     Admitted(Box<Principal>),
+}
+
+/// Why a key was refused: logged (the audit `auth_failure`), never told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// The username does not parse under the configured grammar.
+    MalformedUsername,
+    /// The key is authorized for no route (whatever target was named).
+    UnknownKey,
+    /// The key opens some route, but the named target is none.
+    UnknownTarget,
+    /// The named route exists and the key is not authorized for it.
+    NotAuthorized,
+}
+
+impl Refusal {
+    /// The reason class in the audit event.
+    pub fn label(self) -> &'static str {
+        match self {
+            Refusal::MalformedUsername => "malformed_username",
+            Refusal::UnknownKey => "unknown_key",
+            Refusal::UnknownTarget => "unknown_target",
+            Refusal::NotAuthorized => "not_authorized",
+        }
+    }
 }
 
 /// An admitted client: its key and what it may do with it.
@@ -128,37 +154,37 @@ impl Access {
             Ok(target) => target,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed username");
-                return Admission::Refused;
+                return Admission::Refused(Refusal::MalformedUsername);
             }
         };
         match decide(&self.table(), routing, &target, username, key) {
-            Some(mode) => Admission::Admitted(Box::new(Principal {
+            Ok(mode) => Admission::Admitted(Box::new(Principal {
                 key: key.clone(),
                 mode,
                 jump: routing.jump,
             })),
-            None => Admission::Refused,
+            Err(refusal) => Admission::Refused(refusal),
         }
     }
 }
 
-/// Key + parsed username → mode (SPEC §5), or `None` for refused.
+/// Key + parsed username → mode (SPEC §5), or why it is refused.
 fn decide(
     table: &RouteTable,
     routing: &RoutingConfig,
     target: &Target,
     login_name: &str,
     key: &PublicKey,
-) -> Option<Mode> {
+) -> Result<Mode, Refusal> {
     let Some(name) = &target.route else {
         return match table.routes_for_key(key) {
-            [] if routing.jump == JumpPolicy::AnyKey => Some(Mode::JumpOnly),
-            [] => None,
-            [route] => Some(Mode::Key {
+            [] if routing.jump == JumpPolicy::AnyKey => Ok(Mode::JumpOnly),
+            [] => Err(Refusal::UnknownKey),
+            [route] => Ok(Mode::Key {
                 route: route.clone(),
                 user: Some(route.user.clone().unwrap_or_else(|| login_name.to_owned())),
             }),
-            many => Some(Mode::Choose {
+            many => Ok(Mode::Choose {
                 routes: many.to_vec(),
                 login_name: login_name.to_owned(),
             }),
@@ -166,16 +192,18 @@ fn decide(
     };
     let route = table.get(name);
     match route {
-        Some(route) if route.authorizes(key) => Some(Mode::Key {
+        Some(route) if route.authorizes(key) => Ok(Mode::Key {
             route: route.clone(),
             user: target.user.clone().or_else(|| route.user.clone()),
         }),
-        _ if routing.agent_login => Some(Mode::Agent {
+        _ if routing.agent_login => Ok(Mode::Agent {
             target: name.clone(),
             route: route.cloned(),
             user: target.user.clone(),
         }),
-        _ => None,
+        _ if table.routes_for_key(key).is_empty() => Err(Refusal::UnknownKey),
+        None => Err(Refusal::UnknownTarget),
+        Some(_) => Err(Refusal::NotAuthorized),
     }
 }
 

@@ -42,7 +42,7 @@ fn access(configure: impl FnOnce(&mut Config)) -> Access {
 fn admitted(access: &Access, user: &str, key: &PublicKey) -> Principal {
     match access.ssh(user, key) {
         Admission::Admitted(p) => *p,
-        Admission::Refused => panic!("{user} refused"),
+        Admission::Refused(why) => panic!("{user} refused: {why:?}"),
     }
 }
 
@@ -111,14 +111,19 @@ fn empty_user_means_route_user() {
 #[test]
 fn unknown_key_unknown_target_and_unauthorized_key_are_all_refused() {
     let a = access(|c| c.routing.agent_login = false);
-    for (user, k) in [
-        ("x", key(9)),
-        ("r@nope", key(1)),
-        ("r@bob-ws", key(1)),
-        ("bad\nname", key(1)),
-        ("r@", key(1)),
+    for (user, k, why) in [
+        ("x", key(9), Refusal::UnknownKey),
+        ("r@alice-ws", key(9), Refusal::UnknownKey),
+        ("r@nope", key(9), Refusal::UnknownKey),
+        ("r@nope", key(1), Refusal::UnknownTarget),
+        ("r@bob-ws", key(1), Refusal::NotAuthorized),
+        ("bad\nname", key(1), Refusal::MalformedUsername),
+        ("r@", key(1), Refusal::MalformedUsername),
     ] {
-        assert!(matches!(a.ssh(user, &k), Admission::Refused), "{user:?}");
+        match a.ssh(user, &k) {
+            Admission::Refused(refusal) => assert_eq!(refusal, why, "{user:?}"),
+            Admission::Admitted(p) => panic!("{user:?} admitted: {p:?}"),
+        }
     }
 }
 
@@ -149,7 +154,10 @@ fn agent_mode_for_a_named_target_whether_or_not_it_exists() {
         Some("devbox")
     );
     // No target named: nothing to log in to.
-    assert!(matches!(a.ssh("root", &key(9)), Admission::Refused));
+    assert!(matches!(
+        a.ssh("root", &key(9)),
+        Admission::Refused(Refusal::UnknownKey)
+    ));
 }
 
 #[test]
@@ -163,7 +171,10 @@ fn any_key_jump_policy_admits_unknown_keys_only_to_jump() {
     assert_eq!(p.label(), "jump");
     assert!(p.jump(&a.table(), "alice-ws").is_some());
     // A named target is not a jump: refused as before.
-    assert!(matches!(a.ssh("x@alice-ws", &key(9)), Admission::Refused));
+    assert!(matches!(
+        a.ssh("x@alice-ws", &key(9)),
+        Admission::Refused(Refusal::UnknownKey)
+    ));
 }
 
 #[test]

@@ -28,17 +28,18 @@ fn expectation(n: &Notice) -> (usize, Option<&str>) {
         Notice::TooManyChannels { .. } => (14, None),
         Notice::Restarting => (15, None),
         Notice::Idle { .. } => (16, None),
-        Notice::HeadTooLarge { .. } => (17, None),
-        Notice::NotUnderstood => (18, None),
-        Notice::Unsupported { .. } => (19, None),
-        Notice::WebSocketVersion { .. } => (20, None),
-        Notice::TunnelsDisabled => (21, None),
-        Notice::NoSuchRoute { name } => (22, Some(name)),
-        Notice::NeedToken { route, .. } => (23, Some(route)),
+        Notice::EndedByOperator => (17, None),
+        Notice::HeadTooLarge { .. } => (18, None),
+        Notice::NotUnderstood => (19, None),
+        Notice::Unsupported { .. } => (20, None),
+        Notice::WebSocketVersion { .. } => (21, None),
+        Notice::TunnelsDisabled => (22, None),
+        Notice::NoSuchRoute { name } => (23, Some(name)),
+        Notice::NeedToken { route, .. } => (24, Some(route)),
     }
 }
 
-const VARIANTS: usize = 24;
+const VARIANTS: usize = 25;
 
 fn r() -> String {
     "alice-ws".to_owned()
@@ -91,6 +92,7 @@ fn samples() -> Vec<Notice> {
         Notice::Idle {
             after: Duration::from_secs(90),
         },
+        Notice::EndedByOperator,
         Notice::HeadTooLarge { max: 8192 },
         Notice::NotUnderstood,
         Notice::Unsupported {
@@ -167,6 +169,10 @@ fn texts_that_users_and_tests_rely_on() {
                 after: Duration::from_secs(90),
             },
             "switchboard: idle for 1m 30s; disconnected",
+        ),
+        (
+            Notice::EndedByOperator,
+            "switchboard: your session was ended by an operator",
         ),
         (
             Notice::NeedToken {

@@ -1,7 +1,9 @@
 //! One client connection's record, shared by the accept path, the SSH
-//! handler or HTTP tunnel, and the relays: who it is (the real client address,
-//! after any PROXY header), what it authenticated as, bytes each way, the last
-//! exit status, when it was last active. At the end it becomes the audit event.
+//! handler or HTTP tunnel, and the relays: its session id, who it is (the
+//! real client address, after any PROXY header), what it authenticated as,
+//! bytes each way, its open channels, the last exit status, when it was last
+//! active, and whether an operator ended it. Its authentication and its end
+//! are audit events ([`super::audit`]).
 //!
 //! It also holds the connection's [`UnauthenticatedSlot`] (its share of
 //! `max_unauthenticated`), released the moment the connection authenticates.
@@ -9,10 +11,12 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use tracing::info;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
+use super::audit;
+use super::channel::{ChannelEntry, ChannelTable};
 use super::metrics::{self, Mode};
 
 /// Who the connection turned out to be; filled in as it authenticates.
@@ -49,7 +53,12 @@ pub struct Conn {
     pub client: SocketAddr,
     /// `ssh` or `http`.
     pub protocol: &'static str,
+    /// 16 random hex digits: joins the connection's audit events, log lines
+    /// and its entry in the sessions API.
+    id: String,
     started: Instant,
+    /// Wall-clock start, for the sessions API.
+    started_at: SystemTime,
     up: AtomicU64,
     down: AtomicU64,
     /// Milliseconds since `started` of the last relayed byte.
@@ -65,6 +74,13 @@ pub struct Conn {
     identity: Mutex<Identity>,
     /// The `max_unauthenticated` slot, held until authentication.
     unauthenticated_slot: Mutex<Option<UnauthenticatedSlot>>,
+    /// Channels open now (see [`super::channel::OpenChannel`]).
+    channels: Mutex<ChannelTable>,
+    /// Cancelled when an operator ends the connection.
+    killed: CancellationToken,
+    /// Why the gateway ended the connection, when it did (`operator_kill`,
+    /// `idle_timeout`, `shutdown`, `login_grace`); first one wins.
+    end_reason: OnceLock<&'static str>,
 }
 
 impl Conn {
@@ -76,7 +92,9 @@ impl Conn {
         Self {
             client,
             protocol,
+            id: format!("{:016x}", rand::random::<u64>()),
             started: Instant::now(),
+            started_at: SystemTime::now(),
             up: AtomicU64::new(0),
             down: AtomicU64::new(0),
             last_active_ms: AtomicU64::new(0),
@@ -85,7 +103,75 @@ impl Conn {
             mode: OnceLock::new(),
             identity: Mutex::new(Identity::default()),
             unauthenticated_slot: Mutex::new(slot),
+            channels: Mutex::default(),
+            killed: CancellationToken::new(),
+            end_reason: OnceLock::new(),
         }
+    }
+
+    /// The session id (16 hex digits).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// When the connection was accepted (wall clock).
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// How long the connection has lived.
+    pub fn age(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Bytes relayed so far: (client → box, box → client).
+    pub fn bytes(&self) -> (u64, u64) {
+        (
+            self.up.load(Ordering::Relaxed),
+            self.down.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The last exit status a session channel reported.
+    pub fn exit_status(&self) -> Option<i64> {
+        let exit = self.exit_status.load(Ordering::Relaxed);
+        (exit >= 0).then_some(exit)
+    }
+
+    /// The channels open now, in the order they opened.
+    pub fn channels(&self) -> Vec<ChannelEntry> {
+        lock(&self.channels).entries().cloned().collect()
+    }
+
+    /// How many channels are open now.
+    pub fn channel_count(&self) -> usize {
+        lock(&self.channels).len()
+    }
+
+    pub(super) fn channel_table(&self) -> &Mutex<ChannelTable> {
+        &self.channels
+    }
+
+    /// Ends the connection on an operator's request: the front watching
+    /// [`Conn::killed`] tells the user and disconnects.
+    pub fn kill(&self) {
+        self.set_end_reason("operator_kill");
+        self.killed.cancel();
+    }
+
+    /// Resolves once an operator has ended the connection.
+    pub fn killed(&self) -> WaitForCancellationFuture<'_> {
+        self.killed.cancelled()
+    }
+
+    /// Records why the gateway ends the connection (the first reason stays).
+    pub fn set_end_reason(&self, reason: &'static str) {
+        let _ = self.end_reason.set(reason);
+    }
+
+    /// Why the gateway ended it; `None` when the client (or the box) did.
+    pub fn end_reason(&self) -> Option<&'static str> {
+        self.end_reason.get().copied()
     }
 
     /// Client → box bytes.
@@ -131,8 +217,9 @@ impl Conn {
     }
 
     /// The connection authenticated (or a tunnel request was accepted): frees
-    /// its `max_unauthenticated` slot, and counts it under `mode` in
-    /// `sessions_active` until it ends.
+    /// its `max_unauthenticated` slot, counts it under `mode` in
+    /// `sessions_active` until it ends, and logs `session_start`. Record its
+    /// identity ([`Conn::identify`]) first.
     pub fn mark_authenticated(&self, mode: &'static str) {
         if self.mode.set(mode).is_err() {
             return;
@@ -142,6 +229,7 @@ impl Conn {
             .sessions_active
             .get_or_create(&Mode { mode })
             .inc();
+        audit::session_start(self);
     }
 
     pub fn is_authenticated(&self) -> bool {
@@ -162,8 +250,8 @@ impl Conn {
         lock(&self.identity).clone()
     }
 
-    /// Ends the connection: uncounts it and, when it authenticated, emits the
-    /// one audit event for it (target `audit`). Call once.
+    /// Ends the connection: uncounts it and, when it authenticated, logs
+    /// `session_end`. Call once.
     pub fn finish(&self) {
         let Some(&mode) = self.mode.get() else {
             return;
@@ -172,27 +260,11 @@ impl Conn {
             .sessions_active
             .get_or_create(&Mode { mode })
             .dec();
-        let id = self.identity();
-        let exit = self.exit_status.load(Ordering::Relaxed);
-        info!(
-            target: "audit",
-            event = "session_end",
-            client = %self.client,
-            protocol = self.protocol,
-            route = id.route.as_deref().unwrap_or(""),
-            user = id.user.as_deref().unwrap_or(""),
-            mode,
-            key_fp = id.key_fp.as_deref().unwrap_or(""),
-            bytes_up = self.up.load(Ordering::Relaxed),
-            bytes_down = self.down.load(Ordering::Relaxed),
-            duration_ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX),
-            exit_status = (exit >= 0).then_some(exit),
-            "session ended"
-        );
+        audit::session_end(self);
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Every write under these locks is a single assignment: a poisoned lock
     // still holds consistent data.
     m.lock().unwrap_or_else(|e| e.into_inner())

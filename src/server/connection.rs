@@ -1,7 +1,9 @@
 //! One accepted TCP connection, down the pipeline: PROXY header (when
 //! enabled) → per-source share and penalty → protocol detection (when HTTP
-//! tunnels are enabled) → the SSH server or the HTTP tunnel front. At the
-//! end: the penalty bookkeeping and the audit event.
+//! tunnels are enabled) → the SSH server or the HTTP tunnel front. While it
+//! runs it is listed in the gateway's [`Sessions`](crate::ops::Sessions) (an
+//! operator may end it); at the end: the penalty bookkeeping and the audit
+//! event.
 //!
 //! The per-source checks run as soon as the source is known: at once when
 //! the peer cannot declare another client (no PROXY protocol, or a peer
@@ -17,7 +19,7 @@ use std::time::Instant;
 
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
-use tracing::{Instrument, debug, field, info, info_span, warn};
+use tracing::{Instrument, Span, debug, field, info, info_span, warn};
 
 use super::Gateway;
 use super::detect::{self, Protocol, replay};
@@ -27,6 +29,7 @@ use super::proxy;
 use crate::ops::Conn;
 use crate::ops::conn::UnauthenticatedSlot;
 use crate::ops::metrics::{self, Protocol as ProtocolLabel};
+use crate::ops::source::canonical;
 use crate::tunnel;
 
 impl Gateway {
@@ -65,14 +68,8 @@ impl Gateway {
             .inc();
         let slot = UnauthenticatedSlot::new((unauthenticated, share));
         let conn = Arc::new(Conn::new(client, protocol.name(), Some(slot)));
-        let span = info_span!(
-            "conn",
-            client = %client,
-            key_fp = field::Empty,
-            route = field::Empty,
-            user = field::Empty,
-            mode = field::Empty
-        );
+        let _listed = self.sessions.register(conn.clone());
+        let span = conn_span(&conn);
         if client != peer {
             span.in_scope(|| debug!(peer = %peer, "client address from the PROXY header"));
         }
@@ -171,8 +168,8 @@ impl Gateway {
     }
 
     /// Runs an HTTP tunnel, dropping it when `login_grace` passes before its
-    /// request is accepted, when it has been idle for `idle_timeout`, or
-    /// when the gateway closes after draining.
+    /// request is accepted, when it has been idle for `idle_timeout`, when
+    /// an operator ends it, or when the gateway closes after draining.
     async fn guard(
         &self,
         serving: impl Future<Output = ()>,
@@ -186,9 +183,17 @@ impl Gateway {
             () = idle_expired(conn, idle) => {
                 debug!("tunnel idle for {}; closed", humantime::format_duration(idle));
                 metrics::get().limit("idle_timeout");
+                conn.set_end_reason("idle_timeout");
                 Served::Ended
             }
-            () = self.closing.cancelled() => Served::Ended,
+            () = conn.killed() => {
+                info!("ended by an operator; closed");
+                Served::Ended
+            }
+            () = self.closing.cancelled() => {
+                conn.set_end_reason("shutdown");
+                Served::Ended
+            }
         }
     }
 
@@ -204,6 +209,22 @@ impl Gateway {
         }
         conn.finish();
     }
+}
+
+/// The connection's span: every log line of it carries these fields (the
+/// identity ones are recorded as it authenticates), named as in the audit
+/// events.
+fn conn_span(conn: &Conn) -> Span {
+    info_span!(
+        "conn",
+        session.id = conn.id(),
+        client.address = %canonical(conn.client.ip()),
+        client.port = conn.client.port(),
+        key.fingerprint = field::Empty,
+        route = field::Empty,
+        user.name = field::Empty,
+        auth.mode = field::Empty
+    )
 }
 
 /// A connection refused by a per-source check (already logged and counted).

@@ -28,7 +28,7 @@ use tracing::{debug, info, warn};
 
 use crate::access::Access;
 use crate::config::Config;
-use crate::ops::metrics;
+use crate::ops::{Sessions, metrics};
 use crate::routes::RouteSources;
 use crate::tunnel;
 use crate::upstream::BoxLeg;
@@ -54,6 +54,8 @@ pub struct Gateway {
     tunnels: Arc<tunnel::Shared>,
     sources: Arc<RouteSources>,
     health: Arc<Health>,
+    /// The live connections (the sessions API).
+    sessions: Arc<Sessions>,
     connections: Arc<Semaphore>,
     unauthenticated: Arc<Semaphore>,
     /// Early drop, the per-source share and penalty, the exempt sources.
@@ -93,6 +95,7 @@ impl Gateway {
             tunnels,
             sources,
             health,
+            sessions: Sessions::new(),
             connections,
             unauthenticated,
             pre_auth,
@@ -105,6 +108,11 @@ impl Gateway {
     /// What `/readyz` reports.
     pub fn health(&self) -> Arc<Health> {
         self.health.clone()
+    }
+
+    /// The live connections, for the sessions API.
+    pub fn sessions(&self) -> Arc<Sessions> {
+        self.sessions.clone()
     }
 
     /// Accepts on `listener` until `shutdown` is cancelled, then drops it (new

@@ -1,7 +1,8 @@
 //! The SSH leg of a connection: run the russh server on the stream, with a
 //! watchdog that disconnects when `login_grace` passes before authentication,
-//! when the session has been idle for `idle_timeout`, or when the gateway
-//! closes after draining (telling the user it is restarting).
+//! when the session has been idle for `idle_timeout`, when an operator ends
+//! it (sessions API), or when the gateway closes after draining — telling
+//! the user why (the SSH disconnect reason).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,7 +39,14 @@ impl Gateway {
             stream,
             handler,
         ));
-        let session = match tokio::time::timeout_at(deadline.into(), running).await {
+        let handshake = tokio::select! {
+            done = tokio::time::timeout_at(deadline.into(), running) => done,
+            () = conn.killed() => {
+                info!("ended by an operator before the handshake; closed");
+                return Served::Ended;
+            }
+        };
+        let session = match handshake {
             Err(_) => {
                 debug!("no SSH version line within login_grace; closed");
                 return Served::LoginGraceExpired;
@@ -73,10 +81,16 @@ impl Gateway {
             () = idle_expired(&conn, idle) => {
                 info!("idle for {}; disconnecting", humantime::format_duration(idle));
                 metrics::get().limit("idle_timeout");
+                conn.set_end_reason("idle_timeout");
                 (Notice::Idle { after: idle }.to_string(), Served::Ended)
+            }
+            () = conn.killed() => {
+                info!("ended by an operator; disconnecting");
+                (Notice::EndedByOperator.to_string(), Served::Ended)
             }
             () = self.closing.cancelled() => {
                 info!("shutdown_grace over; disconnecting");
+                conn.set_end_reason("shutdown");
                 (Notice::Restarting.to_string(), Served::Ended)
             }
         };

@@ -1,20 +1,24 @@
 //! SSH authentication: the offered key and the username go to the access
-//! layer; a refusal is counted towards the per-source penalty, an admission
-//! is recorded on the connection (span fields for logs, the record for the
-//! audit event).
+//! layer; a refusal is counted towards the per-source penalty and logged as
+//! the audit `auth_failure` (with its reason, which the client never sees);
+//! an admission is recorded on the connection (span fields for logs, the
+//! record for the audit events).
 
 use russh::keys::{HashAlg, PublicKey};
 use russh::server::Auth;
 use tracing::{Span, info};
 
 use crate::access::{Access, Admission, Principal};
+use crate::ops::audit::{self, AuthFailure};
 use crate::ops::{Conn, metrics};
 
-/// A key is offered (signature not checked yet): only say whether it could work.
+/// A key is offered (signature not checked yet): only say whether it could
+/// work. OpenSSH asks this for each key before signing, so a refused key is
+/// one `auth_failure` here.
 pub fn offered(access: &Access, conn: &Conn, user: &str, key: &PublicKey) -> Auth {
     match access.ssh(user, key) {
         Admission::Admitted(_) => Auth::Accept,
-        Admission::Refused => refuse(conn),
+        Admission::Refused(why) => refuse(conn, why.label(), user, key),
     }
 }
 
@@ -28,20 +32,21 @@ pub fn verified(
     key: &PublicKey,
 ) -> (Auth, Option<Principal>) {
     let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
-    span.record("key_fp", fingerprint.as_str());
+    span.record("key.fingerprint", fingerprint.as_str());
     let principal = match access.ssh(user, key) {
         Admission::Admitted(principal) => principal,
-        Admission::Refused => {
-            span.in_scope(|| info!(key_fp = %fingerprint, "authentication refused"));
-            return (refuse(conn), None);
+        // The table changed since the key was offered.
+        Admission::Refused(why) => {
+            span.in_scope(|| info!("authentication refused"));
+            return (refuse(conn, why.label(), user, key), None);
         }
     };
-    span.record("mode", principal.label());
+    span.record("auth.mode", principal.label());
     if let Some(route) = principal.route_name() {
         span.record("route", route);
     }
     if let Some(user) = principal.login_user() {
-        span.record("user", user);
+        span.record("user.name", user);
     }
     conn.identify(|id| {
         id.route = principal.route_name().map(str::to_owned);
@@ -58,8 +63,20 @@ pub fn verified(
     (Auth::Accept, Some(*principal))
 }
 
-fn refuse(conn: &Conn) -> Auth {
+/// A certificate: no user CA is configured, so none is accepted.
+pub fn certificate(conn: &Conn, user: &str, key: &PublicKey) -> Auth {
+    refuse(conn, "certificate", user, key)
+}
+
+fn refuse(conn: &Conn, reason: &'static str, user: &str, key: &PublicKey) -> Auth {
     conn.note_auth_failure();
     metrics::get().auth("none", "rejected");
+    let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+    let failure = AuthFailure {
+        reason,
+        key_fingerprint: Some(&fingerprint),
+        requested: Some(user),
+    };
+    audit::auth_failure(conn, &failure);
     Auth::reject()
 }

@@ -2,6 +2,11 @@
 //! to the box (or answered with a notice); a `direct-tcpip` to a route name
 //! is a jump (raw TCP to that route's sshd), any other destination is
 //! forwarded by the box; `tcpip-forward` (`-R`) is asked of the box.
+//!
+//! Each open channel is counted against the caps and listed on the
+//! connection (the sessions API); each is logged as the audit
+//! `channel_open`, allowed or refused — a session channel once it asks for
+//! its shell, command or subsystem.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -16,6 +21,8 @@ use super::link::{BoxLink, SessionOpening};
 use crate::access::{Access, Forward, Principal};
 use crate::notice::Notice;
 use crate::ops::Conn;
+use crate::ops::audit::{self, ChannelOpen};
+use crate::ops::channel::{ChannelKind, OpenChannel, SessionType, clip, destination};
 use crate::relay::meter::Metered;
 use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
@@ -73,13 +80,33 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// One open channel in the connection's count; uncounted when dropped.
-struct Open(Arc<AtomicUsize>);
+/// One open channel: in the connection's count and on its list; uncounted
+/// and unlisted when dropped.
+struct Open {
+    count: Arc<AtomicUsize>,
+    listed: OpenChannel,
+}
 
 impl Drop for Open {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.count.fetch_sub(1, Ordering::AcqRel);
     }
+}
+
+/// Logs the audit `channel_open` for a channel of `kind`.
+fn audit_open(
+    conn: &Conn,
+    kind: ChannelKind,
+    destination: Option<&str>,
+    outcome: Result<(), &'static str>,
+) {
+    let open = ChannelOpen {
+        kind,
+        destination,
+        session_type: None,
+        outcome,
+    };
+    audit::channel_open(conn, &open);
 }
 
 /// The box connection a forward waits for.
@@ -160,19 +187,30 @@ impl Channels {
         tokio::spawn(carried.instrument(self.span.clone()));
     }
 
-    /// Counts one more channel, or says which cap refuses it. Sessions the
-    /// gateway itself closed (russh reports no close for those) are
-    /// forgotten first.
-    fn count(&mut self, session: bool) -> Result<Open, ChannelOpenFailure> {
+    /// Counts and lists one more channel of `kind`, or says which cap
+    /// refuses it (logged). Sessions the gateway itself closed (russh
+    /// reports no close for those) are forgotten first.
+    fn count(
+        &mut self,
+        kind: ChannelKind,
+        destination: Option<&str>,
+    ) -> Result<Open, ChannelOpenFailure> {
         self.relays.retain(|_, (relay, _)| !relay.is_ended());
         let refuse = |what, limit, max| {
             let notice = Notice::TooManyChannels { what, limit, max };
             debug!(parent: &self.span, %notice, "channel refused");
+            let reason = if what == "sessions" {
+                "max_sessions"
+            } else {
+                "max_channels"
+            };
+            audit_open(&self.conn, kind, destination, Err(reason));
             ChannelOpenFailure::Other {
                 code: OPEN_ADMINISTRATIVELY_PROHIBITED,
                 reason: notice.to_string(),
             }
         };
+        let session = kind == ChannelKind::Session;
         if session && self.relays.len() >= self.caps.sessions {
             return Err(refuse(
                 "sessions",
@@ -188,7 +226,10 @@ impl Channels {
                 self.caps.channels,
             ));
         }
-        Ok(Open(self.open.clone()))
+        Ok(Open {
+            count: self.open.clone(),
+            listed: OpenChannel::new(&self.conn, kind, destination.map(str::to_owned)),
+        })
     }
 
     pub async fn open_session(
@@ -197,7 +238,7 @@ impl Channels {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) {
-        let open = match self.count(true) {
+        let open = match self.count(ChannelKind::Session, None) {
             Ok(open) => open,
             Err(refused) => return reply.reject(refused).await,
         };
@@ -233,15 +274,22 @@ impl Channels {
         reply: ChannelOpenHandle,
         session: &mut Session,
     ) {
-        let open = match self.count(false) {
+        let to = destination(host, port);
+        let jump = self.principal.jump(&self.access.table(), host);
+        let kind = match jump {
+            Some(_) => ChannelKind::Jump,
+            None => ChannelKind::DirectTcpip,
+        };
+        let open = match self.count(kind, Some(&to)) {
             Ok(open) => open,
             Err(refused) => return reply.reject(refused).await,
         };
-        if let Some(route) = self.principal.jump(&self.access.table(), host) {
-            return self.jump(channel, route, reply, open);
+        if let Some(route) = jump {
+            return self.jump(channel, route, reply, (open, to));
         }
         if !self.principal.allows(Forward::Local) {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
+            audit_open(&self.conn, kind, Some(&to), Err("forwarding_disabled"));
             return reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -262,19 +310,30 @@ impl Channels {
         let task = async move {
             let up = match up.await {
                 Ok(up) => up,
-                Err(notice) => return reply.reject(failure(&notice)).await,
+                Err(notice) => {
+                    audit_open(&conn, kind, Some(&to), Err("no_box"));
+                    return reply.reject(failure(&notice)).await;
+                }
             };
             if !allowed {
                 debug!(parent: &span, host, port, "direct-tcpip refused by route policy");
+                audit_open(&conn, kind, Some(&to), Err("forwarding_disabled"));
                 return reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
                     .await;
             }
-            let Some(handle) = up.handle() else { return };
-            match handle
+            let Some(handle) = up.handle() else {
+                audit_open(&conn, kind, Some(&to), Err("no_box"));
+                return reply
+                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
+                    .await;
+            };
+            let opened = handle
                 .channel_open_direct_tcpip(host, port, originator, originator_port)
-                .await
-            {
+                .await;
+            let outcome = opened.as_ref().map(|_| ()).map_err(|_| "box_refused");
+            audit_open(&conn, kind, Some(&to), outcome);
+            match opened {
                 Ok(box_channel) => {
                     reply.accept().await;
                     let channel = Metered::new(channel.into_stream(), conn);
@@ -292,13 +351,24 @@ impl Channels {
 
     /// Jump mode: a raw TCP stream to the route's sshd; the SSH inside is
     /// end-to-end between the client and the box.
-    fn jump(&self, channel: Channel<Msg>, route: Arc<Route>, reply: ChannelOpenHandle, open: Open) {
+    /// `to` is the destination as the client named it.
+    fn jump(
+        &self,
+        channel: Channel<Msg>,
+        route: Arc<Route>,
+        reply: ChannelOpenHandle,
+        (open, to): (Open, String),
+    ) {
         let (id, boxes, conn) = (channel.id(), self.boxes.clone(), self.conn.clone());
         let task = async move {
             let tcp = match boxes.dial(&route).await {
                 Ok(tcp) => tcp,
-                Err(notice) => return reply.reject(failure(&notice)).await,
+                Err(notice) => {
+                    audit_open(&conn, ChannelKind::Jump, Some(&to), Err("unreachable"));
+                    return reply.reject(failure(&notice)).await;
+                }
             };
+            audit_open(&conn, ChannelKind::Jump, Some(&to), Ok(()));
             info!(route = %route.name, "jump");
             reply.accept().await;
             tcpip::splice_jump(channel, tcp, conn).await;
@@ -372,13 +442,38 @@ impl Channels {
         request: Request,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
-        if let Request::Shell | Request::Exec(_) | Request::Subsystem(_) = &request {
+        let started = match &request {
+            Request::Shell => Some(SessionType::Shell),
+            Request::Exec(_) => Some(SessionType::Exec),
+            Request::Subsystem(name) => Some(SessionType::Subsystem(clip(name).to_owned())),
+            Request::Pty { .. }
+            | Request::Env { .. }
+            | Request::AgentForward
+            | Request::WindowChange { .. }
+            | Request::Signal(_) => None,
+        };
+        if started.is_some() {
             self.link.session_started();
         }
+        // Only a channel's first shell, command or subsystem is its open.
+        let first = started.filter(|t| {
+            self.relays
+                .get(&channel)
+                .is_some_and(|(_, open)| open.listed.set_session_type(t.clone()))
+        });
         let ok = match self.relay(channel) {
             Some(relay) => relay.request(request).await,
             None => false,
         };
+        if let Some(session_type) = &first {
+            let open = ChannelOpen {
+                kind: ChannelKind::Session,
+                destination: None,
+                session_type: Some(session_type),
+                outcome: if ok { Ok(()) } else { Err("box_refused") },
+            };
+            audit::channel_open(&self.conn, &open);
+        }
         if ok {
             session.channel_success(channel)
         } else {

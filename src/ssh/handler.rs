@@ -29,7 +29,8 @@ pub struct ClientHandler {
     /// The connection's record: identity, bytes, exit status, auth state
     /// (read by the login-grace timer and the audit event).
     conn: Arc<Conn>,
-    /// The connection's span: `client`, `key_fp`, `route`, `user`, `mode`.
+    /// The connection's span: `session.id`, `client.address`, `client.port`,
+    /// `key.fingerprint`, `route`, `user.name`, `auth.mode`.
     span: Span,
     /// Set once a key is admitted.
     channels: Option<Channels>,
@@ -136,11 +137,12 @@ impl Handler for ClientHandler {
 
     async fn auth_openssh_certificate(
         &mut self,
-        _user: &str,
-        _cert: &Certificate,
+        user: &str,
+        cert: &Certificate,
     ) -> Result<Auth, Self::Error> {
         // No user CA is configured: certificates are not accepted.
-        Ok(Auth::reject())
+        let key = russh::keys::PublicKey::new(cert.public_key().clone(), "");
+        Ok(auth::certificate(&self.conn, user, &key))
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {

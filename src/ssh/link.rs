@@ -22,6 +22,7 @@ use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::access::{Mode, Principal};
 use crate::notice::{self, Notice};
+use crate::ops::audit::{self, AuthFailure};
 use crate::ops::{Conn, metrics};
 use crate::relay::session::{BoxChannel, PendingBudget, PendingPool};
 use crate::routes::Route;
@@ -304,10 +305,12 @@ impl BoxLink {
                         }
                     }
                     // A cap reached is no failed login of this client's.
-                    if !matches!(failure, AgentFailure::Capped) {
-                        conn.note_auth_failure();
-                    }
-                    metrics::get().auth("agent", "rejected");
+                    agent_login_failed(
+                        &conn,
+                        &target,
+                        route.is_none(),
+                        !matches!(failure, AgentFailure::Capped),
+                    );
                     tokio::time::sleep_until(started + AGENT_REFUSAL_FLOOR).await;
                     Err(refused)
                 }
@@ -319,6 +322,26 @@ impl BoxLink {
         };
         tokio::spawn(task.instrument(self.span.clone()));
     }
+}
+
+/// Counts and logs a refused agent-mode login (the audit `auth_failure`:
+/// `unknown_target` when no route has that name, else `agent_login_refused`).
+fn agent_login_failed(conn: &Conn, target: &str, no_route: bool, counts: bool) {
+    if counts {
+        conn.note_auth_failure();
+    }
+    metrics::get().auth("agent", "rejected");
+    let key_fp = conn.identity().key_fp;
+    let failure = AuthFailure {
+        reason: if no_route {
+            "unknown_target"
+        } else {
+            "agent_login_refused"
+        },
+        key_fingerprint: key_fp.as_deref(),
+        requested: Some(target),
+    };
+    audit::auth_failure(conn, &failure);
 }
 
 /// The box side of a new session channel: now, or (agent mode) once the

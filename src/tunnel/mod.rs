@@ -29,6 +29,7 @@ use tracing::{debug, info};
 
 use crate::access::Access;
 use crate::access::tunnel::Denied;
+use crate::ops::audit::{self, AuthFailure};
 use crate::ops::{Conn, metrics};
 use crate::routes::Route;
 use crate::upstream::BoxLeg;
@@ -107,11 +108,24 @@ async fn open(
         conn.identify(|id| id.route = Some(route.to_owned()));
         let span = tracing::Span::current();
         span.record("route", route);
-        span.record("mode", kind.label());
+        span.record("auth.mode", kind.label());
     }
     let route = admitted.map_err(|denied| {
-        if let Denied::Token { .. } = denied {
-            conn.note_auth_failure();
+        let reason = match denied {
+            Denied::Token { .. } => {
+                conn.note_auth_failure();
+                Some("tunnel_token")
+            }
+            Denied::NotFound { .. } => Some("unknown_target"),
+            Denied::Disabled => None,
+        };
+        if let Some(reason) = reason {
+            let failure = AuthFailure {
+                reason,
+                key_fingerprint: None,
+                requested: Some(name),
+            };
+            audit::auth_failure(conn, &failure);
         }
         Refusal::Denied(denied, kind)
     })?;

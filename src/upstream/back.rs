@@ -2,7 +2,9 @@
 //! key against the route's pin, the policy and the keys seen before
 //! ([`super::seen`]), and carries channels the box opens back to the client
 //! (`-R` forwarded-tcpip; agent forwarding into the box only in key mode,
-//! after the client's `ssh -A`), subject to the route's `forwarding`.
+//! after the client's `ssh -A`), subject to the route's `forwarding`; each
+//! is listed on the client's connection while open and logged as the audit
+//! `channel_open`, allowed or refused.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +18,8 @@ use tracing::{Instrument, Span, debug, warn};
 use super::seen::{Seen, SeenKeys};
 use crate::config::HostKeyPolicy;
 use crate::ops::Conn;
+use crate::ops::audit::{self, ChannelOpen};
+use crate::ops::channel::{ChannelKind, OpenChannel, destination};
 use crate::relay::meter::Metered;
 use crate::relay::tcpip;
 use crate::routes::{Forwarding, Route};
@@ -156,12 +160,14 @@ impl Handler for BoxHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(client) = self.client.clone().filter(|_| self.forwarding.remote) else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
+        let to = destination(connected_address, connected_port);
+        let kind = (ChannelKind::ForwardedTcpip, Some(to));
+        let Some(client) = self.client.clone() else {
+            return refuse(reply, None, kind, "no_client").await;
         };
+        if !self.forwarding.remote {
+            return refuse(reply, Some(&client.conn), kind, "forwarding_disabled").await;
+        }
         let (address, originator) = (connected_address.to_owned(), originator_address.to_owned());
         let handle = client.handle.clone();
         let opening = async move {
@@ -169,7 +175,7 @@ impl Handler for BoxHandler {
                 .channel_open_forwarded_tcpip(address, connected_port, originator, originator_port)
                 .await
         };
-        bridge(channel, reply, opening, client);
+        bridge(channel, reply, opening, client, kind);
         Ok(())
     }
 
@@ -179,46 +185,84 @@ impl Handler for BoxHandler {
         reply: ChannelOpenHandle,
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
-        let Some(client) = self
-            .client
-            .clone()
-            .filter(|c| self.forwarding.agent && c.agent_forwarding.load(Ordering::Acquire))
-        else {
-            reply
-                .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                .await;
-            return Ok(());
+        let kind = (ChannelKind::Agent, None);
+        let Some(client) = self.client.clone() else {
+            return refuse(reply, None, kind, "no_client").await;
         };
+        if !self.forwarding.agent {
+            return refuse(reply, Some(&client.conn), kind, "forwarding_disabled").await;
+        }
+        if !client.agent_forwarding.load(Ordering::Acquire) {
+            return refuse(reply, Some(&client.conn), kind, "not_requested").await;
+        }
         let handle = client.handle.clone();
         bridge(
             channel,
             reply,
             async move { handle.channel_open_agent().await },
             client,
+            kind,
         );
         Ok(())
     }
 }
 
+/// A channel of `kind` (to its destination) the box opened and the gateway
+/// refuses: logged on the client's connection, when there is one.
+async fn refuse(
+    reply: ChannelOpenHandle,
+    conn: Option<&Conn>,
+    (kind, to): (ChannelKind, Option<String>),
+    reason: &'static str,
+) -> Result<(), russh::Error> {
+    if let Some(conn) = conn {
+        audit_open(conn, kind, to.as_deref(), Err(reason));
+    }
+    reply
+        .reject(ChannelOpenFailure::AdministrativelyProhibited)
+        .await;
+    Ok(())
+}
+
+fn audit_open(
+    conn: &Conn,
+    kind: ChannelKind,
+    destination: Option<&str>,
+    outcome: Result<(), &'static str>,
+) {
+    let open = ChannelOpen {
+        kind,
+        destination,
+        session_type: None,
+        outcome,
+    };
+    audit::channel_open(conn, &open);
+}
+
 /// Opens the matching channel to the client (off the box connection's event
 /// loop: it waits on the client connection), then accepts the box's channel
-/// and splices the two, or refuses it when the client refuses.
+/// and splices the two, listed on the client's connection while open; or
+/// refuses it when the client refuses.
 fn bridge(
     from_box: Channel<Msg>,
     reply: ChannelOpenHandle,
     opening: impl Future<Output = Result<Channel<server::Msg>, russh::Error>> + Send + 'static,
     client: ClientLink,
+    (kind, to): (ChannelKind, Option<String>),
 ) {
     let ClientLink { conn, span, .. } = client;
     let task = async move {
         match opening.await {
             Ok(to_client) => {
+                let _listed = OpenChannel::new(&conn, kind, to.clone());
+                audit_open(&conn, kind, to.as_deref(), Ok(()));
                 reply.accept().await;
-                let to_client = Metered::new(to_client.into_stream(), conn);
+                let to_client = Metered::new(to_client.into_stream(), conn.clone());
                 tcpip::splice(from_box.into_stream(), to_client).await;
             }
             Err(e) => {
                 debug!(error = %e, "client refused a channel the box opened");
+                audit_open(&conn, kind, to.as_deref(), Err("client_refused"));
                 reply.reject(ChannelOpenFailure::ConnectFailed).await;
             }
         }

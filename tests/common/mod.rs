@@ -878,6 +878,8 @@ pub struct GatewayConfig {
     pub server_extra: String,
     /// Lines added to `[upstream]` (`agent_timeout = "2s"`).
     pub upstream_extra: String,
+    /// Appended verbatim to `[admin]` (e.g. `read_token_file = "…"`).
+    pub admin: String,
     /// Appended verbatim (new tables only).
     pub extra: String,
     /// A whole config file instead of the fields above (except `dev`), with
@@ -901,6 +903,7 @@ impl Default for GatewayConfig {
             watch: true,
             server_extra: String::new(),
             upstream_extra: String::new(),
+            admin: String::new(),
             extra: String::new(),
             raw: None,
         }
@@ -930,7 +933,7 @@ impl GatewayConfig {
              [routing]\nagent_login = {agent}\njump = \"{jump}\"\n\n\
              [upstream]\nconnect_timeout = {ct}\nhandshake_timeout = {ht}\n{upstream_extra}\n\
              [sources.file]\npath = {routes}\nwatch = {watch}\n\n\
-             [admin]\nlisten = {admin}\n\n\
+             [admin]\nlisten = {admin}\n{admin_extra}\n\
              [log]\nlevel = {level}\nformat = {format}\n\n{extra}",
             admin = toml_str(admin),
             format = toml_str(&self.log_format),
@@ -945,6 +948,7 @@ impl GatewayConfig {
             server_extra = with_newline(&self.server_extra),
             upstream_extra = with_newline(&self.upstream_extra),
             extra = self.extra,
+            admin_extra = self.admin,
         )
     }
 }
@@ -1232,6 +1236,15 @@ impl Gateway {
             .collect()
     }
 
+    /// The audit events whose `event.action` is `action`.
+    #[track_caller]
+    pub fn audit(&self, action: &str) -> Vec<serde_json::Value> {
+        self.audit_events()
+            .into_iter()
+            .filter(|v| v["event.action"] == action)
+            .collect()
+    }
+
     /// Replaces the routes file in place (what an operator's editor does).
     pub fn write_routes(&self, toml: &str) {
         fs::write(&self.routes_path, toml).expect("write routes");
@@ -1406,11 +1419,20 @@ pub fn echo_server() -> u16 {
 /// A plain HTTP/1.1 GET to 127.0.0.1:`port`: (status code, body); (0, "") when
 /// nothing answers.
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
+    http_request(port, "GET", path, None)
+}
+
+/// `METHOD path` to 127.0.0.1:`port`, with `Authorization: Bearer TOKEN`
+/// when given: (status code, body); (0, "") when nothing answers.
+pub fn http_request(port: u16, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
     let Ok(mut conn) = TcpStream::connect(("127.0.0.1", port)) else {
         return (0, String::new());
     };
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    let auth = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n"
+    );
     if conn.write_all(request.as_bytes()).is_err() {
         return (0, String::new());
     }

@@ -1,0 +1,212 @@
+//! The channels open on one connection, as the sessions API lists them:
+//! each open channel holds an [`OpenChannel`] that registers it on its
+//! [`Conn`] (kind, forward destination, session type) and removes it when
+//! dropped.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::conn::{Conn, lock};
+
+/// Longest client-supplied text (a forward's host, a subsystem name, a
+/// typed username) kept for logs and the sessions API; longer is cut.
+pub const MAX_CLIENT_TEXT: usize = 256;
+
+/// What a channel carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    /// A shell, a command or a subsystem (sftp), relayed to the box.
+    Session,
+    /// `-L`/`-D`/`-W` to a destination the box connects to.
+    DirectTcpip,
+    /// `ssh -J`: raw TCP to a route's sshd.
+    Jump,
+    /// A connection to a port the box listens on for the client (`-R`).
+    ForwardedTcpip,
+    /// The box reaching the client's agent (`ssh -A`, key mode).
+    Agent,
+}
+
+impl ChannelKind {
+    /// The name in logs and the sessions API.
+    pub fn label(self) -> &'static str {
+        match self {
+            ChannelKind::Session => "session",
+            ChannelKind::DirectTcpip => "direct-tcpip",
+            ChannelKind::Jump => "jump",
+            ChannelKind::ForwardedTcpip => "forwarded-tcpip",
+            ChannelKind::Agent => "agent",
+        }
+    }
+}
+
+/// What a session channel runs, once it asked. The exec command itself is
+/// never kept: it may hold anything the user typed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionType {
+    Shell,
+    Exec,
+    /// The subsystem's name (`sftp`), clipped to [`MAX_CLIENT_TEXT`].
+    Subsystem(String),
+}
+
+impl SessionType {
+    /// `shell`, `exec` or `subsystem`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            SessionType::Shell => "shell",
+            SessionType::Exec => "exec",
+            SessionType::Subsystem(_) => "subsystem",
+        }
+    }
+
+    /// The subsystem's name, for a subsystem.
+    pub fn subsystem(&self) -> Option<&str> {
+        match self {
+            SessionType::Subsystem(name) => Some(name),
+            SessionType::Shell | SessionType::Exec => None,
+        }
+    }
+}
+
+/// One open channel.
+#[derive(Debug, Clone)]
+pub struct ChannelEntry {
+    pub kind: ChannelKind,
+    /// `host:port` of a forward or jump, as the client or box named it.
+    pub destination: Option<String>,
+    pub session_type: Option<SessionType>,
+    pub started_at: SystemTime,
+}
+
+/// The open channels of one connection, keyed by the order they opened in.
+#[derive(Debug, Default)]
+pub(super) struct ChannelTable {
+    next: u64,
+    open: BTreeMap<u64, ChannelEntry>,
+}
+
+impl ChannelTable {
+    pub(super) fn entries(&self) -> impl Iterator<Item = &ChannelEntry> {
+        self.open.values()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        self.open.len()
+    }
+}
+
+/// A channel registered on its connection; removed from it when dropped.
+pub struct OpenChannel {
+    conn: Arc<Conn>,
+    key: u64,
+}
+
+impl OpenChannel {
+    /// Registers a channel of `kind` (to `destination`) on `conn`.
+    pub fn new(conn: &Arc<Conn>, kind: ChannelKind, destination: Option<String>) -> Self {
+        let entry = ChannelEntry {
+            kind,
+            destination: destination.map(|d| clip(&d).to_owned()),
+            session_type: None,
+            started_at: SystemTime::now(),
+        };
+        let mut table = lock(conn.channel_table());
+        let key = table.next;
+        table.next += 1;
+        table.open.insert(key, entry);
+        Self {
+            conn: conn.clone(),
+            key,
+        }
+    }
+
+    /// Records what a session channel runs; `true` the first time only (a
+    /// channel runs one shell, command or subsystem).
+    pub fn set_session_type(&self, session_type: SessionType) -> bool {
+        let mut table = lock(self.conn.channel_table());
+        match table.open.get_mut(&self.key) {
+            Some(entry) if entry.session_type.is_none() => {
+                entry.session_type = Some(session_type);
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// The connection this channel is on.
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+impl Drop for OpenChannel {
+    fn drop(&mut self) {
+        lock(self.conn.channel_table()).open.remove(&self.key);
+    }
+}
+
+/// `text` cut to at most [`MAX_CLIENT_TEXT`] bytes, on a character boundary.
+pub fn clip(text: &str) -> &str {
+    if text.len() <= MAX_CLIENT_TEXT {
+        return text;
+    }
+    let mut end = MAX_CLIENT_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// `host:port`, bracketing an IPv6 host, clipped.
+pub fn destination(host: &str, port: u32) -> String {
+    let host = clip(host);
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Arc<Conn> {
+        Arc::new(Conn::new(
+            "127.0.0.1:5000".parse().expect("addr"),
+            "ssh",
+            None,
+        ))
+    }
+
+    #[test]
+    fn channels_are_listed_while_open() {
+        let conn = conn();
+        let a = OpenChannel::new(&conn, ChannelKind::Session, None);
+        let b = OpenChannel::new(&conn, ChannelKind::DirectTcpip, Some("db:5432".into()));
+        assert!(a.set_session_type(SessionType::Shell));
+        assert!(!a.set_session_type(SessionType::Exec), "set once");
+        let kinds: Vec<_> = conn.channels().iter().map(|c| c.kind).collect();
+        assert_eq!(kinds, [ChannelKind::Session, ChannelKind::DirectTcpip]);
+        assert_eq!(conn.channels()[0].session_type, Some(SessionType::Shell));
+        drop(a);
+        let left = conn.channels();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].destination.as_deref(), Some("db:5432"));
+        drop(b);
+        assert!(conn.channels().is_empty());
+    }
+
+    #[test]
+    fn client_text_is_clipped_on_a_character_boundary() {
+        assert_eq!(clip("short"), "short");
+        let long = "é".repeat(MAX_CLIENT_TEXT);
+        let clipped = clip(&long);
+        assert!(clipped.len() <= MAX_CLIENT_TEXT);
+        assert!(clipped.chars().all(|c| c == 'é'));
+        assert_eq!(destination("::1", 80), "[::1]:80");
+        assert_eq!(destination("db", 5432), "db:5432");
+    }
+}
