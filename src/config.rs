@@ -264,12 +264,20 @@ impl Default for FileSourceConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// File holding the bearer token that may read the sessions API; unset:
+    /// only loopback clients may read it.
+    pub read_token_file: Option<PathBuf>,
+    /// File holding the bearer token that may end sessions (and read);
+    /// unset: ending sessions is refused.
+    pub write_token_file: Option<PathBuf>,
 }
 
 impl Default for AdminConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 9102)),
+            read_token_file: None,
+            write_token_file: None,
         }
     }
 }

@@ -10,6 +10,7 @@ use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::hostkey::{SeedOrigin, unprotected_key_file};
 use crate::routes::file;
+use crate::server::admin::auth::AdminAuth;
 
 /// `check` flags.
 #[derive(Debug, clap::Args)]
@@ -83,6 +84,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
     if config.sources.kubernetes.enabled {
         check_kubernetes(config, &mut problems, &mut warnings);
     }
+    check_admin(config, &mut problems, &mut warnings);
     for w in &warnings {
         println!("warning:  {w}");
     }
@@ -97,6 +99,33 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         "{}",
         super::problem_summary(problems.len())
     )))
+}
+
+/// The admin endpoint and who may use its sessions API; an unreadable or
+/// empty token file is a problem (as it stops `serve`), an open one a warning.
+fn check_admin(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+    let a = &config.admin;
+    let read = match &a.read_token_file {
+        Some(_) => "with the read token",
+        None => "from loopback",
+    };
+    let write = match &a.write_token_file {
+        Some(_) => "with the write token",
+        None => "disabled",
+    };
+    println!(
+        "admin:    http://{} (sessions: listed {read}, ended {write})",
+        a.listen
+    );
+    if let Err(e) = AdminAuth::load(a) {
+        problems.push(e.to_string());
+    }
+    for (path, field) in [
+        (&a.read_token_file, "admin.read_token_file"),
+        (&a.write_token_file, "admin.write_token_file"),
+    ] {
+        warnings.extend(path.as_deref().and_then(|p| unprotected_key_file(p, field)));
+    }
 }
 
 /// How long `check` waits for the Kubernetes API to list everything once.

@@ -15,9 +15,11 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
+use crate::hostkey::unprotected_key_file;
 use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 use crate::server::admin;
+use crate::server::admin::auth::AdminAuth;
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -35,13 +37,13 @@ pub struct Args {
 
 /// Loads the seed and the routes (every problem is exit 2), then runs.
 pub fn run(args: Args, config: Config) -> Result<(), Error> {
-    let (key, routes) = prepare(&config, args.dev)?;
+    let prepared = prepare(&config, args.dev)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")
         .map_err(Error::Runtime)?;
-    runtime.block_on(serve(config, key, routes))
+    runtime.block_on(serve(config, prepared))
 }
 
 /// What `serve` runs, in the caller's runtime, on listeners the caller bound,
@@ -58,19 +60,40 @@ pub async fn serve_on(
 ) -> Result<(), Error> {
     let config = Config::load_with_env(Some(config_path), Vec::new())
         .map_err(|e| Error::Invalid(anyhow!("{e}")))?;
-    let (key, routes) = prepare(&config, false)?;
-    serve_bound(config, key, routes, vec![listener], admin, shutdown).await
+    let prepared = prepare(&config, false)?;
+    serve_bound(config, prepared, vec![listener], admin, shutdown).await
 }
 
-/// Logs the configuration's warnings, derives the host key and loads the
-/// routes: every problem here is exit 2.
-fn prepare(config: &Config, dev: bool) -> Result<(PrivateKey, Arc<RouteSources>), Error> {
+/// What `serve` loads before it binds anything.
+struct Prepared {
+    key: PrivateKey,
+    routes: Arc<RouteSources>,
+    /// The sessions API's tokens.
+    admin_auth: AdminAuth,
+}
+
+/// Logs the configuration's warnings, derives the host key, loads the
+/// routes and reads the admin tokens: every problem here is exit 2.
+fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
     for w in &config.warnings {
         warn!("{w}");
     }
     let (key, _) = host_key(config, dev)?;
     let routes = initial_routes(config)?;
-    Ok((key, routes))
+    let admin_auth = AdminAuth::load(&config.admin).map_err(|e| Error::Invalid(e.into()))?;
+    for (path, field) in [
+        (&config.admin.read_token_file, "admin.read_token_file"),
+        (&config.admin.write_token_file, "admin.write_token_file"),
+    ] {
+        if let Some(warning) = path.as_deref().and_then(|p| unprotected_key_file(p, field)) {
+            warn!("{warning}");
+        }
+    }
+    Ok(Prepared {
+        key,
+        routes,
+        admin_auth,
+    })
 }
 
 /// The first load of the routes file: a broken route is logged and skipped; a
@@ -94,7 +117,7 @@ fn initial_routes(config: &Config) -> Result<Arc<RouteSources>, Error> {
     Ok(sources)
 }
 
-async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Result<(), Error> {
+async fn serve(config: Config, prepared: Prepared) -> Result<(), Error> {
     let mut listeners = Vec::new();
     for addr in &config.server.listen {
         let listener = TcpListener::bind(addr)
@@ -120,15 +143,18 @@ async fn serve(config: Config, key: PrivateKey, routes: Arc<RouteSources>) -> Re
         .map_err(Error::Runtime)?;
     let shutdown = CancellationToken::new();
     watch_signals(shutdown.clone(), config.server.shutdown_grace)?;
-    serve_bound(config, key, routes, listeners, admin, shutdown).await
+    serve_bound(config, prepared, listeners, admin, shutdown).await
 }
 
 /// Starts the route sources, the admin endpoint and the gateway on bound
 /// listeners; runs until `shutdown` is cancelled or a listener fails, then drains.
 async fn serve_bound(
     config: Config,
-    key: PrivateKey,
-    routes: Arc<RouteSources>,
+    Prepared {
+        key,
+        routes,
+        admin_auth,
+    }: Prepared,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
     shutdown: CancellationToken,
@@ -152,7 +178,12 @@ async fn serve_bound(
     let grace = config.server.shutdown_grace;
     let gateway = Gateway::new(Arc::new(config), key, routes);
     let admin_stop = CancellationToken::new();
-    let admin_task = tokio::spawn(admin::serve(admin, gateway.health(), admin_stop.clone()));
+    let endpoint = Arc::new(admin::Admin {
+        health: gateway.health(),
+        sessions: gateway.sessions(),
+        auth: admin_auth,
+    });
+    let admin_task = tokio::spawn(admin::serve(admin, endpoint, admin_stop.clone()));
     let mut tasks = JoinSet::new();
     for listener in listeners {
         tasks.spawn(gateway.clone().run(listener, shutdown.clone()));

@@ -1,31 +1,41 @@
 //! The admin HTTP endpoint (`[admin] listen`, SPEC §9): `/healthz` (the
 //! process is up), `/readyz` (every route source has synced and the gateway
-//! is not draining; a load balancer stops sending new clients otherwise) and
-//! `/metrics` (Prometheus text).
+//! is not draining; a load balancer stops sending new clients otherwise),
+//! `/metrics` (Prometheus text), and the sessions API — `GET /sessions`,
+//! `GET /sessions/{id}`, `POST /sessions/{id}/kill` (or `DELETE
+//! /sessions/{id}`) — guarded by [`auth`]. Routes and answers: [`api`].
+
+mod api;
+pub mod auth;
+#[cfg(test)]
+mod tests;
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info_span, warn};
 
-use crate::ops::metrics;
+use crate::ops::{Sessions, metrics};
 use crate::routes::RouteSources;
+use auth::AdminAuth;
 
 /// How long one admin request may take to arrive (a slow scraper must not
 /// hold a task forever).
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the admin endpoint serves.
+pub struct Admin {
+    pub health: Arc<Health>,
+    pub sessions: Arc<Sessions>,
+    pub auth: AdminAuth,
+}
 
 /// What `/readyz` reports.
 pub struct Health {
@@ -64,7 +74,7 @@ impl Health {
 }
 
 /// Serves the admin endpoint on `listener` until `stop` is cancelled.
-pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: CancellationToken) {
+pub async fn serve(listener: TcpListener, admin: Arc<Admin>, stop: CancellationToken) {
     loop {
         let (stream, peer) = tokio::select! {
             () = stop.cancelled() => return,
@@ -77,10 +87,10 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: Cancellatio
                 }
             },
         };
-        let health = health.clone();
+        let admin = admin.clone();
         let service = service_fn(move |req| {
-            let health = health.clone();
-            async move { Ok::<_, Infallible>(answer(&req, &health)) }
+            let admin = admin.clone();
+            async move { Ok::<_, Infallible>(api::answer(&req, peer, &admin)) }
         });
         let conn = http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
@@ -95,51 +105,4 @@ pub async fn serve(listener: TcpListener, health: Arc<Health>, stop: Cancellatio
             .instrument(info_span!("admin", client = %peer)),
         );
     }
-}
-
-fn answer(req: &Request<Incoming>, health: &Health) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
-        return text(StatusCode::METHOD_NOT_ALLOWED, "GET only\n".into());
-    }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" => match health.not_ready() {
-            None => {
-                // Stale routes still serve: say so, but stay ready.
-                let mut body = String::from("ready\n");
-                for line in health.sources.stale() {
-                    body.push_str(&format!("stale: {line}\n"));
-                }
-                text(StatusCode::OK, body)
-            }
-            Some(why) => text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("not ready: {why}\n"),
-            ),
-        },
-        "/metrics" => {
-            let mut response = text(StatusCode::OK, metrics::get().encode());
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                HeaderValue::from_static(
-                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
-                ),
-            );
-            response
-        }
-        _ => text(
-            StatusCode::NOT_FOUND,
-            "not found; try /healthz, /readyz, /metrics\n".into(),
-        ),
-    }
-}
-
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }
