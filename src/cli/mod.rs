@@ -14,6 +14,7 @@ mod host_port;
 mod hygiene;
 mod seed;
 mod serve;
+mod sessions;
 mod ssh_config;
 mod tunnel;
 mod version;
@@ -58,6 +59,8 @@ pub enum Command {
     Version,
     /// Print a shell completion script: `source <(switchboard completion bash)`.
     Completion(completion::Args),
+    /// List a running gateway's live sessions, or end one (its admin endpoint's sessions API).
+    Sessions(sessions::Args),
 }
 
 /// `--config FILE`, shared by the subcommands that read the configuration.
@@ -118,6 +121,7 @@ impl Command {
             Command::Check(a) => &a.config,
             Command::HostKey(a) => &a.config,
             Command::SshConfig(a) => &a.config,
+            Command::Sessions(a) => &a.config,
             Command::Seed
             | Command::Tunnel(_)
             | Command::Crd
@@ -140,6 +144,7 @@ pub fn run(command: Command, config: Config) -> Result<(), Error> {
         Command::Tunnel(args) => tunnel::run(args),
         Command::Version => version::run(),
         Command::Completion(args) => completion::run(&args),
+        Command::Sessions(args) => sessions::run(&args, &config),
     }
 }
 
