@@ -1,5 +1,5 @@
 //! Secrets never reach the logs (SPEC §8, §9): not the seed, not a line of a
-//! route's identity private key, even at `level = "debug"`.
+//! route's identity private key, not an admin token, even at `level = "debug"`.
 
 mod common;
 
@@ -20,9 +20,20 @@ fn no_secret_in_log(format: &str) {
     let alice = Key::generate(dir.path(), "alice");
     let stranger = Key::generate(dir.path(), "stranger");
     let ws = SshdBox::start("alice-ws");
+    let (read, write) = ("r3ad-t0ken-never-logged", "wr1te-t0ken-never-logged");
+    let token_file = |name: &str, token: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, token).expect("token file");
+        toml_str(&path.display().to_string())
+    };
     let cfg = GatewayConfig {
         log_level: "debug".into(),
         log_format: format.into(),
+        admin: format!(
+            "read_token_file = {}\nwrite_token_file = {}\n",
+            token_file("read-token", read),
+            token_file("write-token", write)
+        ),
         ..Default::default()
     };
     // The binary: its log, with `main`'s subscriber, is what is checked.
@@ -39,6 +50,16 @@ fn no_secret_in_log(format: &str) {
     .assert_ok();
     let denied = gw.ssh(&stranger, &["anyone@127.0.0.1", "true"]);
     assert_eq!(denied.code, Some(255), "{denied:?}");
+    // The sessions API, with each token, a wrong one and none.
+    for token in [Some(read), Some(write), Some("wrong"), None] {
+        http_request(gw.admin_port, "GET", "/sessions", token);
+        http_request(
+            gw.admin_port,
+            "POST",
+            "/sessions/0123456789abcdef/kill",
+            token,
+        );
+    }
     gw.append_routes("\n");
     thread::sleep(Duration::from_secs(1));
 
@@ -49,6 +70,9 @@ fn no_secret_in_log(format: &str) {
         !log.contains(&SEED.bytes().map(|b| format!("{b:02x}")).collect::<String>()),
         "the seed appears hex-encoded in the log"
     );
+    for token in [read, write] {
+        assert!(!log.contains(token), "an admin token appears in the log");
+    }
     for key in [&ws.identity, &alice, &stranger] {
         for line in key.private_lines() {
             if line.starts_with("-----") || line.len() < 16 {
