@@ -87,6 +87,22 @@ pub struct ChannelOpen<'a> {
     pub outcome: Result<(), &'static str>,
 }
 
+/// [`channel_open`] for a channel that is not a session (no session type).
+pub fn stream_open(
+    conn: &Conn,
+    kind: ChannelKind,
+    destination: Option<&str>,
+    outcome: Result<(), &'static str>,
+) {
+    let open = ChannelOpen {
+        kind,
+        destination,
+        session_type: None,
+        outcome,
+    };
+    channel_open(conn, &open);
+}
+
 /// A channel was allowed or refused.
 pub fn channel_open(conn: &Conn, open: &ChannelOpen<'_>) {
     let (outcome, reason) = match open.outcome {

@@ -93,22 +93,6 @@ impl Drop for Open {
     }
 }
 
-/// Logs the audit `channel_open` for a channel of `kind`.
-fn audit_open(
-    conn: &Conn,
-    kind: ChannelKind,
-    destination: Option<&str>,
-    outcome: Result<(), &'static str>,
-) {
-    let open = ChannelOpen {
-        kind,
-        destination,
-        session_type: None,
-        outcome,
-    };
-    audit::channel_open(conn, &open);
-}
-
 /// The box connection a forward waits for.
 type BoxFuture = std::pin::Pin<
     Box<dyn Future<Output = Result<Arc<crate::upstream::BoxSession>, Notice>> + Send>,
@@ -204,7 +188,7 @@ impl Channels {
             } else {
                 "max_channels"
             };
-            audit_open(&self.conn, kind, destination, Err(reason));
+            audit::stream_open(&self.conn, kind, destination, Err(reason));
             ChannelOpenFailure::Other {
                 code: OPEN_ADMINISTRATIVELY_PROHIBITED,
                 reason: notice.to_string(),
@@ -289,7 +273,7 @@ impl Channels {
         }
         if !self.principal.allows(Forward::Local) {
             debug!(parent: &self.span, host, port, "direct-tcpip refused by route policy");
-            audit_open(&self.conn, kind, Some(&to), Err("forwarding_disabled"));
+            audit::stream_open(&self.conn, kind, Some(&to), Err("forwarding_disabled"));
             return reply
                 .reject(ChannelOpenFailure::AdministrativelyProhibited)
                 .await;
@@ -311,19 +295,19 @@ impl Channels {
             let up = match up.await {
                 Ok(up) => up,
                 Err(notice) => {
-                    audit_open(&conn, kind, Some(&to), Err("no_box"));
+                    audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
                     return reply.reject(failure(&notice)).await;
                 }
             };
             if !allowed {
                 debug!(parent: &span, host, port, "direct-tcpip refused by route policy");
-                audit_open(&conn, kind, Some(&to), Err("forwarding_disabled"));
+                audit::stream_open(&conn, kind, Some(&to), Err("forwarding_disabled"));
                 return reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
                     .await;
             }
             let Some(handle) = up.handle() else {
-                audit_open(&conn, kind, Some(&to), Err("no_box"));
+                audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
                 return reply
                     .reject(ChannelOpenFailure::AdministrativelyProhibited)
                     .await;
@@ -332,7 +316,7 @@ impl Channels {
                 .channel_open_direct_tcpip(host, port, originator, originator_port)
                 .await;
             let outcome = opened.as_ref().map(|_| ()).map_err(|_| "box_refused");
-            audit_open(&conn, kind, Some(&to), outcome);
+            audit::stream_open(&conn, kind, Some(&to), outcome);
             match opened {
                 Ok(box_channel) => {
                     reply.accept().await;
@@ -364,11 +348,11 @@ impl Channels {
             let tcp = match boxes.dial(&route).await {
                 Ok(tcp) => tcp,
                 Err(notice) => {
-                    audit_open(&conn, ChannelKind::Jump, Some(&to), Err("unreachable"));
+                    audit::stream_open(&conn, ChannelKind::Jump, Some(&to), Err("unreachable"));
                     return reply.reject(failure(&notice)).await;
                 }
             };
-            audit_open(&conn, ChannelKind::Jump, Some(&to), Ok(()));
+            audit::stream_open(&conn, ChannelKind::Jump, Some(&to), Ok(()));
             info!(route = %route.name, "jump");
             reply.accept().await;
             tcpip::splice_jump(channel, tcp, conn).await;

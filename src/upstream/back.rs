@@ -18,7 +18,7 @@ use tracing::{Instrument, Span, debug, warn};
 use super::seen::{Seen, SeenKeys};
 use crate::config::HostKeyPolicy;
 use crate::ops::Conn;
-use crate::ops::audit::{self, ChannelOpen};
+use crate::ops::audit;
 use crate::ops::channel::{ChannelKind, OpenChannel, destination};
 use crate::relay::meter::Metered;
 use crate::relay::tcpip;
@@ -216,27 +216,12 @@ async fn refuse(
     reason: &'static str,
 ) -> Result<(), russh::Error> {
     if let Some(conn) = conn {
-        audit_open(conn, kind, to.as_deref(), Err(reason));
+        audit::stream_open(conn, kind, to.as_deref(), Err(reason));
     }
     reply
         .reject(ChannelOpenFailure::AdministrativelyProhibited)
         .await;
     Ok(())
-}
-
-fn audit_open(
-    conn: &Conn,
-    kind: ChannelKind,
-    destination: Option<&str>,
-    outcome: Result<(), &'static str>,
-) {
-    let open = ChannelOpen {
-        kind,
-        destination,
-        session_type: None,
-        outcome,
-    };
-    audit::channel_open(conn, &open);
 }
 
 /// Opens the matching channel to the client (off the box connection's event
@@ -255,14 +240,14 @@ fn bridge(
         match opening.await {
             Ok(to_client) => {
                 let _listed = OpenChannel::new(&conn, kind, to.clone());
-                audit_open(&conn, kind, to.as_deref(), Ok(()));
+                audit::stream_open(&conn, kind, to.as_deref(), Ok(()));
                 reply.accept().await;
                 let to_client = Metered::new(to_client.into_stream(), conn.clone());
                 tcpip::splice(from_box.into_stream(), to_client).await;
             }
             Err(e) => {
                 debug!(error = %e, "client refused a channel the box opened");
-                audit_open(&conn, kind, to.as_deref(), Err("client_refused"));
+                audit::stream_open(&conn, kind, to.as_deref(), Err("client_refused"));
                 reply.reject(ChannelOpenFailure::ConnectFailed).await;
             }
         }
