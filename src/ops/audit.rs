@@ -53,8 +53,24 @@ pub fn auth_failure(conn: &Conn, failure: &AuthFailure<'_>) {
     );
 }
 
+/// Marks `conn` authenticated in `mode` ([`Conn::mark_authenticated`]) and,
+/// the first time, logs `session_start`. Record its identity first.
+pub fn authenticated(conn: &Conn, mode: &'static str) {
+    if conn.mark_authenticated(mode) {
+        session_start(conn);
+    }
+}
+
+/// Ends `conn` ([`Conn::finish`]) and, when it had authenticated, logs
+/// `session_end`. Call once.
+pub fn ended(conn: &Conn) {
+    if conn.finish() {
+        session_end(conn);
+    }
+}
+
 /// The connection authenticated.
-pub fn session_start(conn: &Conn) {
+fn session_start(conn: &Conn) {
     let id = conn.identity();
     event!(
         target: "audit",
@@ -147,7 +163,7 @@ pub fn operator_kill(conn: &Conn, by: SocketAddr) {
 }
 
 /// An authenticated connection ended.
-pub fn session_end(conn: &Conn) {
+fn session_end(conn: &Conn) {
     let id = conn.identity();
     let (up, down) = conn.bytes();
     event!(

@@ -1,13 +1,10 @@
 //! The channels open on one connection, as the sessions API lists them:
-//! each open channel holds an [`OpenChannel`] that registers it on its
-//! [`Conn`] (kind, forward destination, session type) and removes it when
-//! dropped.
+//! kind, forward destination, session type. Each open channel holds a
+//! `conn::OpenChannel` that registers it on its connection and removes it
+//! when dropped.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::SystemTime;
-
-use super::conn::{Conn, lock};
 
 /// Longest client-supplied text (a forward's host, a subsystem name, a
 /// typed username) kept for logs and the sessions API; longer is cut.
@@ -92,58 +89,24 @@ impl ChannelTable {
         self.open.values()
     }
 
+    /// Lists `entry`; its key, to unlist it with.
+    pub(super) fn insert(&mut self, entry: ChannelEntry) -> u64 {
+        let key = self.next;
+        self.next += 1;
+        self.open.insert(key, entry);
+        key
+    }
+
+    pub(super) fn get_mut(&mut self, key: u64) -> Option<&mut ChannelEntry> {
+        self.open.get_mut(&key)
+    }
+
+    pub(super) fn remove(&mut self, key: u64) {
+        self.open.remove(&key);
+    }
+
     pub(super) fn len(&self) -> usize {
         self.open.len()
-    }
-}
-
-/// A channel registered on its connection; removed from it when dropped.
-pub struct OpenChannel {
-    conn: Arc<Conn>,
-    key: u64,
-}
-
-impl OpenChannel {
-    /// Registers a channel of `kind` (to `destination`) on `conn`.
-    pub fn new(conn: &Arc<Conn>, kind: ChannelKind, destination: Option<String>) -> Self {
-        let entry = ChannelEntry {
-            kind,
-            destination: destination.map(|d| clip(&d).to_owned()),
-            session_type: None,
-            started_at: SystemTime::now(),
-        };
-        let mut table = lock(conn.channel_table());
-        let key = table.next;
-        table.next += 1;
-        table.open.insert(key, entry);
-        Self {
-            conn: conn.clone(),
-            key,
-        }
-    }
-
-    /// Records what a session channel runs; `true` the first time only (a
-    /// channel runs one shell, command or subsystem).
-    pub fn set_session_type(&self, session_type: SessionType) -> bool {
-        let mut table = lock(self.conn.channel_table());
-        match table.open.get_mut(&self.key) {
-            Some(entry) if entry.session_type.is_none() => {
-                entry.session_type = Some(session_type);
-                true
-            }
-            Some(_) | None => false,
-        }
-    }
-
-    /// The connection this channel is on.
-    pub fn conn(&self) -> &Arc<Conn> {
-        &self.conn
-    }
-}
-
-impl Drop for OpenChannel {
-    fn drop(&mut self) {
-        lock(self.conn.channel_table()).open.remove(&self.key);
     }
 }
 
@@ -171,7 +134,10 @@ pub fn destination(host: &str, port: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::ops::conn::{Conn, OpenChannel};
 
     fn conn() -> Arc<Conn> {
         Arc::new(Conn::new(

@@ -3,20 +3,19 @@
 //! real client address, after any PROXY header), what it authenticated as,
 //! bytes each way, its open channels, the last exit status, when it was last
 //! active, and whether an operator ended it. Its authentication and its end
-//! are audit events ([`super::audit`]).
+//! are audit events (`ops::audit`).
 //!
 //! It also holds the connection's [`UnauthenticatedSlot`] (its share of
 //! `max_unauthenticated`), released the moment the connection authenticates.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio_util::sync::{CancellationToken, WaitForCancellationFuture};
 
-use super::audit;
-use super::channel::{ChannelEntry, ChannelTable};
+use super::channel::{ChannelEntry, ChannelKind, ChannelTable, SessionType, clip};
 use super::metrics::{self, Mode};
 
 /// Who the connection turned out to be; filled in as it authenticates.
@@ -217,19 +216,19 @@ impl Conn {
     }
 
     /// The connection authenticated (or a tunnel request was accepted): frees
-    /// its `max_unauthenticated` slot, counts it under `mode` in
-    /// `sessions_active` until it ends, and logs `session_start`. Record its
-    /// identity ([`Conn::identify`]) first.
-    pub fn mark_authenticated(&self, mode: &'static str) {
+    /// its `max_unauthenticated` slot and counts it under `mode` in
+    /// `sessions_active` until it ends. True the first time only. Fronts call
+    /// it through `audit::authenticated`, which logs `session_start`.
+    pub fn mark_authenticated(&self, mode: &'static str) -> bool {
         if self.mode.set(mode).is_err() {
-            return;
+            return false;
         }
         lock(&self.unauthenticated_slot).take();
         metrics::get()
             .sessions_active
             .get_or_create(&Mode { mode })
             .inc();
-        audit::session_start(self);
+        true
     }
 
     pub fn is_authenticated(&self) -> bool {
@@ -250,17 +249,64 @@ impl Conn {
         lock(&self.identity).clone()
     }
 
-    /// Ends the connection: uncounts it and, when it authenticated, logs
-    /// `session_end`. Call once.
-    pub fn finish(&self) {
+    /// Ends the connection: uncounts it; true when it had authenticated.
+    /// Called once, through `audit::ended`, which logs `session_end`.
+    pub fn finish(&self) -> bool {
         let Some(&mode) = self.mode.get() else {
-            return;
+            return false;
         };
         metrics::get()
             .sessions_active
             .get_or_create(&Mode { mode })
             .dec();
-        audit::session_end(self);
+        true
+    }
+}
+
+/// A channel registered on its connection; removed from it when dropped.
+pub struct OpenChannel {
+    conn: Arc<Conn>,
+    key: u64,
+}
+
+impl OpenChannel {
+    /// Registers a channel of `kind` (to `destination`) on `conn`.
+    pub fn new(conn: &Arc<Conn>, kind: ChannelKind, destination: Option<String>) -> Self {
+        let entry = ChannelEntry {
+            kind,
+            destination: destination.map(|d| clip(&d).to_owned()),
+            session_type: None,
+            started_at: SystemTime::now(),
+        };
+        let key = lock(conn.channel_table()).insert(entry);
+        Self {
+            conn: conn.clone(),
+            key,
+        }
+    }
+
+    /// Records what a session channel runs; `true` the first time only (a
+    /// channel runs one shell, command or subsystem).
+    pub fn set_session_type(&self, session_type: SessionType) -> bool {
+        let mut table = lock(self.conn.channel_table());
+        match table.get_mut(self.key) {
+            Some(entry) if entry.session_type.is_none() => {
+                entry.session_type = Some(session_type);
+                true
+            }
+            Some(_) | None => false,
+        }
+    }
+
+    /// The connection this channel is on.
+    pub fn conn(&self) -> &Arc<Conn> {
+        &self.conn
+    }
+}
+
+impl Drop for OpenChannel {
+    fn drop(&mut self) {
+        lock(self.conn.channel_table()).remove(self.key);
     }
 }
 

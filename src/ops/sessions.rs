@@ -192,7 +192,8 @@ pub fn rfc3339(t: SystemTime) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::channel::{ChannelKind, OpenChannel, SessionType};
+    use super::super::channel::{ChannelKind, SessionType};
+    use super::super::conn::OpenChannel;
     use super::*;
 
     fn conn(port: u16) -> Arc<Conn> {

@@ -207,7 +207,7 @@ impl Gateway {
         if penalized {
             warn!(client = %conn.client, "too many failed logins; address refused for {:?}", self.config.server.per_source_penalty);
         }
-        conn.finish();
+        crate::ops::audit::ended(conn);
     }
 }
 

@@ -22,7 +22,8 @@ use crate::access::{Access, Forward, Principal};
 use crate::notice::Notice;
 use crate::ops::Conn;
 use crate::ops::audit::{self, ChannelOpen};
-use crate::ops::channel::{ChannelKind, OpenChannel, SessionType, clip, destination};
+use crate::ops::channel::{ChannelKind, SessionType, clip, destination};
+use crate::ops::conn::OpenChannel;
 use crate::relay::meter::Metered;
 use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
@@ -287,49 +288,22 @@ impl Channels {
             )),
         };
         let allowed = self.principal.allows_once_in();
-        // The box opens the connection (as with a direct `ssh -L`); do it off
-        // the connection's event loop, since the box may take a while.
-        let (host, originator) = (host.to_owned(), originator_address.to_owned());
-        let (id, conn, span) = (channel.id(), self.conn.clone(), self.span.clone());
-        let task = async move {
-            let up = match up.await {
-                Ok(up) => up,
-                Err(notice) => {
-                    audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
-                    return reply.reject(failure(&notice)).await;
-                }
-            };
-            if !allowed {
-                debug!(parent: &span, host, port, "direct-tcpip refused by route policy");
-                audit::stream_open(&conn, kind, Some(&to), Err("forwarding_disabled"));
-                return reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
-            }
-            let Some(handle) = up.handle() else {
-                audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
-                return reply
-                    .reject(ChannelOpenFailure::AdministrativelyProhibited)
-                    .await;
-            };
-            let opened = handle
-                .channel_open_direct_tcpip(host, port, originator, originator_port)
-                .await;
-            let outcome = opened.as_ref().map(|_| ()).map_err(|_| "box_refused");
-            audit::stream_open(&conn, kind, Some(&to), outcome);
-            match opened {
-                Ok(box_channel) => {
-                    reply.accept().await;
-                    let channel = Metered::new(channel.into_stream(), conn);
-                    tcpip::splice(channel, box_channel.into_stream()).await;
-                }
-                Err(russh::Error::ChannelOpenFailure(failure)) => reply.reject(failure).await,
-                Err(e) => {
-                    debug!(error = %e, "direct-tcpip to the box failed");
-                    reply.reject(ChannelOpenFailure::ConnectFailed).await;
-                }
-            }
-        };
+        let request = (
+            host.to_owned(),
+            port,
+            originator_address.to_owned(),
+            originator_port,
+        );
+        let id = channel.id();
+        let task = forward(
+            channel,
+            reply,
+            up,
+            allowed,
+            (kind, to),
+            request,
+            self.conn.clone(),
+        );
         self.spawn_stream(id, open, task);
     }
 
@@ -462,6 +436,58 @@ impl Channels {
             session.channel_success(channel)
         } else {
             session.channel_failure(channel)
+        }
+    }
+}
+
+/// `-L`/`-D`/`-W` through the box, as a channel's own task: waits for the box
+/// connection, checks the route's switch (agent mode asks only now), and has
+/// the box open the connection (as with a direct `ssh -L`). `request` is
+/// (host, port, originator, originator port).
+async fn forward(
+    channel: Channel<Msg>,
+    reply: ChannelOpenHandle,
+    up: BoxFuture,
+    allowed: bool,
+    (kind, to): (ChannelKind, String),
+    (host, port, originator, originator_port): (String, u32, String, u32),
+    conn: Arc<Conn>,
+) {
+    let up = match up.await {
+        Ok(up) => up,
+        Err(notice) => {
+            audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
+            return reply.reject(failure(&notice)).await;
+        }
+    };
+    if !allowed {
+        debug!(host, port, "direct-tcpip refused by route policy");
+        audit::stream_open(&conn, kind, Some(&to), Err("forwarding_disabled"));
+        return reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+    }
+    let Some(handle) = up.handle() else {
+        audit::stream_open(&conn, kind, Some(&to), Err("no_box"));
+        return reply
+            .reject(ChannelOpenFailure::AdministrativelyProhibited)
+            .await;
+    };
+    let opened = handle
+        .channel_open_direct_tcpip(host, port, originator, originator_port)
+        .await;
+    let outcome = opened.as_ref().map(|_| ()).map_err(|_| "box_refused");
+    audit::stream_open(&conn, kind, Some(&to), outcome);
+    match opened {
+        Ok(box_channel) => {
+            reply.accept().await;
+            let channel = Metered::new(channel.into_stream(), conn);
+            tcpip::splice(channel, box_channel.into_stream()).await;
+        }
+        Err(russh::Error::ChannelOpenFailure(failure)) => reply.reject(failure).await,
+        Err(e) => {
+            debug!(error = %e, "direct-tcpip to the box failed");
+            reply.reject(ChannelOpenFailure::ConnectFailed).await;
         }
     }
 }

@@ -150,7 +150,7 @@ impl Handler for ClientHandler {
         if let Some(channels) = &self.channels
             && !channels.principal.is_provisional()
         {
-            self.conn.mark_authenticated(channels.principal.label());
+            crate::ops::audit::authenticated(&self.conn, channels.principal.label());
         }
         Ok(())
     }

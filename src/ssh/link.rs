@@ -288,7 +288,7 @@ impl BoxLink {
             };
             let result = match boxes.agent_login(request).await {
                 Ok(session) => {
-                    conn.mark_authenticated("agent");
+                    audit::authenticated(&conn, "agent");
                     metrics::get().auth("agent", "accepted");
                     Ok(Arc::new(session))
                 }

@@ -65,7 +65,7 @@ where
         Err(refusal) => return refuse(&mut stream, kind, refusal).await,
     };
     let mode = kind.label();
-    conn.mark_authenticated(mode);
+    crate::ops::audit::authenticated(&conn, mode);
     metrics::get().tunnel(mode, "ok");
     let requested_port = match &head.request {
         Request::Connect { port, .. } => Some(*port),

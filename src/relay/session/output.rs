@@ -26,7 +26,7 @@ pub(super) struct Ends {
     /// Set once the gateway has closed the client's channel itself (the box
     /// ended it, or a notice was told): russh then drops the client's
     /// answering close without a callback, so the handler learns of the end
-    /// from this (see [`super::SessionRelay::is_ended`]).
+    /// from this (`SessionRelay::is_ended`).
     pub ended: Arc<AtomicBool>,
 }
 
