@@ -244,7 +244,7 @@ fn sessions_still_open_after_shutdown_grace_are_told_and_closed() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let mut gw = Gateway::spawn_with(
-        &raw_config("shutdown_grace = \"1s\""),
+        &GatewayConfig::proxied("shutdown_grace = \"1s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let started = Instant::now();
@@ -264,18 +264,6 @@ fn sessions_still_open_after_shutdown_grace_are_told_and_closed() {
         "{}",
         gw.log()
     );
-}
-
-/// A config with `server` added to `[server]` (and PROXY from loopback trusted).
-fn raw_config(server: &str) -> GatewayConfig {
-    GatewayConfig {
-        raw: Some(format!(
-            "[server]\nlisten = @LISTEN@\nhost_key_seed = \"{SEED}\"\n{server}\n\n\
-             [sources.file]\npath = @ROUTES@\n\n[admin]\nlisten = @ADMIN@\n\n\
-             [proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n"
-        )),
-        ..Default::default()
-    }
 }
 
 /// True when the server closes `conn` within `within` (EOF or reset).
@@ -306,7 +294,7 @@ fn closed_within(conn: &mut TcpStream, within: Duration) -> bool {
 
 #[test]
 fn a_silent_connection_is_closed_after_login_grace() {
-    let gw = Gateway::start_with(&raw_config("login_grace = \"2s\""), "");
+    let gw = Gateway::start_with(&GatewayConfig::proxied("login_grace = \"2s\""), "");
     let mut conn = TcpStream::connect(("127.0.0.1", gw.port)).expect("connect");
     let started = Instant::now();
     assert!(
@@ -324,7 +312,7 @@ fn a_silent_connection_is_closed_after_login_grace() {
 fn the_connection_past_max_unauthenticated_is_refused_while_the_others_wait() {
     // The binary: `switchboard_connections_active` is process-wide.
     let gw = Gateway::spawn_with(
-        &raw_config("max_unauthenticated = 2\nlogin_grace = \"20s\""),
+        &GatewayConfig::proxied("max_unauthenticated = 2\nlogin_grace = \"20s\""),
         "",
     );
     // The harness's own probe for the banner must be gone first.
@@ -368,7 +356,7 @@ fn repeated_failures_from_one_address_get_it_refused_even_with_a_valid_key() {
     let stranger = Key::generate(dir.path(), "stranger");
     let ws = SshdBox::start("alice-ws");
     let gw = Gateway::spawn_with(
-        &raw_config("per_source_max_failures = 3\nper_source_penalty = \"60s\""),
+        &GatewayConfig::proxied("per_source_max_failures = 3\nper_source_penalty = \"60s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let attacker = proxy_forwarder(gw.port, proxy_v1("203.0.113.66:40000"));
@@ -394,7 +382,7 @@ fn an_idle_session_is_closed_after_idle_timeout() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let gw = Gateway::start_with(
-        &raw_config("idle_timeout = \"2s\""),
+        &GatewayConfig::proxied("idle_timeout = \"2s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     // Output every 500 ms keeps a session alive past the timeout…
@@ -424,7 +412,7 @@ fn a_dead_box_is_noticed_by_keepalives_and_the_user_told() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let gw = Gateway::start_with(
-        &raw_config("keepalive_interval = \"1s\""),
+        &GatewayConfig::proxied("keepalive_interval = \"1s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     let session = Bg::spawn(

@@ -79,18 +79,6 @@ fn ssh_from(gw: &Gateway, key: &Key, source: &str) -> Output {
     )
 }
 
-/// A config with `server` added to `[server]`; PROXY headers trusted from loopback.
-fn proxied_config(server: &str) -> GatewayConfig {
-    GatewayConfig {
-        raw: Some(format!(
-            "[server]\nlisten = @LISTEN@\nhost_key_seed = \"{SEED}\"\n{server}\n\n\
-             [sources.file]\npath = @ROUTES@\n\n[admin]\nlisten = @ADMIN@\n\n\
-             [proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n"
-        )),
-        ..Default::default()
-    }
-}
-
 /// `/metrics` once the harness's own banner probe has gone.
 fn wait_idle(gw: &Gateway) {
     assert!(eventually(Duration::from_secs(5), || gw
@@ -140,7 +128,7 @@ fn the_share_is_per_real_client_behind_a_proxy_and_exempt_sources_have_none() {
     let ws = SshdBox::start("alice-ws");
     // The binary: `/metrics` is process-wide.
     let gw = Gateway::spawn_with(
-        &proxied_config(
+        &GatewayConfig::proxied(
             "per_source_max_unauthenticated = 3\nlogin_grace = \"30s\"\n\
              per_source_exempt = [\"198.51.100.0/24\"]",
         ),
@@ -178,7 +166,7 @@ fn past_the_early_drop_start_new_connections_are_dropped() {
     // rate 100: from `start` on, every new connection is dropped, so the
     // test does not depend on chance.
     let gw = Gateway::spawn_with(
-        &proxied_config(
+        &GatewayConfig::proxied(
             "max_unauthenticated = 10\nmax_unauthenticated_start = 2\n\
              max_unauthenticated_rate = 100\nlogin_grace = \"30s\"",
         ),
@@ -214,7 +202,7 @@ fn connections_that_end_without_authenticating_count_as_half_a_failure() {
     let alice = Key::generate(dir.path(), "alice");
     let ws = SshdBox::start("alice-ws");
     let gw = Gateway::start_with(
-        &proxied_config("per_source_max_failures = 2\nper_source_penalty = \"60s\""),
+        &GatewayConfig::proxied("per_source_max_failures = 2\nper_source_penalty = \"60s\""),
         &routes_toml(&[ws.route(&[&alice])]),
     );
     // Three connections that leave after the version line: one and a half

@@ -911,6 +911,19 @@ impl Default for GatewayConfig {
 }
 
 impl GatewayConfig {
+    /// A whole config with `server` added to `[server]`, PROXY headers
+    /// trusted from loopback, and nothing else set.
+    pub fn proxied(server: &str) -> GatewayConfig {
+        GatewayConfig {
+            raw: Some(format!(
+                "[server]\nlisten = @LISTEN@\nhost_key_seed = \"{SEED}\"\n{server}\n\n\
+                 [sources.file]\npath = @ROUTES@\n\n[admin]\nlisten = @ADMIN@\n\n\
+                 [proxy_protocol]\nenabled = true\ntrusted_cidrs = [\"127.0.0.0/8\"]\n"
+            )),
+            ..Default::default()
+        }
+    }
+
     pub fn render(&self, listen: &str, admin: &str, routes: &Path) -> String {
         if let Some(raw) = &self.raw {
             return raw
