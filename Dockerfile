@@ -3,8 +3,10 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY bin ./bin
+COPY patches ./patches
 COPY src ./src
-RUN cargo build --release --locked --bin switchboard
+RUN bin/setup && cargo build --release --locked --bin switchboard
 
 FROM debian:bookworm-slim
 RUN apt-get update \

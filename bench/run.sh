@@ -15,6 +15,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 if [ -z "${SWITCHBOARD_BIN:-}" ]; then
     echo "building the release binary..." >&2
+    "$ROOT/bin/setup"
     cargo build --release --locked --quiet --manifest-path "$ROOT/Cargo.toml"
 fi
 BIN=${SWITCHBOARD_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/switchboard}

@@ -255,10 +255,14 @@ pub struct Bg {
 
 impl Bg {
     pub fn spawn(cmd: &mut Command) -> Bg {
+        Bg::spawn_from(cmd, Stdio::null())
+    }
+
+    fn spawn_from(cmd: &mut Command, stdin: Stdio) -> Bg {
         let dir = temp_dir();
         let cmdline = format!("{cmd:?}");
         cmd.process_group(0)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
             .stderr(File::create(dir.path().join("stderr")).expect("stderr file"));
         let child = cmd
@@ -273,6 +277,12 @@ impl Bg {
             cmdline,
             done: false,
         }
+    }
+
+    /// Like [`Bg::spawn`], but stdin is an endless stream of zeros: for a
+    /// remote command that never reads its stdin.
+    pub fn spawn_fed(cmd: &mut Command) -> Bg {
+        Bg::spawn_from(cmd, File::open("/dev/zero").expect("/dev/zero").into())
     }
 
     /// Like [`Bg::spawn`], but stdout is a pipe nobody reads: a stalled reader.
