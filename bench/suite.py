@@ -20,6 +20,8 @@ Sections (all by default; name some to run only those):
                gw-agent): latency alone and stalled, gateway RSS growth
   slowbox      gateway RSS while 1 GiB is piped up to a box reading 1 MiB/s
   concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
+  many         (not in the default set) MANY idle key-mode sessions with
+               one-process clients and box: memory per session, idle CPU
   profile      (not in the default set) perf profile of the gateway relaying
                SIZE_MB up and down (--profile-path, --profile-cipher)
 
@@ -220,14 +222,14 @@ class World:
         wait_banner(port, proc, f"sshd {name}")
         return port, proc
 
-    def start_gateway(self, name, extra=""):
+    def start_gateway(self, name, extra="", server_extra="", routes=None):
         port = free_port()
         cfg = self.work / f"{name}.toml"
         cfg.write_text(
             f'[server]\nlisten = "127.0.0.1:{port}"\n'
             'host_key_seed = "bench-only-seed-not-secret"\n'
-            "max_unauthenticated = 1000\n"
-            f'[sources.file]\npath = "{self.work / "routes.toml"}"\nwatch = false\n'
+            "max_unauthenticated = 1000\n" + server_extra +
+            f'[sources.file]\npath = "{routes or self.work / "routes.toml"}"\nwatch = false\n'
             '[admin]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warn"\n' + extra
         )
         logf = open(self.work / f"{name}.log", "w")
@@ -655,6 +657,68 @@ def bench_slowbox(world, args):
     return results
 
 
+# --- many idle sessions (no process per session) ----------------------------------------
+
+
+def bench_many(world, args):
+    """ARGS.MANY idle key-mode sessions through one gateway, with clients and a
+    box that cost no process per session (examples/idle_sessions.rs)."""
+    tool, n = args.idle_tool, args.many
+    box_port = free_port()
+    box = world.spawn([tool, "box", str(box_port)], stdout=subprocess.DEVNULL)
+    wait_banner(box_port, box, "idle box")
+    w = world.work
+    pub = (w / "client_key.pub").read_text().strip()
+    routes = w / "many-routes.toml"
+    routes.write_text(
+        '[[route]]\nname = "idle-box"\n'
+        f'address = "127.0.0.1:{box_port}"\nuser = "idle"\n'
+        f'authorized_keys = ["{pub}"]\nidentity_file = "{w / "identity"}"\n'
+    )
+    port, gw = world.start_gateway(
+        "gw-many", routes=routes,
+        server_extra=f"max_connections = {n + 100}\nper_source_exempt = [\"127.0.0.0/8\"]\n")
+    time.sleep(1)
+    base = rss_kib(gw.pid)
+    log(f"  many: opening {n} idle key-mode sessions, {args.parallel * 4} at a time...")
+    t0 = time.perf_counter()
+    clients = world.spawn([tool, "clients", str(port), str(w / "client_key"), "anyone",
+                           str(n), str(args.parallel * 4)],
+                          stdout=subprocess.PIPE, text=True)
+    line = ""
+    for line in clients.stdout:
+        if line.startswith("ready"):
+            break
+        log(f"    {line.strip()}")
+    open_secs = time.perf_counter() - t0
+    parts = line.split()
+    opened, failed = (int(parts[2]), int(parts[4])) if len(parts) == 5 else (0, n)
+    time.sleep(5)
+    loaded = rss_kib(gw.pid)
+    log(f"  many: measuring idle CPU for {args.idle_secs} s...")
+    c0, t1 = cpu_seconds(gw.pid), time.perf_counter()
+    time.sleep(args.idle_secs)
+    idle_cpu = (cpu_seconds(gw.pid) - c0) / (time.perf_counter() - t1)
+    os.killpg(clients.pid, signal.SIGTERM)
+    clients.wait()
+    per = (loaded - base) / max(1, opened)
+    print(f"### Many idle sessions: {n} key-mode sessions through one gateway\n")
+    print("Clients and box are one process each (russh; `examples/idle_sessions.rs`), so "
+          "the machine's memory goes to the gateway, not to a process per session. "
+          "Memory is the gateway's resident set; idle CPU over "
+          f"{args.idle_secs} s with keepalives at their default (30 s, both legs).\n")
+    table(["measure", "key mode"], [
+        ["sessions open (failed)", f"{opened} ({failed})"],
+        ["time to open them", f"{open_secs:.0f} s ({opened / max(open_secs, 1e-9):.0f}/s)"],
+        ["gateway RSS before", f"{base / 1024:.1f} MiB"],
+        ["gateway RSS with the sessions", f"{loaded / 1024:.1f} MiB"],
+        ["**gateway memory per session**", f"**{per:.1f} KiB**"],
+        ["gateway CPU while idle", f"{idle_cpu * 100:.2f} % of a core"],
+    ])
+    return {"opened": opened, "failed": failed, "base_kib": base, "loaded_kib": loaded,
+            "per_session_kib": per, "idle_cpu": idle_cpu}
+
+
 # --- concurrency --------------------------------------------------------------------
 
 
@@ -829,15 +893,24 @@ def main():
                    help="echo round trips per phase, stalled section (default 500)")
     p.add_argument("--slow-secs", type=int, default=20,
                    help="seconds per path, slowbox section (default 20)")
+    p.add_argument("--many", type=int, default=10000,
+                   help="idle sessions, section many (default 10000)")
+    p.add_argument("--idle-tool", help="examples/idle_sessions binary, section many "
+                   "(bench/run.sh builds it)")
     p.add_argument("--json", help="also write the raw results here")
     args = p.parse_args()
     all_sections = ["throughput", "setup", "echo", "stalled", "slowbox", "concurrency"]
     for section in args.sections:
-        if section not in all_sections + ["profile"]:
-            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, profile")
+        if section not in all_sections + ["profile", "many"]:
+            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, "
+                    "profile, many")
+    if "many" in args.sections and not args.idle_tool:
+        p.error("section many needs --idle-tool (bench/run.sh passes it)")
     args.sections = args.sections or all_sections
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if os.geteuid() == 0:
+        hard = max(hard, 65536)  # root may: the gateway holds two sockets a session
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     world = World(Path(args.bin), f"{args.parallel * 4}:30:{args.parallel * 8}")
     results = {}
@@ -850,7 +923,7 @@ def main():
             results[section] = {
                 "throughput": bench_throughput, "setup": bench_setup,
                 "echo": bench_echo, "stalled": bench_stalled, "slowbox": bench_slowbox,
-                "concurrency": bench_concurrency,
+                "concurrency": bench_concurrency, "many": bench_many,
                 "profile": bench_profile,
             }[section](world, args)
     finally:
