@@ -259,7 +259,7 @@ fn crd_routes_follow_pods_and_write_their_status() {
     let user = Key::generate(dir.path(), "user");
     let identity = fs::read_to_string(&b.identity.path).expect("identity");
     let secret = |name: &str| {
-        json!({"metadata": {"name": name, "namespace": "team"},
+        json!({"metadata": {"name": name, "namespace": "team", "labels": route_secret()},
                "data": {"ssh-privatekey": b64(&identity)}})
     };
     let route = |name: &str, app: &str, id: &str| {
@@ -282,7 +282,7 @@ fn crd_routes_follow_pods_and_write_their_status() {
         &api,
         dir.path(),
         "default",
-        "mode = \"crd\"\n",
+        CRD_ON_LOOPBACK,
         Gateway::start_with,
     );
 

@@ -61,6 +61,17 @@ pub fn pod(ns: &str, name: &str, labels: Value, owner: Option<&str>, ready: bool
     })
 }
 
+/// The labels a Secret needs before routes can use it (the default
+/// `sources.kubernetes.secret_selector`).
+pub fn route_secret() -> Value {
+    json!({"switchboard.dev/route-secret": "true"})
+}
+
+/// `[sources.kubernetes]` for `crd` mode with the test's boxes: pods and
+/// Services on loopback, sshd on random ports (the defaults refuse both).
+pub const CRD_ON_LOOPBACK: &str = "mode = \"crd\"\nbackend_ports = [\"1024-65535\"]\n\
+                                   refused_backends = [\"169.254.0.0/16\"]\n";
+
 /// A Devbox pod.
 pub fn devbox_pod(ns: &str, name: &str, devbox: &str, ready: bool) -> Value {
     pod(
