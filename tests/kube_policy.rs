@@ -78,9 +78,9 @@ fn secrets_are_only_listed_and_watched_with_the_label_selector() {
     api.put("sshroutes", unlabelled);
     assert!(eventually(NOTICE, || last_condition(&api, "other")
         .is_some_and(|c| c["reason"] == "SecretMissing"
-            && c["message"]
-                .as_str()
-                .is_some_and(|m| m.contains("switchboard.dev/route-secret=true")))));
+            && c["message"].as_str().is_some_and(
+                |m| m.contains("switchboard.dev/route-secret=true")
+            ))));
 
     let secret_requests: Vec<String> = api
         .requests()
@@ -92,7 +92,10 @@ fn secrets_are_only_listed_and_watched_with_the_label_selector() {
         "{secret_requests:?}"
     );
     for r in &secret_requests {
-        assert!(r.contains(SELECTOR_QUERY), "an unselected Secrets request: {r}");
+        assert!(
+            r.contains(SELECTOR_QUERY),
+            "an unselected Secrets request: {r}"
+        );
     }
 }
 
@@ -120,18 +123,22 @@ fn tenant_routes_to_refused_backends_never_dial() {
         json!({"metadata": {"name": "headless", "namespace": "team"},
                "spec": {"clusterIP": "None", "selector": {"app": "none"}}}),
     );
+    api.put("pods", pod("team", "p-0", json!({"app": "p"}), None, true));
     api.put(
-        "pods",
-        pod("team", "p-0", json!({"app": "p"}), None, true),
+        "sshroutes",
+        route("ext", json!({"service": "ext", "port": port}), &user),
     );
-    api.put("sshroutes", route("ext", json!({"service": "ext", "port": port}), &user));
     api.put(
         "sshroutes",
         route("manual", json!({"service": "manual", "port": port}), &user),
     );
     api.put(
         "sshroutes",
-        route("headless", json!({"service": "headless", "port": port}), &user),
+        route(
+            "headless",
+            json!({"service": "headless", "port": port}),
+            &user,
+        ),
     );
     // Allowed port range, but the pod is on loopback, which the defaults refuse.
     api.put(
@@ -167,7 +174,9 @@ fn tenant_routes_to_refused_backends_never_dial() {
     }
     let ext = last_condition(&api, "ext").expect("ext");
     assert!(
-        ext["message"].as_str().is_some_and(|m| m.contains("ExternalName")),
+        ext["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ExternalName")),
         "{ext:?}"
     );
     assert!(

@@ -150,7 +150,10 @@ fn start_pod(security: &PodSecurity, container: &Value, extra_env: &[(String, St
         .env("SWITCHBOARD_SERVER_LISTEN", format!("127.0.0.1:{port}"))
         .env("SWITCHBOARD_ADMIN_LISTEN", format!("127.0.0.1:{admin}"))
         .env("SWITCHBOARD_SERVER_HOST_KEY_SEED_FILE", &seed)
-        .env("SWITCHBOARD_SOURCES_FILE_PATH", config_dir.join("routes.toml"))
+        .env(
+            "SWITCHBOARD_SOURCES_FILE_PATH",
+            config_dir.join("routes.toml"),
+        )
         .env("SWITCHBOARD_SOURCES_KUBERNETES_KUBECONFIG", &kubeconfig)
         .envs(extra_env.iter().map(|(k, v)| (k, v)));
     Pod {
@@ -190,7 +193,10 @@ fn the_pod_reads_its_seed_as_shipped() {
         Some(false),
         "service links share the override prefix"
     );
-    assert_eq!(security.seed_mode, 0o440, "the seed is for the process only");
+    assert_eq!(
+        security.seed_mode, 0o440,
+        "the seed is for the process only"
+    );
     let mut p = start_pod(&security, &container(&pod), &[]);
     assert!(p.serves(), "did not serve: {}", p.process.stderr());
     assert!(!p.process.stderr().contains("Permission denied"));
@@ -239,13 +245,21 @@ fn service_links(name: &str, ip: &str, ports: &[(&str, u16)]) -> Vec<(String, St
 fn injected_service_links_are_ignored() {
     let (security, pod) = shipped();
     let mut links = service_links("switchboard", "10.96.0.10", &[("ssh", 2233)]);
-    links.extend(service_links("switchboard-admin", "10.96.0.11", &[("admin", 9102)]));
+    links.extend(service_links(
+        "switchboard-admin",
+        "10.96.0.11",
+        &[("admin", 9102)],
+    ));
     links.extend(service_links(
         "switchboard-server",
         "10.96.0.12",
         &[("http", 80), ("https", 443)],
     ));
-    links.extend(service_links("switchboard-log", "10.96.0.13", &[("syslog", 514)]));
+    links.extend(service_links(
+        "switchboard-log",
+        "10.96.0.13",
+        &[("syslog", 514)],
+    ));
     assert!(links.iter().any(|(k, _)| k == "SWITCHBOARD_ADMIN_PORT"));
     let mut p = start_pod(&security, &container(&pod), &links);
     assert!(p.serves(), "did not serve: {}", p.process.stderr());
