@@ -316,3 +316,72 @@ fn raw_manifests_validate() {
     files.sort();
     validate(&files);
 }
+
+/// The `switchboard_…` metric names in `text`.
+fn metric_names(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("switchboard_") {
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[test]
+fn alert_rules_name_only_series_present_at_start_up() {
+    let mut gw = Gateway::spawn("");
+    let metrics = fetch_metrics(gw.admin_port);
+    let present: Vec<&str> = metrics
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| l.split(['{', ' ']).next())
+        .collect();
+    for family in [
+        "switchboard_build_info",
+        "switchboard_ready",
+        "switchboard_route_source_stale_seconds",
+        "switchboard_limit_hits_total",
+        "switchboard_connections_rejected_total",
+    ] {
+        assert!(
+            present.contains(&family),
+            "{family} missing at start-up:\n{metrics}"
+        );
+    }
+    assert!(metrics.contains("switchboard_limit_hits_total{limit=\"max_connections\"} 0"));
+    let set = Path::new(CHART).join("ci/sealos-devbox-values.yaml");
+    let r = Rendered {
+        objects: render(&set)
+            .iter()
+            .filter(|(template, _)| template.ends_with(".yaml"))
+            .flat_map(|(_, text)| documents(text))
+            .collect(),
+    };
+    let rule = r.one("PrometheusRule");
+    let exprs = serde_yaml::to_string(&rule["spec"]).expect("spec");
+    for name in metric_names(&exprs) {
+        assert!(
+            present.iter().any(|p| *p == name),
+            "the alert rules name {name}, which /metrics does not have:\n{metrics}"
+        );
+    }
+    assert!(gw.is_alive());
+}
+
+fn fetch_metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
+    write!(
+        tcp,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .expect("GET");
+    let mut text = String::new();
+    tcp.read_to_string(&mut text).expect("read");
+    text
+}

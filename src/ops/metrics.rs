@@ -53,6 +53,41 @@ pub struct Limit {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
+}
+
+/// The labels every connection refusal and limit can carry: their series
+/// exist from start-up at 0, so `increase()` alerts see the first event.
+pub const REJECT_REASONS: &[&str] = &[
+    "max_connections",
+    "early_drop",
+    "max_unauthenticated",
+    "per_source_max_unauthenticated",
+    "per_source_penalty",
+    "proxy_untrusted",
+    "proxy_malformed",
+    "proxy_truncated",
+];
+pub const UPSTREAM_FAILURES: &[&str] = &[
+    "unreachable",
+    "timeout",
+    "login_refused",
+    "host_key",
+    "no_identity",
+    "other",
+];
+pub const LIMITS: &[&str] = &[
+    "max_connections",
+    "early_drop",
+    "max_unauthenticated",
+    "per_source_max_unauthenticated",
+    "login_grace",
+    "per_source_penalty",
+    "idle_timeout",
+];
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TunnelLabels {
     pub kind: &'static str,
     pub outcome: &'static str,
@@ -93,6 +128,10 @@ pub struct Metrics {
     /// HTTP tunnel requests by kind (`connect`, `websocket`, `other`) and
     /// outcome (`ok`, or why it was refused: `not_found`, `proxy_auth`, …).
     pub tunnels: Family<TunnelLabels, Counter>,
+    /// 1 while `/readyz` answers 200 (set at each scrape).
+    pub ready: Gauge,
+    /// Seconds each route source has served routes it cannot refresh; 0 when fresh.
+    pub route_source_stale_seconds: Family<Source, Gauge>,
     /// 1 while draining after SIGTERM.
     pub draining: Gauge,
 }
@@ -122,6 +161,8 @@ impl Metrics {
             route_reload_errors: Family::default(),
             limit_hits: Family::default(),
             tunnels: Family::default(),
+            ready: Gauge::default(),
+            route_source_stale_seconds: Family::default(),
             draining: Gauge::default(),
             registry: Registry::with_prefix("switchboard"),
         };
@@ -187,6 +228,28 @@ impl Metrics {
             "HTTP tunnel requests by kind and outcome",
             m.tunnels.clone(),
         );
+        r.register("ready", "1 while /readyz answers 200", m.ready.clone());
+        r.register(
+            "route_source_stale_seconds",
+            "Seconds a route source has served routes it cannot refresh; 0 when fresh",
+            m.route_source_stale_seconds.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("build_info", "The running build (always 1)", build);
+        for reason in REJECT_REASONS {
+            m.connections_rejected.get_or_create(&Reason { reason });
+        }
+        for reason in UPSTREAM_FAILURES {
+            m.upstream_failures.get_or_create(&Reason { reason });
+        }
+        for limit in LIMITS {
+            m.limit_hits.get_or_create(&Limit { limit });
+        }
         r.register(
             "draining",
             "1 while draining for shutdown",
