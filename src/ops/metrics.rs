@@ -242,13 +242,13 @@ impl Metrics {
             .set(1);
         r.register("build_info", "The running build (always 1)", build);
         for reason in REJECT_REASONS {
-            m.connections_rejected.get_or_create(&Reason { reason });
+            let _ = m.connections_rejected.get_or_create(&Reason { reason });
         }
         for reason in UPSTREAM_FAILURES {
-            m.upstream_failures.get_or_create(&Reason { reason });
+            let _ = m.upstream_failures.get_or_create(&Reason { reason });
         }
         for limit in LIMITS {
-            m.limit_hits.get_or_create(&Limit { limit });
+            let _ = m.limit_hits.get_or_create(&Limit { limit });
         }
         r.register(
             "draining",
