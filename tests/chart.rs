@@ -317,11 +317,17 @@ fn raw_manifests_validate() {
     validate(&files);
 }
 
-/// The `switchboard_…` metric names in `text`.
+/// The `switchboard_…` and `process_…` metric names in `text`.
 fn metric_names(text: &str) -> Vec<String> {
     let mut names = Vec::new();
     let mut rest = text;
-    while let Some(i) = rest.find("switchboard_") {
+    let next = |t: &str| {
+        [t.find("switchboard_"), t.find("process_")]
+            .into_iter()
+            .flatten()
+            .min()
+    };
+    while let Some(i) = next(rest) {
         let tail = &rest[i..];
         let end = tail
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
@@ -333,7 +339,7 @@ fn metric_names(text: &str) -> Vec<String> {
 }
 
 #[test]
-fn alert_rules_name_only_series_present_at_start_up() {
+fn alert_rules_and_dashboard_name_only_series_present_at_start_up() {
     let mut gw = Gateway::spawn("");
     let metrics = fetch_metrics(gw.admin_port);
     let present: Vec<&str> = metrics
@@ -369,6 +375,39 @@ fn alert_rules_name_only_series_present_at_start_up() {
             present.iter().any(|p| *p == name),
             "the alert rules name {name}, which /metrics does not have:\n{metrics}"
         );
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(include_str!("../deploy/grafana/switchboard-dashboard.json"))
+            .expect("dashboard JSON");
+    let mut queries = Vec::new();
+    for panel in dashboard["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            queries.push(target["expr"].as_str().expect("expr").to_owned());
+        }
+    }
+    for variable in dashboard["templating"]["list"]
+        .as_array()
+        .expect("variables")
+    {
+        queries.extend(variable["query"].as_str().map(str::to_owned));
+    }
+    assert!(queries.len() > 20, "{queries:?}");
+    for query in &queries {
+        let names = metric_names(query);
+        assert!(!names.is_empty() || !query.contains('('), "{query}");
+        for name in names {
+            assert!(
+                present.iter().any(|p| *p == name),
+                "the dashboard's {query:?} names {name}, which /metrics does not have:\n{metrics}"
+            );
+        }
+    }
+    for family in [
+        "switchboard_session_duration_seconds_bucket",
+        "process_resident_memory_bytes",
+        "process_cpu_seconds_total",
+    ] {
+        assert!(present.contains(&family), "{family} missing:\n{metrics}");
     }
     assert!(gw.is_alive());
 }
