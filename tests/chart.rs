@@ -39,9 +39,9 @@ fn tools() -> PathBuf {
     dir
 }
 
-/// Every document of the chart rendered with `values` (a file of ci/).
-fn render(values: &Path) -> BTreeMap<String, String> {
-    let out = run(
+/// `tests/support/chart.py`: Helm renders the chart with `values`.
+fn helm_render(values: &Path) -> Output {
+    run(
         Command::new(tools().join("bin/python")).args([
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/chart.py").as_ref(),
             CHART.as_ref(),
@@ -51,7 +51,12 @@ fn render(values: &Path) -> BTreeMap<String, String> {
         ]),
         Input::Null,
         SSH_TIMEOUT,
-    );
+    )
+}
+
+/// Every document of the chart rendered with `values` (a file of ci/).
+fn render(values: &Path) -> BTreeMap<String, String> {
+    let out = helm_render(values);
     assert!(out.success(), "{}: {out:?}", values.display());
     serde_json::from_str(&out.stdout).expect("render output")
 }
@@ -285,17 +290,7 @@ fn a_memory_limit_too_small_for_max_connections_is_refused() {
         "config:\n  server:\n    max_connections: 10000\nresources:\n  limits:\n    memory: 512Mi\n",
     )
     .expect("values");
-    let out = run(
-        Command::new(tools().join("bin/python")).args([
-            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/chart.py").as_ref(),
-            CHART.as_ref(),
-            values.as_os_str(),
-            "sb".as_ref(),
-            NAMESPACE.as_ref(),
-        ]),
-        Input::Null,
-        SSH_TIMEOUT,
-    );
+    let out = helm_render(&values);
     assert!(!out.success(), "{out:?}");
     assert!(
         out.stderr
@@ -413,14 +408,7 @@ fn alert_rules_and_dashboard_name_only_series_present_at_start_up() {
 }
 
 fn fetch_metrics(port: u16) -> String {
-    use std::io::{Read, Write};
-    let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin");
-    write!(
-        tcp,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .expect("GET");
-    let mut text = String::new();
-    tcp.read_to_string(&mut text).expect("read");
-    text
+    let (status, body) = http_get(port, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    body
 }

@@ -56,17 +56,7 @@ fn secrets_are_only_listed_and_watched_with_the_label_selector() {
     );
     let backend = json!({"podSelector": {"matchLabels": {"app": "web"}}, "port": b.port});
     api.put("sshroutes", route("web", backend, &user));
-    api.put(
-        "pods",
-        pod("team", "web-0", json!({"app": "web"}), None, true),
-    );
-    let (gw, _) = gateway(
-        &api,
-        dir.path(),
-        "default",
-        CRD_ON_LOOPBACK,
-        Gateway::start_with,
-    );
+    let gw = crd_gateway_with_web_pod(&api, dir.path());
     let out = gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.stdout, "web\n", "{out:?}");
 

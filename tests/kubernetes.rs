@@ -274,17 +274,7 @@ fn crd_routes_follow_pods_and_write_their_status() {
         json!({"metadata": {"name": "unrelated", "namespace": "team"}, "data": {"x": b64("y")}}),
     );
     api.put("sshroutes", route("web", "web", "web-id"));
-    api.put(
-        "pods",
-        pod("team", "web-0", json!({"app": "web"}), None, true),
-    );
-    let (gw, _) = gateway(
-        &api,
-        dir.path(),
-        "default",
-        CRD_ON_LOOPBACK,
-        Gateway::start_with,
-    );
+    let gw = crd_gateway_with_web_pod(&api, dir.path());
 
     let out = gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]);
     assert!(works(&out, "web"), "{out:?}");

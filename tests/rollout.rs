@@ -111,20 +111,7 @@ impl Drop for Replica {
 
 /// The status code of `GET /readyz` on `admin`, 0 when nothing answers.
 fn readyz(admin: u16) -> u16 {
-    let Ok(mut tcp) = TcpStream::connect(("127.0.0.1", admin)) else {
-        return 0;
-    };
-    let _ = tcp.set_read_timeout(Some(Duration::from_secs(2)));
-    let _ = write!(
-        tcp,
-        "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    );
-    let mut text = String::new();
-    let _ = tcp.read_to_string(&mut text);
-    text.split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0)
+    http_get(admin, "/readyz").0
 }
 
 /// HAProxy's view of each server: `(name, status)` from `show stat`.
@@ -265,21 +252,9 @@ fn rolling_restart_behind_haproxy_drops_no_one() {
         !out.success(),
         "strict checking against an empty known_hosts must fail"
     );
-    let scan = run(
-        Command::new("ssh-keyscan").args([
-            "-T",
-            "10",
-            "-t",
-            "ed25519",
-            "-p",
-            &front.to_string(),
-            "127.0.0.1",
-        ]),
-        Input::Null,
-        SSH_TIMEOUT,
-    );
+    let (kind, key) = keyscan(front);
     let known_hosts = dir.path().join("known_hosts");
-    fs::write(&known_hosts, &scan.stdout).expect("known_hosts");
+    fs::write(&known_hosts, format!("[127.0.0.1]:{front} {kind} {key}\n")).expect("known_hosts");
     let out = strict_ssh(front, &alice.path, &known_hosts, "echo $BOX");
     assert_eq!(out.stdout, "alice-ws\n", "{out:?}");
 
