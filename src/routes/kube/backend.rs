@@ -42,13 +42,15 @@ impl Policy {
         }
     }
 
-    /// Why `ip:port` may not be dialled, if it may not.
-    fn refuse(&self, ip: &str, port: u16) -> Option<String> {
-        if !self.ports.iter().any(|r| r.contains(&port)) {
-            return Some(format!(
-                "port {port} is not in the gateway's sources.kubernetes.backend_ports"
-            ));
-        }
+    /// Why `port` may not be dialled, if it may not.
+    fn refuse_port(&self, port: u16) -> Option<String> {
+        (!self.ports.iter().any(|r| r.contains(&port))).then(|| {
+            format!("port {port} is not in the gateway's sources.kubernetes.backend_ports")
+        })
+    }
+
+    /// Why `ip` may not be dialled, if it may not.
+    fn refuse_ip(&self, ip: &str) -> Option<String> {
         let Ok(addr) = ip.parse::<IpAddr>() else {
             return Some(format!("{ip:?} is not an IP address"));
         };
@@ -60,6 +62,11 @@ impl Policy {
             .iter()
             .any(|net| net.contains(&addr))
             .then(|| format!("{ip} is in the gateway's sources.kubernetes.refused_backends"))
+    }
+
+    #[cfg(test)]
+    fn refuse(&self, ip: &str, port: u16) -> Option<String> {
+        self.refuse_port(port).or_else(|| self.refuse_ip(ip))
     }
 }
 
@@ -81,6 +88,10 @@ pub(super) fn resolve(
             },
         )
     };
+    if let Some(why) = policy.refuse_port(port) {
+        problems.add(Reason::BackendRefused, format!("backend refused: {why}"));
+        return stopped(REFUSED);
+    }
     let ip = match &spec.backend.service {
         Some(svc) => match service_ip(ns, svc, cluster, problems) {
             Ok(ip) => Some(ip),
@@ -102,7 +113,7 @@ pub(super) fn resolve(
     let Some(ip) = ip else {
         return (String::new(), RouteState::Stopped { message: None });
     };
-    if let Some(why) = policy.refuse(ip, port) {
+    if let Some(why) = policy.refuse_ip(ip) {
         problems.add(Reason::BackendRefused, format!("backend refused: {why}"));
         return stopped(REFUSED);
     }

@@ -171,6 +171,9 @@ fn external_name_selectorless_and_out_of_policy_backends_are_refused() {
         map(&sr, &[], &[service("ssh", "10.96.0.9")], &[]),
         "backend_ports",
     );
+    // The port is checked first: refused even while no pod is Ready.
+    let spec = json!({"backend": {"podSelector": {"matchLabels": {"app": "ws"}}, "port": 10250}});
+    refused(map(&sshroute("k", spec), &[], &[], &[]), "backend_ports");
     let spec = json!({"backend": {"podSelector": {"matchLabels": {"app": "ws"}}}});
     let pods = [team_pod(
         "p",
