@@ -1407,6 +1407,31 @@ pub fn sftp_command(port: u16, key: &Path) -> Command {
     c
 }
 
+/// `(type, base64)` of the ed25519 key a server on `port` presents.
+pub fn keyscan(port: u16) -> (String, String) {
+    let out = run(
+        Command::new("ssh-keyscan").args([
+            "-T",
+            "10",
+            "-t",
+            "ed25519",
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ]),
+        Input::Null,
+        SSH_TIMEOUT,
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("ssh-keyscan found no key: {out:?}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "unexpected keyscan line {line:?}");
+    (f[1].to_owned(), f[2].to_owned())
+}
+
 /// Runs `ssh -p PORT -i KEY ARGS` with a deadline; ARGS are destination and command.
 pub fn ssh(port: u16, key: &Key, args: &[&str]) -> Output {
     run(
