@@ -56,6 +56,10 @@ pub struct ServerConfig {
     pub host_key_seed_env: Option<String>,
     /// Inline seed: development only, warned about loudly.
     pub host_key_seed: Option<String>,
+    /// How the host key is derived from the seed: `"hkdf"` (default, SPEC
+    /// §8) or `"sshgate"` (SHA-256 of the seed, as Sealos sshgate derives
+    /// it: a migration aid, warned about).
+    pub host_key_derivation: HostKeyDerivation,
     /// Additional host keys (SPEC §3, commented out there): not implemented
     /// yet; `check` warns when set.
     pub extra_host_keys: Vec<PathBuf>,
@@ -119,6 +123,7 @@ impl Default for ServerConfig {
             host_key_seed_file: None,
             host_key_seed_env: None,
             host_key_seed: None,
+            host_key_derivation: HostKeyDerivation::Hkdf,
             extra_host_keys: Vec::new(),
             login_grace: Duration::from_secs(20),
             max_auth_tries: 6,
@@ -149,6 +154,17 @@ impl ServerConfig {
     pub fn per_source_exempt(&self) -> Vec<ipnet::IpNet> {
         parse_cidrs(&self.per_source_exempt)
     }
+}
+
+/// How the host key is derived from the seed (`server.host_key_derivation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyDerivation {
+    /// HKDF-SHA256 with the product's salt and info (SPEC §8).
+    Hkdf,
+    /// The Ed25519 seed is SHA-256 of the seed, as Sealos sshgate derives
+    /// it, so a migrated gateway presents the same host key.
+    Sshgate,
 }
 
 /// How usernames are read.

@@ -82,6 +82,18 @@ impl Config {
         config
             .warnings
             .extend(early_drop_warning(&config.server, &provenance));
+        if config.server.host_key_derivation == super::HostKeyDerivation::Sshgate {
+            let origin = provenance
+                .get("server.host_key_derivation")
+                .cloned()
+                .unwrap_or(Origin::Default);
+            config.warnings.push(format!(
+                "{origin}: server.host_key_derivation = \"sshgate\": the host key is \
+                 SHA-256 of the seed, with no domain separation (a migration aid for \
+                 known_hosts written against Sealos sshgate; prefer \"hkdf\" once users \
+                 have moved)"
+            ));
+        }
         let k = &config.sources.kubernetes;
         if k.enabled
             && k.mode == super::KubernetesMode::SealosDevbox

@@ -197,6 +197,8 @@ mod tests {
             state: RouteState::Running,
             forwarding: Forwarding::default(),
             token_sha256: None,
+            sshgate_compat: false,
+            wake: None,
         }
     }
 

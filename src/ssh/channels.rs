@@ -260,7 +260,7 @@ impl Channels {
         session: &mut Session,
     ) {
         let to = destination(host, port);
-        let jump = self.principal.jump(&self.access.table(), host);
+        let jump = self.principal.jump(&self.access.table(), host, port);
         let kind = match jump {
             Some(_) => ChannelKind::Jump,
             None => ChannelKind::DirectTcpip,

@@ -108,8 +108,10 @@ impl BoxLink {
                 let commands = routes
                     .iter()
                     .map(|r| {
-                        let user = r.user.as_deref().unwrap_or(&login_name);
-                        notice::ssh_command(user, &r.name, separator, local)
+                        let user = r
+                            .key_mode_user(Some(&login_name))
+                            .unwrap_or_else(|| login_name.clone());
+                        notice::ssh_command(&user, &r.name, separator, local)
                     })
                     .collect();
                 State::Told(Notice::ChooseRoute { commands })

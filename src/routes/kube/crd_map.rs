@@ -224,6 +224,8 @@ impl Mapper {
                 state,
                 forwarding: forwarding(spec.forwarding.as_ref()),
                 token_sha256: valid.token_sha256,
+                sshgate_compat: false,
+                wake: None,
             }),
             verdict,
         }

@@ -148,6 +148,8 @@ impl Mapper {
             state,
             forwarding: Forwarding::default(),
             token_sha256: None,
+            sshgate_compat: true,
+            wake: None,
         }
     }
 
