@@ -284,7 +284,10 @@ mod tests {
             public.to_openssh().expect("encodes"),
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcJcklsaYMRBGYLuVYVI+OAGjq2Mw/ESMdHKYw3DAQW"
         );
-        let key = derive_with(HostKeyDerivation::Sshgate, b"0123456789abcdef0123456789abcdef");
+        let key = derive_with(
+            HostKeyDerivation::Sshgate,
+            b"0123456789abcdef0123456789abcdef",
+        );
         assert_eq!(
             fingerprint(&key),
             "SHA256:zMU9iFpQkJC5gEMCBsbsIrFeKHvjKEyE5R2UWvHweRc"

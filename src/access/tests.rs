@@ -184,7 +184,10 @@ fn jumps_follow_the_policy() {
     let a = access(|_| {});
     let p = admitted(&a, "x", &key(1));
     let t = a.table();
-    assert!(p.jump(&t, "alice-ws", 22).is_some_and(|r| r.name == "alice-ws"));
+    assert!(
+        p.jump(&t, "alice-ws", 22)
+            .is_some_and(|r| r.name == "alice-ws")
+    );
     // A route the key may not use is an ordinary destination, as any name.
     assert!(p.jump(&t, "bob-ws", 22).is_none());
     assert!(p.jump(&t, "localhost", 22).is_none());
@@ -244,8 +247,14 @@ fn sshgate_key_mode_logs_in_as_the_typed_user() {
     // sshgate (gateway/publickey.go): the backend login user is the SSH
     // username as typed; `devbox_user` only when it names none.
     let a = sealos(|_| {});
-    assert_eq!(key_mode(&admitted(&a, "root", &key(1))), ("box1.ns-abc", Some("root")));
-    assert_eq!(key_mode(&admitted(&a, "", &key(1))), ("box1.ns-abc", Some("devbox")));
+    assert_eq!(
+        key_mode(&admitted(&a, "root", &key(1))),
+        ("box1.ns-abc", Some("root"))
+    );
+    assert_eq!(
+        key_mode(&admitted(&a, "", &key(1))),
+        ("box1.ns-abc", Some("devbox"))
+    );
     // Naming the box: the user part as typed, or devbox_user when empty.
     let named = admitted(&a, "ubuntu@abc-box1", &key(1));
     assert_eq!(key_mode(&named), ("box1.ns-abc", Some("ubuntu")));
@@ -283,5 +292,8 @@ fn routes_without_sshgate_compat_keep_the_route_user_and_no_jump_form() {
     let a = access(|_| {});
     let p = admitted(&a, "root@alice-ws", &key(1));
     assert!(p.jump(&a.table(), "anything", 22).is_none());
-    assert_eq!(key_mode(&admitted(&a, "root", &key(1))), ("alice-ws", Some("devbox")));
+    assert_eq!(
+        key_mode(&admitted(&a, "root", &key(1))),
+        ("alice-ws", Some("devbox"))
+    );
 }
