@@ -37,6 +37,8 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// `[http_tunnel]` (SPEC §11).
     pub http_tunnel: HttpTunnelConfig,
+    /// `[wake]`: waiting for boxes that are stopped or starting.
+    pub wake: WakeConfig,
     /// Non-fatal findings of [`Config::load`] (options set but not implemented
     /// yet, …), each naming where it was set. `serve` logs them, `check` prints them.
     #[serde(skip)]
@@ -357,6 +359,11 @@ pub struct KubernetesSourceConfig {
     /// Write `status.conditions` back to each `SSHRoute` (`crd`; default
     /// true). Needs `patch` on `sshroutes/status`.
     pub write_status: bool,
+    /// Start stopped boxes when an authorized key connects (default false):
+    /// every Devbox (`sealos-devbox`, needs `patch` on `devboxes`), or the
+    /// SSHRoutes with a `wake` target (`crd`, needs `patch` on the
+    /// workloads' `scale` subresource).
+    pub wake: bool,
 }
 
 impl Default for KubernetesSourceConfig {
@@ -369,6 +376,39 @@ impl Default for KubernetesSourceConfig {
             devbox_port: 22,
             devbox_user: "devbox".into(),
             write_status: true,
+            wake: false,
+        }
+    }
+}
+
+/// `[wake]`: how the gateway waits for a box that is stopped and woken
+/// (`sources.kubernetes.wake`) or still starting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakeConfig {
+    /// Longest a woken box may take from the start request to a login.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A box woken less than this long ago is not woken again (a reconnect
+    /// loop must not keep a box running); 0 = no cooldown.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// How often a waiting session is told it is still waiting.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Key mode: how long a running box that does not answer yet (just
+    /// created, restarting) is waited for; 0 = fail at once.
+    #[serde(with = "humantime_serde")]
+    pub start_wait: Duration,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            cooldown: Duration::from_secs(600),
+            heartbeat: Duration::from_secs(10),
+            start_wait: Duration::ZERO,
         }
     }
 }

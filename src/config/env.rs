@@ -31,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "proxy_protocol",
     "http_tunnel",
+    "wake",
 ];
 
 /// Variables with the prefix that are read elsewhere, never overrides.

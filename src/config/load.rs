@@ -267,6 +267,8 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             config.upstream.handshake_timeout,
         ),
         ("upstream.agent_timeout", config.upstream.agent_timeout),
+        ("wake.timeout", config.wake.timeout),
+        ("wake.heartbeat", config.wake.heartbeat),
     ] {
         if d == Duration::ZERO {
             fail(field, "must be longer than 0s".into());
