@@ -275,6 +275,13 @@ impl Principal {
         direct.or_else(sshgate_form).cloned()
     }
 
+    /// Whether this principal may have `route` woken (or waited for): only
+    /// a key authorized for it, never an agent-mode client before its box
+    /// accepted it, nor any key a `jump = "any-key"` lets through.
+    pub fn may_wake(&self, route: &Route) -> bool {
+        !self.is_provisional() && route.authorizes(&self.key)
+    }
+
     fn may_jump(&self, route: &Route) -> bool {
         match self.jump {
             JumpPolicy::Off => false,

@@ -29,6 +29,7 @@ use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
 use crate::routes::Route;
 use crate::upstream::BoxLeg;
+use crate::wake::Wakes;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, for channels beyond a cap.
 const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
@@ -53,6 +54,7 @@ pub struct Channels {
     link: BoxLink,
     access: Arc<Access>,
     boxes: Arc<BoxLeg>,
+    wakes: Arc<Wakes>,
     conn: Arc<Conn>,
     span: Span,
     caps: Caps,
@@ -112,7 +114,7 @@ impl Channels {
         principal: Principal,
         link: BoxLink,
         access: Arc<Access>,
-        boxes: Arc<BoxLeg>,
+        (boxes, wakes): (Arc<BoxLeg>, Arc<Wakes>),
         conn: Arc<Conn>,
         span: Span,
         caps: Caps,
@@ -122,6 +124,7 @@ impl Channels {
             link,
             access,
             boxes,
+            wakes,
             conn,
             span,
             caps,
@@ -229,7 +232,8 @@ impl Channels {
         };
         let id = channel.id();
         let route = self.link.route_name().unwrap_or_default().to_owned();
-        let (opening, answers) = match self.link.open_session(session.handle()).await {
+        let stderr = Box::pin(channel.make_writer_ext(Some(1)));
+        let (opening, answers) = match self.link.open_session(session.handle(), stderr).await {
             SessionOpening::Now(opened) => {
                 (Box::pin(std::future::ready(opened)) as _, Answers::ByBox)
             }
@@ -281,8 +285,8 @@ impl Channels {
         }
         // In agent mode while the login runs, the forward waits for it in
         // its own task (the login needs this connection's event loop).
-        let up: BoxFuture = match self.link.box_when_logged_in() {
-            Some(waiting) => Box::pin(waiting),
+        let up: BoxFuture = match self.link.box_when_logged_in(session.handle()) {
+            Some(waiting) => waiting,
             None => Box::pin(std::future::ready(
                 self.link.session_box(session.handle()).await,
             )),
@@ -318,8 +322,20 @@ impl Channels {
         (open, to): (Open, String),
     ) {
         let (id, boxes, conn) = (channel.id(), self.boxes.clone(), self.conn.clone());
+        // Only a key authorized for the box may wake it (or wait for it).
+        let wakes = self.principal.may_wake(&route).then(|| self.wakes.clone());
         let task = async move {
-            let tcp = match boxes.dial(&route).await {
+            let dialled = match wakes {
+                Some(wakes) => {
+                    let dial = |r: Arc<Route>| {
+                        let boxes = boxes.clone();
+                        async move { boxes.dial(&r).await }
+                    };
+                    wakes.until_up(&route.name, |_| {}, dial).await
+                }
+                None => boxes.dial(&route).await,
+            };
+            let tcp = match dialled {
                 Ok(tcp) => tcp,
                 Err(notice) => {
                     audit::stream_open(&conn, ChannelKind::Jump, Some(&to), Err("unreachable"));

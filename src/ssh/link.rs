@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::access::{Mode, Principal};
-use crate::notice::{self, Notice};
+use crate::notice::{self, Notice, Wait, WaitPhase};
 use crate::ops::audit::{self, AuthFailure};
 use crate::ops::{Conn, metrics};
 use crate::relay::session::{BoxChannel, PendingBudget, PendingPool};
@@ -29,6 +29,9 @@ use crate::routes::Route;
 use crate::upstream::{
     AgentFailure, AgentLogin as AgentRequest, BoxLeg, BoxSession, ClientLink, Login,
 };
+use crate::wake::Wakes;
+
+use super::waiting::{self, KeyWait, KeyWaiting, Stderr, WaitFor};
 
 /// An agent-mode refusal is told no sooner than this after the login began,
 /// so that a target that does not exist, or a box that is stopped or down,
@@ -38,6 +41,9 @@ pub const AGENT_REFUSAL_FLOOR: Duration = Duration::from_millis(1000);
 /// The connection's box, once admitted.
 pub struct BoxLink {
     boxes: Arc<BoxLeg>,
+    wakes: Arc<Wakes>,
+    /// The gateway's pool that waiting sessions' input draws on.
+    pool: Arc<PendingPool>,
     conn: Arc<Conn>,
     span: Span,
     /// Key mode: set when the client asks for agent forwarding (`ssh -A`);
@@ -53,6 +59,8 @@ enum State {
         route: Arc<Route>,
         user: Option<String>,
         login: Option<Result<Arc<BoxSession>, Notice>>,
+        /// The wait for a stopped or starting box, while it lasts.
+        waiting: Option<KeyWaiting>,
     },
     /// `pending` is the input the sessions may hold until the login is done.
     Agent {
@@ -80,7 +88,7 @@ impl BoxLink {
     /// shown; agent mode's pending input draws on `pool`.
     pub fn new(
         principal: &Principal,
-        boxes: Arc<BoxLeg>,
+        (boxes, wakes): (Arc<BoxLeg>, Arc<Wakes>),
         conn: Arc<Conn>,
         span: Span,
         (local, separator): (SocketAddr, &str),
@@ -91,6 +99,7 @@ impl BoxLink {
                 route,
                 user,
                 login: None,
+                waiting: None,
             },
             Mode::Agent {
                 target,
@@ -119,6 +128,8 @@ impl BoxLink {
         };
         Self {
             boxes,
+            wakes,
+            pool: pool.clone(),
             conn,
             span,
             agent_forwarding: Arc::default(),
@@ -153,7 +164,24 @@ impl BoxLink {
                     route: target.clone(),
                 }),
             },
-            State::Key { route, user, login } => {
+            State::Key {
+                route,
+                user,
+                login,
+                waiting,
+            } => {
+                if let Some(wait) = waiting.take() {
+                    let state = wait.status.borrow().clone();
+                    match state {
+                        KeyWait::Done(result) => *login = Some(result),
+                        KeyWait::Waiting(phase) => {
+                            *waiting = Some(wait);
+                            let phase = phase.unwrap_or(WaitPhase::Starting);
+                            let route = route.name.clone();
+                            return Err(Notice::Wait(Wait::Entered { route, phase }));
+                        }
+                    }
+                }
                 // A box connection that died (keepalives, a restarted box) is
                 // logged in to again for the next channel.
                 let gone = matches!(login, Some(Ok(up)) if up.is_closed());
@@ -178,20 +206,71 @@ impl BoxLink {
     /// Agent mode, while the login through the client's agent runs: the box
     /// connection once it is done. It needs this connection's event loop,
     /// so it must be awaited off it (in a channel's own task).
+    /// In key mode, the same while the box is waited for (see
+    /// [`BoxLink::key_waiting`]).
     pub fn box_when_logged_in(
-        &self,
-    ) -> Option<impl Future<Output = Result<Arc<BoxSession>, Notice>> + Send + 'static> {
+        &mut self,
+        client: server::Handle,
+    ) -> Option<std::pin::Pin<Box<dyn Future<Output = Result<Arc<BoxSession>, Notice>> + Send>>>
+    {
+        if let Some((status, _)) = self.key_waiting(client) {
+            let route = self.route_name().unwrap_or_default().to_owned();
+            return Some(Box::pin(waiting::silently(status, route)));
+        }
         let State::Agent { login, target, .. } = &self.state else {
             return None;
         };
         matches!(*login.borrow(), AgentLogin::Connecting)
-            .then(|| agent_box(login.subscribe(), target.clone()))
+            .then(|| Box::pin(agent_box(login.subscribe(), target.clone())) as _)
+    }
+
+    /// Key mode, when the box must be waited for (stopped and wakeable, or
+    /// start-wait set) and no login is done: the wait, started on first use.
+    fn key_waiting(
+        &mut self,
+        client: server::Handle,
+    ) -> Option<(watch::Receiver<KeyWait>, Arc<PendingBudget>)> {
+        let link = self.client_link(client);
+        let State::Key {
+            route,
+            user,
+            login,
+            waiting,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if let Some(wait) = waiting {
+            return wait
+                .is_waiting()
+                .then(|| (wait.status.subscribe(), wait.pending.clone()));
+        }
+        let usable = matches!(login, Some(Ok(up)) if !up.is_closed());
+        if usable || !self.wakes.waits_for(&route.name) {
+            return None;
+        }
+        let wait_for = WaitFor {
+            route: route.name.clone(),
+            user: user.clone(),
+            client: link,
+        };
+        let (wakes, boxes) = (self.wakes.clone(), self.boxes.clone());
+        let wait = KeyWaiting::start(wakes, boxes, &self.pool, wait_for, &self.span);
+        let handed = (wait.status.subscribe(), wait.pending.clone());
+        *waiting = Some(wait);
+        Some(handed)
     }
 
     /// A session channel's box side: opened at once in key mode; in agent
     /// mode a future that waits for the agent login (it needs this
     /// connection's event loop, so it must not be awaited here).
-    pub async fn open_session(&mut self, client: server::Handle) -> SessionOpening {
+    pub async fn open_session(&mut self, client: server::Handle, stderr: Stderr) -> SessionOpening {
+        if let Some((status, pending)) = self.key_waiting(client.clone()) {
+            let route = self.route_name().unwrap_or_default().to_owned();
+            let heartbeat = self.wakes.heartbeat();
+            let opening = waiting::session(status, stderr, route, heartbeat);
+            return SessionOpening::Later(Box::pin(opening), pending);
+        }
         if let State::Agent {
             login,
             target,

@@ -101,7 +101,11 @@ impl Wakes {
 
     /// Whether reaching `route` may mean waiting: it is stopped and can be
     /// woken, or it runs and `start_wait` is set.
-    pub fn waits_for(&self, route: &Route) -> bool {
+    pub fn waits_for(&self, name: &str) -> bool {
+        let table = self.routes.load();
+        let Some(route) = table.get(name) else {
+            return false;
+        };
         match route.state {
             RouteState::Stopped { .. } => self.target(route).is_some(),
             RouteState::Running => !self.config.start_wait.is_zero(),

@@ -146,7 +146,7 @@ async fn a_box_without_a_wake_target_is_told_stopped_at_once() {
         shared(RouteTable::new([route(false, true)])),
         None,
     );
-    assert!(!wakes.waits_for(&route(false, true)));
+    assert!(!wakes.waits_for(NAME));
     assert!(matches!(wait(&wakes).await.0, Err(Notice::Stopped { .. })));
 }
 
