@@ -156,9 +156,8 @@ impl Wakes {
                         return Ok(up);
                     }
                     Err(notice) if !retryable(&notice) => return Err(notice),
-                    Err(notice) if started.elapsed() >= limit && wake.is_none() => {
-                        return Err(notice);
-                    }
+                    // No wait at all (start_wait off): told as it is.
+                    Err(notice) if limit.is_zero() && wake.is_none() => return Err(notice),
                     Err(_) => tell(&mut told, WaitPhase::Reaching),
                 },
                 RouteState::Stopped { .. } => {
