@@ -109,8 +109,11 @@ fn without_start_wait_an_unreachable_box_is_told_at_once() {
     let out = gw.ssh(&l.user, &["x@127.0.0.1", "echo hi"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("switchboard: cannot reach late-ws (127.0.0.1:")
-            && out.stderr.contains("connection refused; it may still be starting"),
+        out.stderr
+            .contains("switchboard: cannot reach late-ws (127.0.0.1:")
+            && out
+                .stderr
+                .contains("connection refused; it may still be starting"),
         "{out:?}"
     );
     assert!(!out.stderr.contains("waiting"), "{out:?}");

@@ -279,3 +279,75 @@ fn a_box_that_never_comes_up_times_out_naming_the_phase() {
     );
     assert_eq!(out.stdout, "");
 }
+
+#[test]
+fn an_sshroute_wakes_by_scaling_its_deployment_to_one() {
+    let api = FakeApi::start();
+    let dir = temp_dir();
+    let identity = Key::generate(dir.path(), "identity");
+    let user = Key::generate(dir.path(), "user");
+    let private = fs::read_to_string(&identity.path).expect("identity");
+    let port = free_port();
+    api.put(
+        "secrets",
+        json!({"metadata": {"name": "web-id", "namespace": "team"},
+               "data": {"ssh-privatekey": b64(&private)}}),
+    );
+    api.put(
+        "deployments",
+        json!({"metadata": {"name": "web", "namespace": "team"}, "spec": {"replicas": 0}}),
+    );
+    api.put(
+        "sshroutes",
+        json!({"metadata": {"name": "web", "namespace": "team"},
+               "spec": {"backend": {"podSelector": {"matchLabels": {"app": "web"}}, "port": port},
+                        "user": "root", "authorizedKeys": [user.public],
+                        "identitySecretRef": {"name": "web-id", "key": "ssh-privatekey"},
+                        "wake": {"kind": "Deployment", "name": "web"}}}),
+    );
+    let kube = "mode = \"crd\"\nwake = true\n\n[wake]\nheartbeat = \"1s\"\n";
+    let (gw, _) = gateway(&api, dir.path(), "default", kube, Gateway::start_with);
+    // The Deployment controller: once scaled to one, a Ready pod.
+    let (out, _box) = thread::scope(|scope| {
+        let booted = scope.spawn(|| {
+            let scaled = eventually(Duration::from_secs(60), || {
+                api.get("deployments", "team", "web")
+                    .is_some_and(|d| d["spec"]["replicas"] == 1)
+            });
+            scaled.then(|| {
+                thread::sleep(BOOT);
+                let b = SshdBox::start_with(
+                    "web",
+                    BoxOptions {
+                        authorize_identity: false,
+                        extra_authorized: vec![identity.public.clone()],
+                        port: Some(port),
+                        ..Default::default()
+                    },
+                );
+                api.put(
+                    "pods",
+                    pod("team", "web-0", json!({"app": "web"}), None, true),
+                );
+                b
+            })
+        });
+        let out = gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]);
+        (out, booted.join().expect("controller"))
+    });
+    assert_eq!(out.stdout, "web\n", "{out:?}");
+    assert!(
+        out.stderr
+            .contains("switchboard: web.team is stopped; starting it"),
+        "{out:?}"
+    );
+    let scale_path = "/apis/apps/v1/namespaces/team/deployments/web/scale";
+    let patches: Vec<_> = api
+        .patches()
+        .into_iter()
+        .filter(|p| p.0 == scale_path)
+        .collect();
+    assert_eq!(patches.len(), 1, "{patches:?}");
+    assert_eq!(patches[0].1, "application/merge-patch+json");
+    assert_eq!(patches[0].2, json!({"spec": {"replicas": 1}}));
+}

@@ -14,12 +14,12 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use russh::keys::{PrivateKey, PublicKey};
 use tracing::warn;
 
-use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec};
+use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec, WakeKind};
 use super::crd_validate::validate;
 use super::pods;
 use super::secrets::{self, Memo, Version, Wanted};
 use crate::routes::keys::{AuthorizedKeys, parse_public_key};
-use crate::routes::{Forwarding, Route, RouteState};
+use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -225,7 +225,7 @@ impl Mapper {
                 forwarding: forwarding(spec.forwarding.as_ref()),
                 token_sha256: valid.token_sha256,
                 sshgate_compat: false,
-                wake: None,
+                wake: wake_target(ns, spec),
             }),
             verdict,
         }
@@ -368,4 +368,21 @@ fn invalid(message: String) -> Mapped {
             message,
         },
     }
+}
+
+/// The `wake` workload, unless the operator stopped the route itself
+/// (`spec.state: stopped`), which no wake may override.
+fn wake_target(ns: &str, spec: &SSHRouteSpec) -> Option<WakeTarget> {
+    if spec.state == Some(StateSpec::Stopped) {
+        return None;
+    }
+    let wake = spec.wake.as_ref()?;
+    Some(WakeTarget::Scale {
+        namespace: ns.to_owned(),
+        kind: match wake.kind {
+            WakeKind::Deployment => ScaleKind::Deployment,
+            WakeKind::StatefulSet => ScaleKind::StatefulSet,
+        },
+        name: wake.name.clone(),
+    })
 }
