@@ -55,4 +55,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch"]
+{{- if .Values.kubernetes.wake }}
+{{- if eq .Values.kubernetes.mode "crd" }}
+# Wake on connect: read a workload's replicas and scale it from 0 to 1
+# (the scale subresource only: never the workload's spec).
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  verbs: ["get", "patch"]
+{{- else }}
+# Wake on connect: merge-patch a Devbox's spec.state to Running.
+- apiGroups: ["devbox.sealos.io"]
+  resources: ["devboxes"]
+  verbs: ["patch"]
+{{- end }}
+{{- end }}
 {{- end -}}
