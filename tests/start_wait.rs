@@ -11,7 +11,7 @@ use common::*;
 
 /// A route to a box whose sshd is not up yet, on a port chosen now.
 struct Late {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     port: u16,
     identity: Key,
     user: Key,
@@ -29,7 +29,7 @@ fn late() -> Late {
     route.user = Some("root".into());
     let routes = routes_toml(&[route]);
     Late {
-        dir,
+        _dir: dir,
         port,
         identity,
         user,

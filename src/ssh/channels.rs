@@ -17,7 +17,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, debug, info};
 
-use super::link::{BoxLink, SessionOpening};
+use super::link::{BoxFuture, BoxLink, SessionOpening};
 use crate::access::{Access, Forward, Principal};
 use crate::notice::Notice;
 use crate::ops::Conn;
@@ -95,11 +95,6 @@ impl Drop for Open {
         self.count.fetch_sub(1, Ordering::AcqRel);
     }
 }
-
-/// The box connection a forward waits for.
-type BoxFuture = std::pin::Pin<
-    Box<dyn Future<Output = Result<Arc<crate::upstream::BoxSession>, Notice>> + Send>,
->;
 
 /// A channel-open failure whose text the client shows (`-W`/`-J`).
 fn failure(notice: &Notice) -> ChannelOpenFailure {

@@ -38,6 +38,10 @@ use super::waiting::{self, KeyWait, KeyWaiting, Stderr, WaitFor};
 /// answers no faster than a box that refuses the keys.
 pub const AGENT_REFUSAL_FLOOR: Duration = Duration::from_millis(1000);
 
+/// The box connection a channel waits for, off the event loop.
+pub type BoxFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Arc<BoxSession>, Notice>> + Send>>;
+
 /// The connection's box, once admitted.
 pub struct BoxLink {
     boxes: Arc<BoxLeg>,
@@ -208,11 +212,7 @@ impl BoxLink {
     /// so it must be awaited off it (in a channel's own task).
     /// In key mode, the same while the box is waited for (see
     /// [`BoxLink::key_waiting`]).
-    pub fn box_when_logged_in(
-        &mut self,
-        client: server::Handle,
-    ) -> Option<std::pin::Pin<Box<dyn Future<Output = Result<Arc<BoxSession>, Notice>> + Send>>>
-    {
+    pub fn box_when_logged_in(&mut self, client: server::Handle) -> Option<BoxFuture> {
         if let Some((status, _)) = self.key_waiting(client) {
             let route = self.route_name().unwrap_or_default().to_owned();
             return Some(Box::pin(waiting::silently(status, route)));
