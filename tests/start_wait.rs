@@ -118,3 +118,18 @@ fn without_start_wait_an_unreachable_box_is_told_at_once() {
     );
     assert!(!out.stderr.contains("waiting"), "{out:?}");
 }
+
+#[test]
+fn with_start_wait_a_box_that_answers_is_reached_as_usual() {
+    // The first login is done at once, as without start-wait: the box
+    // answers the session's requests itself, nothing is told.
+    let l = late();
+    let gw = gateway(&l, "start_wait = \"30s\"");
+    let _box = boot(&l, Duration::ZERO);
+    let out = gw.ssh(&l.user, &["x@127.0.0.1", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(out.code, Some(7), "{out:?}");
+    assert_eq!(
+        (out.stdout.as_str(), out.stderr.as_str()),
+        ("out\n", "err\n")
+    );
+}

@@ -280,12 +280,7 @@ impl Channels {
         }
         // In agent mode while the login runs, the forward waits for it in
         // its own task (the login needs this connection's event loop).
-        let up: BoxFuture = match self.link.box_when_logged_in(session.handle()) {
-            Some(waiting) => waiting,
-            None => Box::pin(std::future::ready(
-                self.link.session_box(session.handle()).await,
-            )),
-        };
+        let up: BoxFuture = self.link.box_for_forward(session.handle()).await;
         let allowed = self.principal.allows_once_in();
         let request = (
             host.to_owned(),

@@ -200,6 +200,12 @@ impl BoxLink {
                         .login(route, user.as_deref(), Some(link), Login::Identity);
                 let result = Box::pin(logging_in).await.map(Arc::new);
                 if let Err(notice) = &result {
+                    if self.wakes.retries(notice) {
+                        // Not kept: the channel waits for the box instead
+                        // (start-wait, see `key_waiting`).
+                        debug!(parent: span, notice = %notice, "box not up yet");
+                        return result;
+                    }
                     warn!(parent: span, notice = %notice, "box login failed");
                 }
                 login.insert(result).clone()
@@ -212,8 +218,8 @@ impl BoxLink {
     /// so it must be awaited off it (in a channel's own task).
     /// In key mode, the same while the box is waited for (see
     /// [`BoxLink::key_waiting`]).
-    pub fn box_when_logged_in(&mut self, client: server::Handle) -> Option<BoxFuture> {
-        if let Some((status, _)) = self.key_waiting(client) {
+    fn box_when_logged_in(&mut self, client: server::Handle) -> Option<BoxFuture> {
+        if let Some((status, _)) = self.key_waiting(client, false) {
             let route = self.route_name().unwrap_or_default().to_owned();
             return Some(Box::pin(waiting::silently(status, route)));
         }
@@ -224,11 +230,32 @@ impl BoxLink {
             .then(|| Box::pin(agent_box(login.subscribe(), target.clone())) as _)
     }
 
-    /// Key mode, when the box must be waited for (stopped and wakeable, or
-    /// start-wait set) and no login is done: the wait, started on first use.
+    /// The box connection a forward (`-L`/`-W` through the box) uses: while
+    /// a login (agent mode) or a wait (key mode) runs, a future that waits
+    /// for it silently; otherwise the login, done now, and waited for when
+    /// the box does not answer yet and `wake.start_wait` is set.
+    pub async fn box_for_forward(&mut self, client: server::Handle) -> BoxFuture {
+        if let Some(later) = self.box_when_logged_in(client.clone()) {
+            return later;
+        }
+        let now = self.session_box(client.clone()).await;
+        if let Err(notice) = &now
+            && self.wakes.retries(notice)
+            && let Some((status, _)) = self.key_waiting(client, true)
+        {
+            let route = self.route_name().unwrap_or_default().to_owned();
+            return Box::pin(waiting::silently(status, route));
+        }
+        Box::pin(std::future::ready(now))
+    }
+
+    /// Key mode, when the box must be waited for — stopped and wakeable, or
+    /// (`start`) it did not answer a first login — and no login is done:
+    /// the wait, started on first use.
     fn key_waiting(
         &mut self,
         client: server::Handle,
+        start: bool,
     ) -> Option<(watch::Receiver<KeyWait>, Arc<PendingBudget>)> {
         let link = self.client_link(client);
         let State::Key {
@@ -246,7 +273,7 @@ impl BoxLink {
                 .then(|| (wait.status.subscribe(), wait.pending.clone()));
         }
         let usable = matches!(login, Some(Ok(up)) if !up.is_closed());
-        if usable || !self.wakes.waits_for(&route.name) {
+        if usable || !(start || self.wakes.waits_for(&route.name)) {
             return None;
         }
         let wait_for = WaitFor {
@@ -265,11 +292,8 @@ impl BoxLink {
     /// mode a future that waits for the agent login (it needs this
     /// connection's event loop, so it must not be awaited here).
     pub async fn open_session(&mut self, client: server::Handle, stderr: Stderr) -> SessionOpening {
-        if let Some((status, pending)) = self.key_waiting(client.clone()) {
-            let route = self.route_name().unwrap_or_default().to_owned();
-            let heartbeat = self.wakes.heartbeat();
-            let opening = waiting::session(status, stderr, route, heartbeat);
-            return SessionOpening::Later(Box::pin(opening), pending);
+        if let Some(waiting) = self.key_waiting(client.clone(), false) {
+            return self.told_wait(waiting, stderr);
         }
         if let State::Agent {
             login,
@@ -282,14 +306,34 @@ impl BoxLink {
             return SessionOpening::Later(Box::pin(opening), pending.clone());
         }
         let route = self.route_name().unwrap_or_default().to_owned();
-        let opened = match self.session_box(client).await {
+        let opened = match self.session_box(client.clone()).await {
             Ok(up) => up.open_session().await.map_err(|e| {
                 debug!(parent: &self.span, error = %e, "box refused a session channel");
                 refused_session(&up, route)
             }),
-            Err(notice) => Err(notice),
+            Err(notice) => {
+                // Start-wait: a box that does not answer yet is waited for.
+                if self.wakes.retries(&notice)
+                    && let Some(waiting) = self.key_waiting(client, true)
+                {
+                    return self.told_wait(waiting, stderr);
+                }
+                Err(notice)
+            }
         };
         SessionOpening::Now(opened)
+    }
+
+    /// A session channel that waits for the box, told the progress.
+    fn told_wait(
+        &self,
+        (status, pending): (watch::Receiver<KeyWait>, Arc<PendingBudget>),
+        stderr: Stderr,
+    ) -> SessionOpening {
+        let route = self.route_name().unwrap_or_default().to_owned();
+        let heartbeat = self.wakes.heartbeat();
+        let opening = waiting::session(status, stderr, route, heartbeat);
+        SessionOpening::Later(Box::pin(opening), pending)
     }
 
     /// `ssh -A`: in key mode the box's agent channels are relayed from now

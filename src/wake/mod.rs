@@ -99,8 +99,8 @@ impl Wakes {
         self.config.heartbeat
     }
 
-    /// Whether reaching `route` may mean waiting: it is stopped and can be
-    /// woken, or it runs and `start_wait` is set.
+    /// Whether reaching the route called `name` means waiting from the
+    /// start: it is stopped and can be woken.
     pub fn waits_for(&self, name: &str) -> bool {
         let table = self.routes.load();
         let Some(route) = table.get(name) else {
@@ -108,8 +108,14 @@ impl Wakes {
         };
         match route.state {
             RouteState::Stopped { .. } => self.target(route).is_some(),
-            RouteState::Running => !self.config.start_wait.is_zero(),
+            RouteState::Running => false,
         }
+    }
+
+    /// Whether a first attempt that failed with `notice` is worth a wait:
+    /// the box does not answer yet and `start_wait` is set.
+    pub fn retries(&self, notice: &Notice) -> bool {
+        !self.config.start_wait.is_zero() && retryable(notice)
     }
 
     fn target<'a>(&self, route: &'a Route) -> Option<&'a WakeTarget> {
