@@ -95,6 +95,16 @@ impl Config {
             ));
         }
         let k = &config.sources.kubernetes;
+        if k.wake && !k.enabled {
+            let origin = provenance
+                .get("sources.kubernetes.wake")
+                .cloned()
+                .unwrap_or(Origin::Default);
+            config.warnings.push(format!(
+                "{origin}: sources.kubernetes.wake = true has no effect while \
+                 sources.kubernetes.enabled = false: only cluster routes can be woken"
+            ));
+        }
         if k.enabled
             && k.mode == super::KubernetesMode::SealosDevbox
             && config.routing.username_grammar != super::UsernameGrammar::Sealos
