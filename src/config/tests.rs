@@ -529,7 +529,10 @@ fn wake_section_and_sshgate_derivation_parse_with_their_warnings() {
         &[("SWITCHBOARD_WAKE_HEARTBEAT", "3s")],
     )
     .expect("loads");
-    assert_eq!(config.server.host_key_derivation, HostKeyDerivation::Sshgate);
+    assert_eq!(
+        config.server.host_key_derivation,
+        HostKeyDerivation::Sshgate
+    );
     assert!(config.sources.kubernetes.wake);
     let w = &config.wake;
     assert_eq!(
@@ -542,12 +545,21 @@ fn wake_section_and_sshgate_derivation_parse_with_their_warnings() {
         )
     );
     let warnings = config.warnings.join("\n");
-    assert!(warnings.contains("host_key_derivation = \"sshgate\""), "{warnings}");
+    assert!(
+        warnings.contains("host_key_derivation = \"sshgate\""),
+        "{warnings}"
+    );
     assert!(warnings.contains("no domain separation"), "{warnings}");
     assert!(warnings.contains("wake = true has no effect"), "{warnings}");
     let errs = errors("[wake]\ntimeout = \"0s\"\nheartbeat = \"0s\"\n", &[]);
     assert!(errs.iter().any(|e| e.contains("wake.timeout")), "{errs:?}");
-    assert!(errs.iter().any(|e| e.contains("wake.heartbeat")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("wake.heartbeat")),
+        "{errs:?}"
+    );
     let errs = errors("[server]\nhost_key_derivation = \"sha256\"\n", &[]);
-    assert!(errs.iter().any(|e| e.contains("host_key_derivation")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("host_key_derivation")),
+        "{errs:?}"
+    );
 }
