@@ -351,3 +351,28 @@ fn an_sshroute_wakes_by_scaling_its_deployment_to_one() {
     assert_eq!(patches[0].1, "application/merge-patch+json");
     assert_eq!(patches[0].2, json!({"spec": {"replicas": 1}}));
 }
+
+#[test]
+fn connections_at_once_share_one_wake() {
+    let s = stopped("");
+    let (outs, _box) = with_both(&s);
+    for out in &outs {
+        assert_eq!(out.stdout, "hi\n", "{out:?}");
+    }
+    assert_eq!(s.devbox_patches().len(), 1, "{:?}", s.devbox_patches());
+}
+
+/// Two `ssh box 'echo hi'` at once, while the controller boots the box.
+fn with_both(s: &Stopped) -> (Vec<Output>, Option<SshdBox>) {
+    thread::scope(|scope| {
+        let booted = scope.spawn(|| controller(s));
+        let clients: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| s.gw.ssh(&s.user, &["root@127.0.0.1", "echo hi"])))
+            .collect();
+        let outs = clients
+            .into_iter()
+            .map(|c| c.join().expect("client"))
+            .collect();
+        (outs, booted.join().expect("controller"))
+    })
+}
