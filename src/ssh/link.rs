@@ -332,7 +332,7 @@ impl BoxLink {
     ) -> SessionOpening {
         let route = self.route_name().unwrap_or_default().to_owned();
         let heartbeat = self.wakes.heartbeat();
-        let opening = waiting::session(status, stderr, route, heartbeat);
+        let opening = waiting::session(status, (stderr, self.conn.clone()), route, heartbeat);
         SessionOpening::Later(Box::pin(opening), pending)
     }
 

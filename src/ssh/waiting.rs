@@ -15,6 +15,7 @@ use tokio_util::task::AbortOnDropHandle;
 use tracing::{Instrument, Span, warn};
 
 use crate::notice::{Notice, Wait, WaitPhase};
+use crate::ops::Conn;
 use crate::relay::session::{BoxChannel, PendingBudget, PendingPool};
 use crate::upstream::{BoxLeg, BoxSession, ClientLink, Login};
 use crate::wake::Wakes;
@@ -98,11 +99,11 @@ impl KeyWaiting {
 /// `stderr` meanwhile.
 pub async fn session(
     status: watch::Receiver<KeyWait>,
-    mut stderr: Stderr,
+    (mut stderr, conn): (Stderr, Arc<Conn>),
     route: String,
     heartbeat: Duration,
 ) -> BoxChannel {
-    let up = told(status, &mut stderr, &route, heartbeat).await?;
+    let up = told(status, (&mut stderr, &conn), &route, heartbeat).await?;
     up.open_session().await.map_err(|_| {
         if up.is_closed() {
             Notice::LostBox { route }
@@ -131,7 +132,7 @@ pub async fn silently(
 /// heartbeat every `heartbeat` while a phase lasts.
 async fn told(
     mut status: watch::Receiver<KeyWait>,
-    stderr: &mut Stderr,
+    (stderr, conn): (&mut Stderr, &Conn),
     route: &str,
     heartbeat: Duration,
 ) -> Result<Arc<BoxSession>, Notice> {
@@ -168,6 +169,8 @@ async fn told(
                     waited: started.elapsed(),
                 };
                 line(stderr, Notice::Wait(still)).await;
+                // Waiting is not idling (`server.idle_timeout`).
+                conn.touch();
                 last = Some((phase, Instant::now()));
             },
         }
