@@ -3,16 +3,20 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+COPY bin ./bin
+COPY patches ./patches
 COPY src ./src
-RUN cargo build --release --locked --bin switchboard
+RUN bin/setup && cargo build --release --locked --bin switchboard
 
 FROM debian:bookworm-slim
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 --home-dir /nonexistent --shell /usr/sbin/nologin switchboard
+    && groupadd --system --gid 65532 switchboard \
+    && useradd --system --uid 65532 --gid 65532 --home-dir /nonexistent --shell /usr/sbin/nologin switchboard
 COPY --from=build /src/target/release/switchboard /usr/local/bin/switchboard
-USER 10001
+# The manifests' runAsUser/runAsGroup/fsGroup.
+USER 65532:65532
 # SSH (and HTTP tunnels) on 2233; the admin endpoint on 9102 (set
 # [admin] listen = "0.0.0.0:9102" in the config so probes can reach it).
 EXPOSE 2233 9102

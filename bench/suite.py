@@ -15,7 +15,13 @@ Sections (all by default; name some to run only those):
   throughput   SIZE_MB up and down per path and cipher: MiB/s, ratios, CPU
   setup        connect + auth + exec + close, sequential and parallel
   echo         one-byte round trips in a raw PTY session
+  stalled      echo on one channel of a ControlMaster connection while another
+               channel of it has 1 GiB nobody reads (direct, jump, gw-key,
+               gw-agent): latency alone and stalled, gateway RSS growth
+  slowbox      gateway RSS while 1 GiB is piped up to a box reading 1 MiB/s
   concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
+  many         (not in the default set) MANY idle key-mode sessions with
+               one-process clients and box: memory per session, idle CPU
   profile      (not in the default set) perf profile of the gateway relaying
                SIZE_MB up and down (--profile-path, --profile-cipher)
 
@@ -39,6 +45,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -215,14 +222,14 @@ class World:
         wait_banner(port, proc, f"sshd {name}")
         return port, proc
 
-    def start_gateway(self, name, extra=""):
+    def start_gateway(self, name, extra="", server_extra="", routes=None):
         port = free_port()
         cfg = self.work / f"{name}.toml"
         cfg.write_text(
             f'[server]\nlisten = "127.0.0.1:{port}"\n'
             'host_key_seed = "bench-only-seed-not-secret"\n'
-            "max_unauthenticated = 1000\n"
-            f'[sources.file]\npath = "{self.work / "routes.toml"}"\nwatch = false\n'
+            "max_unauthenticated = 1000\n" + server_extra +
+            f'[sources.file]\npath = "{routes or self.work / "routes.toml"}"\nwatch = false\n'
             '[admin]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warn"\n' + extra
         )
         logf = open(self.work / f"{name}.log", "w")
@@ -476,10 +483,10 @@ def bench_setup(world, args):
 
 
 class EchoSession:
-    def __init__(self, cfg, host):
+    def __init__(self, cfg, host, options=()):
         self.host = host
         self.proc = subprocess.Popen(
-            ssh(cfg, host, "stty raw -echo; echo READY; exec cat", "-tt"),
+            ssh(cfg, host, "stty raw -echo; echo READY; exec cat", "-tt", *options),
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
             bufsize=0)
         self.out = self.proc.stdout.fileno()
@@ -537,6 +544,179 @@ def bench_echo(world, args):
         rows.append([path, f"{p50:.0f}", f"{p99:.0f}", f"{mean:.0f}", f"{p99 - d99:+.0f}"])
     table(["path", "p50 µs", "p99 µs", "mean µs", "Δp99 µs"], rows)
     return rtt
+
+
+# --- a stalled neighbour ------------------------------------------------------------
+
+STALL_PATHS = ["direct", "jump", "gw-key", "gw-agent"]
+
+
+def start_master(world, cfg, host):
+    """A ControlMaster connection to HOST; returns the ssh options that reuse it."""
+    ctl = world.work / f"ctl-{host}"
+    world.spawn(ssh(cfg, host, None, "-N", "-o", "ControlMaster=yes", "-o", f"ControlPath={ctl}"),
+                stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    mux = ["-o", "ControlMaster=no", "-o", f"ControlPath={ctl}"]
+    for _ in range(300):
+        if ctl.exists() and subprocess.run(ssh(cfg, host, None, "-O", "check", *mux),
+                                           capture_output=True).returncode == 0:
+            return mux
+        time.sleep(0.1)
+    raise SystemExit(f"{host}: the ControlMaster did not come up")
+
+
+def echo_rtts(echo, n):
+    """N round trips, or None when the echo stops (the connection is stalled)."""
+    try:
+        return [echo.round_trip() for _ in range(n)]
+    except SystemExit as e:
+        log(f"    {e}")
+        return None
+
+
+def bench_stalled(world, args):
+    """Echo latency on one channel of a ControlMaster connection while another
+    channel of it streams 1 GiB that nobody reads."""
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    gw = world.gateways["gw"][1].pid
+    n = args.stall_n
+    rows, results = [], {}
+    for path in STALL_PATHS:
+        log(f"  stalled neighbour: {path}...")
+        mux = start_master(world, cfg, path)
+        echo = EchoSession(cfg, path, mux)
+        for _ in range(50):
+            echo.round_trip()
+        alone = echo_rtts(echo, n)
+        rss0 = rss_kib(gw)
+        stuck = subprocess.Popen(ssh(cfg, path, "head -c 1073741824 /dev/zero", *mux),
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                 stderr=subprocess.DEVNULL)  # stdout never read
+        time.sleep(2)
+        stalled = echo_rtts(echo, n)
+        rss1 = rss_kib(gw)
+        stuck.kill()
+        stuck.wait()
+        echo.close()
+        results[path] = {"alone": alone, "stalled": stalled, "rss": (rss0, rss1)}
+        a50, a99, _ = stats(alone)
+        if stalled:
+            s50, s99, _ = stats(stalled)
+            after = [f"{s50:.0f}", f"{s99:.0f}"]
+        else:
+            after = ["no echo (stalled)", "—"]
+        growth = f"{(rss1 - rss0) / 1024:+.1f} MiB" if path.startswith("gw") else "—"
+        rows.append([path, f"{a50:.0f}", f"{a99:.0f}", *after, growth])
+    print(f"### A stalled neighbour: echo while another channel of the connection is not read\n")
+    print("One ControlMaster connection per path; one-byte echo in a raw PTY on one session "
+          f"({n} round trips), first alone, then while a second session of the same connection "
+          "runs `head -c 1G /dev/zero` into a pipe nobody reads. Microseconds; the last "
+          "column is the gateway's RSS growth meanwhile.\n")
+    table(["path", "alone p50", "alone p99", "stalled p50", "stalled p99", "gateway RSS"], rows)
+    return results
+
+
+def bench_slowbox(world, args):
+    """Gateway memory while 1 GiB is piped up to a box that reads 1 MiB/s."""
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    gw = world.gateways["gw"][1].pid
+    reader = ("python3 -c 'import sys,time\nwhile sys.stdin.buffer.read(65536): "
+              "time.sleep(1/16)'")
+    rows, results = [], {}
+    for path in GATEWAY_PATHS:
+        log(f"  slow box: {path} for {args.slow_secs} s...")
+        before = rss_kib(gw)
+        proc = subprocess.Popen(ssh(cfg, path, reader), stdin=subprocess.PIPE,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sent = [0]
+
+        def feed():
+            try:
+                while sent[0] < 1024 * MIB:
+                    proc.stdin.write(CHUNK)
+                    sent[0] += len(CHUNK)
+            except (BrokenPipeError, ValueError, OSError):
+                pass
+
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        peak, t0 = before, time.perf_counter()
+        while time.perf_counter() - t0 < args.slow_secs:
+            peak = max(peak, rss_kib(gw))
+            time.sleep(0.25)
+        proc.kill()
+        proc.wait()
+        results[path] = {"before": before, "peak": peak, "sent_mib": sent[0] / MIB}
+        rows.append([path, f"{before / 1024:.1f} MiB", f"{peak / 1024:.1f} MiB",
+                     f"{(peak - before) / 1024:+.1f} MiB", f"{sent[0] / MIB:.0f} MiB"])
+    print(f"### A slow box: 1 GiB piped up to a box reading 1 MiB/s, {args.slow_secs} s each\n")
+    print("`cat` of zeros into `ssh PATH` whose remote command reads 64 KiB every 1/16 s. "
+          "The gateway's resident set before and at its peak; \"written\" is what the client "
+          "got rid of (the rest waits in the client).\n")
+    table(["path", "gateway RSS before", "peak", "growth", "written by the client"], rows)
+    return results
+
+
+# --- many idle sessions (no process per session) ----------------------------------------
+
+
+def bench_many(world, args):
+    """ARGS.MANY idle key-mode sessions through one gateway, with clients and a
+    box that cost no process per session (examples/idle_sessions.rs)."""
+    tool, n = args.idle_tool, args.many
+    box_port = free_port()
+    box = world.spawn([tool, "box", str(box_port)], stdout=subprocess.DEVNULL)
+    wait_banner(box_port, box, "idle box")
+    w = world.work
+    pub = (w / "client_key.pub").read_text().strip()
+    routes = w / "many-routes.toml"
+    routes.write_text(
+        '[[route]]\nname = "idle-box"\n'
+        f'address = "127.0.0.1:{box_port}"\nuser = "idle"\n'
+        f'authorized_keys = ["{pub}"]\nidentity_file = "{w / "identity"}"\n'
+    )
+    port, gw = world.start_gateway(
+        "gw-many", routes=routes,
+        server_extra=f"max_connections = {n + 100}\nper_source_exempt = [\"127.0.0.0/8\"]\n")
+    time.sleep(1)
+    base = rss_kib(gw.pid)
+    log(f"  many: opening {n} idle key-mode sessions, {args.parallel * 4} at a time...")
+    t0 = time.perf_counter()
+    clients = world.spawn([tool, "clients", str(port), str(w / "client_key"), "anyone",
+                           str(n), str(args.parallel * 4)],
+                          stdout=subprocess.PIPE, text=True)
+    line = ""
+    for line in clients.stdout:
+        if line.startswith("ready"):
+            break
+        log(f"    {line.strip()}")
+    open_secs = time.perf_counter() - t0
+    parts = line.split()
+    opened, failed = (int(parts[2]), int(parts[4])) if len(parts) == 5 else (0, n)
+    time.sleep(5)
+    loaded = rss_kib(gw.pid)
+    log(f"  many: measuring idle CPU for {args.idle_secs} s...")
+    c0, t1 = cpu_seconds(gw.pid), time.perf_counter()
+    time.sleep(args.idle_secs)
+    idle_cpu = (cpu_seconds(gw.pid) - c0) / (time.perf_counter() - t1)
+    os.killpg(clients.pid, signal.SIGTERM)
+    clients.wait()
+    per = (loaded - base) / max(1, opened)
+    print(f"### Many idle sessions: {n} key-mode sessions through one gateway\n")
+    print("Clients and box are one process each (russh; `examples/idle_sessions.rs`), so "
+          "the machine's memory goes to the gateway, not to a process per session. "
+          "Memory is the gateway's resident set; idle CPU over "
+          f"{args.idle_secs} s with keepalives at their default (30 s, both legs).\n")
+    table(["measure", "key mode"], [
+        ["sessions open (failed)", f"{opened} ({failed})"],
+        ["time to open them", f"{open_secs:.0f} s ({opened / max(open_secs, 1e-9):.0f}/s)"],
+        ["gateway RSS before", f"{base / 1024:.1f} MiB"],
+        ["gateway RSS with the sessions", f"{loaded / 1024:.1f} MiB"],
+        ["**gateway memory per session**", f"**{per:.1f} KiB**"],
+        ["gateway CPU while idle", f"{idle_cpu * 100:.2f} % of a core"],
+    ])
+    return {"opened": opened, "failed": failed, "base_kib": base, "loaded_kib": loaded,
+            "per_session_kib": per, "idle_cpu": idle_cpu}
 
 
 # --- concurrency --------------------------------------------------------------------
@@ -692,7 +872,7 @@ def bench_profile(world, args):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("sections", nargs="*", metavar="section",
-                   help="throughput, setup, echo, concurrency (default: all); "
+                   help="throughput, setup, echo, stalled, slowbox, concurrency (default: all); "
                    "profile (perf, on its own)")
     p.add_argument("--bin", required=True, help="the switchboard binary")
     p.add_argument("--size-mb", type=int, default=1024, help="per transfer (default 1024)")
@@ -709,15 +889,28 @@ def main():
                    help="path the profile section relays (default gw-key)")
     p.add_argument("--profile-cipher", default="aes128-gcm", choices=list(CIPHERS),
                    help="cipher the profile section uses (default aes128-gcm)")
+    p.add_argument("--stall-n", type=int, default=500,
+                   help="echo round trips per phase, stalled section (default 500)")
+    p.add_argument("--slow-secs", type=int, default=20,
+                   help="seconds per path, slowbox section (default 20)")
+    p.add_argument("--many", type=int, default=10000,
+                   help="idle sessions, section many (default 10000)")
+    p.add_argument("--idle-tool", help="examples/idle_sessions binary, section many "
+                   "(bench/run.sh builds it)")
     p.add_argument("--json", help="also write the raw results here")
     args = p.parse_args()
-    all_sections = ["throughput", "setup", "echo", "concurrency"]
+    all_sections = ["throughput", "setup", "echo", "stalled", "slowbox", "concurrency"]
     for section in args.sections:
-        if section not in all_sections + ["profile"]:
-            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, profile")
+        if section not in all_sections + ["profile", "many"]:
+            p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, "
+                    "profile, many")
+    if "many" in args.sections and not args.idle_tool:
+        p.error("section many needs --idle-tool (bench/run.sh passes it)")
     args.sections = args.sections or all_sections
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if os.geteuid() == 0:
+        hard = max(hard, 65536)  # root may: the gateway holds two sockets a session
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     world = World(Path(args.bin), f"{args.parallel * 4}:30:{args.parallel * 8}")
     results = {}
@@ -729,7 +922,8 @@ def main():
         for section in args.sections:
             results[section] = {
                 "throughput": bench_throughput, "setup": bench_setup,
-                "echo": bench_echo, "concurrency": bench_concurrency,
+                "echo": bench_echo, "stalled": bench_stalled, "slowbox": bench_slowbox,
+                "concurrency": bench_concurrency, "many": bench_many,
                 "profile": bench_profile,
             }[section](world, args)
     finally:

@@ -108,7 +108,10 @@ EOF
 
 # 4. The gateway's host key, for the first connection's "authenticity of host"
 #    prompt. (The first `cargo run` builds switchboard: a few minutes.)
-[ -n "$BIN" ] || echo "building switchboard (cargo run --release) ..."
+if [ -z "$BIN" ]; then
+    echo "building switchboard (cargo run --release) ..."
+    "$ROOT/bin/setup"    # our russh patch (patches/), applied once
+fi
 if ! switchboard host-key --dev --known-hosts >gateway_known_hosts 2>host-key.log; then
     cat host-key.log >&2
     exit 1

@@ -5,6 +5,7 @@
 //! Loading and validation live in `config/load.rs`; this file is the shape.
 //! `config/text.rs` holds the text checks the route sources share with it.
 
+mod backends;
 mod env;
 mod load;
 mod origin;
@@ -19,6 +20,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+pub use backends::{DEFAULT_SECRET_SELECTOR, PortSpec};
 pub use env::ENV_PREFIX;
 pub use load::DEFAULT_FILE;
 pub use origin::{ConfigError, ConfigErrors, Origin};
@@ -103,6 +105,11 @@ pub struct ServerConfig {
     pub idle_timeout: Duration,
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    /// On SIGTERM, `/readyz` turns 503 at once but new connections are still
+    /// accepted for this long, while load balancers and Endpoints catch up;
+    /// then accepting stops and `shutdown_grace` starts (default 0s).
+    #[serde(with = "humantime_serde")]
+    pub accept_after_unready: Duration,
     /// Failed logins from one client address before that address is refused
     /// for `per_source_penalty`. A connection that ended without
     /// authenticating after a rejected attempt, or ran out of `login_grace`,
@@ -140,6 +147,7 @@ impl Default for ServerConfig {
             keepalive_interval: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),
+            accept_after_unready: Duration::ZERO,
             per_source_max_failures: 10,
             per_source_penalty: Duration::from_secs(60),
             banner: String::new(),
@@ -364,6 +372,29 @@ pub struct KubernetesSourceConfig {
     /// SSHRoutes with a `wake` target (`crd`, needs `patch` on the
     /// workloads' `scale` subresource).
     pub wake: bool,
+    /// Label selector of the Secrets routes may use (`crd`): Secrets are
+    /// listed and watched with it only, never unselected.
+    pub secret_selector: String,
+    /// Ports an `SSHRoute` backend may use (`crd`): `22` or `"2200-2299"`.
+    pub backend_ports: Vec<PortSpec>,
+    /// Addresses (CIDRs) no `SSHRoute` may dial (`crd`): by default
+    /// loopback, link-local (cloud metadata) and unspecified.
+    pub refused_backends: Vec<String>,
+}
+
+impl KubernetesSourceConfig {
+    /// The parsed `backend_ports` (validated at load; bad entries skipped).
+    pub fn backend_port_ranges(&self) -> Vec<std::ops::RangeInclusive<u16>> {
+        self.backend_ports
+            .iter()
+            .filter_map(|p| p.range().ok())
+            .collect()
+    }
+
+    /// The parsed `refused_backends` (validated at load; bad entries skipped).
+    pub fn refused_backend_nets(&self) -> Vec<ipnet::IpNet> {
+        parse_cidrs(&self.refused_backends)
+    }
 }
 
 impl Default for KubernetesSourceConfig {
@@ -376,6 +407,9 @@ impl Default for KubernetesSourceConfig {
             devbox_port: 22,
             devbox_user: "devbox".into(),
             write_status: true,
+            secret_selector: DEFAULT_SECRET_SELECTOR.into(),
+            backend_ports: backends::default_backend_ports(),
+            refused_backends: backends::default_refused_backends(),
             wake: false,
         }
     }

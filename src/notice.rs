@@ -14,7 +14,7 @@ use std::time::Duration;
 
 /// Largest in-band input the agent-mode queue holds before the login through
 /// the client's agent has finished (see `relay::session`), as told to users.
-pub const AGENT_PENDING_LIMIT: &str = "16 MiB";
+pub const AGENT_PENDING_LIMIT: &str = "1 MiB";
 
 /// A message for the user.
 #[derive(Debug, Clone, PartialEq, Eq)]

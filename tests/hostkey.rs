@@ -8,31 +8,6 @@ use std::process::Command;
 
 use common::*;
 
-/// `(type, base64)` of the ed25519 key a server on `port` presents.
-fn keyscan(port: u16) -> (String, String) {
-    let out = run(
-        Command::new("ssh-keyscan").args([
-            "-T",
-            "10",
-            "-t",
-            "ed25519",
-            "-p",
-            &port.to_string(),
-            "127.0.0.1",
-        ]),
-        Input::Null,
-        SSH_TIMEOUT,
-    );
-    let line = out
-        .stdout
-        .lines()
-        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .unwrap_or_else(|| panic!("ssh-keyscan found no key: {out:?}"));
-    let f: Vec<&str> = line.split_whitespace().collect();
-    assert_eq!(f.len(), 3, "unexpected keyscan line {line:?}");
-    (f[1].to_owned(), f[2].to_owned())
-}
-
 /// The `SHA256:…` fingerprint `ssh-keygen` computes for a public key line.
 fn fingerprint(public_line: &str) -> String {
     let out = run(

@@ -260,7 +260,7 @@ fn crd_routes_follow_pods_and_write_their_status() {
     let user = Key::generate(dir.path(), "user");
     let identity = fs::read_to_string(&b.identity.path).expect("identity");
     let secret = |name: &str| {
-        json!({"metadata": {"name": name, "namespace": "team"},
+        json!({"metadata": {"name": name, "namespace": "team", "labels": route_secret()},
                "data": {"ssh-privatekey": b64(&identity)}})
     };
     let route = |name: &str, app: &str, id: &str| {
@@ -275,17 +275,7 @@ fn crd_routes_follow_pods_and_write_their_status() {
         json!({"metadata": {"name": "unrelated", "namespace": "team"}, "data": {"x": b64("y")}}),
     );
     api.put("sshroutes", route("web", "web", "web-id"));
-    api.put(
-        "pods",
-        pod("team", "web-0", json!({"app": "web"}), None, true),
-    );
-    let (gw, _) = gateway(
-        &api,
-        dir.path(),
-        "default",
-        "mode = \"crd\"\n",
-        Gateway::start_with,
-    );
+    let gw = crd_gateway_with_web_pod(&api, dir.path());
 
     let out = gw.ssh(&user, &["root@web.team@127.0.0.1", "echo $BOX"]);
     assert!(works(&out, "web"), "{out:?}");

@@ -367,7 +367,6 @@ fn controlmaster_runs_sessions_concurrently() {
 }
 
 #[test]
-#[ignore = "known limitation (README, Known limitations): russh refills a channel's window on receipt, so backpressure stops the whole connection; needs a russh patch"]
 fn stalled_reader_on_one_channel_does_not_stall_others() {
     let t = one_box();
     let ctl = t.path("ctl");

@@ -63,12 +63,12 @@ fn flood_session(ctl: &Path, dest: &str) -> Bg {
 /// per-source cap on agent logins nor anything per address stops them early)
 /// with three flooding sessions each, aimed at a box that never finishes its
 /// handshake: the agent login stays pending for `handshake_timeout` (6 s)
-/// while 12 × 200 MiB of stdin arrive. The gateway holds at most
-/// PENDING_BYTES (16 MiB) per connection and PENDING_TOTAL (64 MiB) for all
-/// of them, so its peak RSS (VmHWM) may grow by 64 MiB plus the connections'
-/// own buffers: the bound is 100 MiB. On 496627e each session queued 1,024
-/// packets of up to 32 KiB (32 MiB a session, 384 MiB here: the issue saw 12
-/// → 140 MB with four sessions), far over it.
+/// while 12 × 200 MiB of stdin wait to be sent. No session is granted any
+/// window before its box channel exists (relay::flow), so the clients cannot
+/// send a byte of it and the gateway holds none: its peak RSS (VmHWM) may
+/// grow only by the connections' own state, bound 16 MiB. (On 496627e each
+/// session queued 1,024 packets of up to 32 KiB, 384 MiB here; with the
+/// byte allowance of a18a6be, up to 64 MiB.)
 #[test]
 fn a_flood_of_pending_input_costs_bounded_memory() {
     let dir = temp_dir();
@@ -146,18 +146,16 @@ fn a_flood_of_pending_input_costs_bounded_memory() {
             "{out:?}"
         );
     }
-    // … and every connection did outrun its allowance (so the figure below
-    // is the bound at work, not a slow flood).
-    // (The line names no connection: each session says it once.)
+    // … and none had anything to queue: the window held the data back.
     let outran = gw
         .log()
         .lines()
-        .filter(|l| l.contains("input outran the agent login"))
+        .filter(|l| l.contains("outran the agent login"))
         .count();
-    assert_eq!(outran, 12, "not every session outran its allowance");
+    assert_eq!(outran, 0, "a session queued input before its box channel");
     let growth = hwm.saturating_sub(before);
     assert!(
-        growth < 100 * MIB,
+        growth < 16 * MIB,
         "the gateway grew by {} MiB (VmHWM {} MiB, before {} MiB)",
         growth / MIB,
         hwm / MIB,
@@ -169,6 +167,46 @@ fn a_flood_of_pending_input_costs_bounded_memory() {
     let out = gw.ssh(&owner, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.assert_ok().stdout, "alice-ws\n", "{out:?}");
     assert!(out.elapsed < Duration::from_secs(5), "{out:?}");
+}
+
+/// A client that ignores the window the gateway granted (Paramiko writing
+/// raw CHANNEL_DATA of the allowed 32 KiB, 32 MiB in all, to a session whose
+/// box runs nothing that reads) is disconnected once it is past the window:
+/// the gateway holds at most one window for the channel, not what was sent.
+#[test]
+fn a_client_sending_past_its_window_is_disconnected() {
+    let dir = temp_dir();
+    let owner = Key::generate(dir.path(), "owner");
+    let ws = SshdBox::start("alice-ws");
+    let mut gw = Gateway::spawn(&routes_toml(&[ws.route(&[&owner])]));
+    let pid = gw.pid();
+    gw.ssh(&owner, &["anyone@127.0.0.1", "true"]).assert_ok();
+    let before = proc_status_kib(pid, "VmRSS");
+
+    let verdict = oversize(gw.port, &owner, "anyone", 32 * 1024, 1024);
+    let hwm = proc_status_kib(pid, "VmHWM");
+    eprintln!("past the window: {verdict}; RSS before {before} KiB, VmHWM after {hwm} KiB");
+    assert_eq!(verdict["authenticated"], true, "{verdict}");
+    assert_eq!(verdict["cut"], true, "{verdict}");
+    let sent = verdict["sent"].as_u64().unwrap_or(u64::MAX);
+    assert!(sent < 1024, "all {sent} packets were taken: {verdict}");
+    assert!(
+        hwm < before + 16 * MIB,
+        "grew from {before} KiB to {hwm} KiB"
+    );
+    let (_, metrics) = gw.admin_get("/metrics");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.contains("limit=\"window\"") && !l.ends_with(" 0")),
+        "no window limit counted:\n{metrics}"
+    );
+    assert!(
+        gw.log()
+            .contains("sent past its channel window; disconnected"),
+        "{}",
+        gw.log()
+    );
 }
 
 /// A client that sends CHANNEL_DATA packets of 200 KiB (the gateway
@@ -208,12 +246,16 @@ fn packets_over_the_advertised_maximum_end_the_connection() {
     let growth = hwm.saturating_sub(before);
     assert!(growth < 16 * MIB, "grew by {} MiB", growth / MIB);
 
+    // A session still waiting for its agent login has no window yet, so the
+    // first packet is past the window before it is too large: either limit.
     let (_, metrics) = gw.admin_get("/metrics");
     assert!(
         metrics
             .lines()
-            .any(|l| l.contains("max_packet") && !l.starts_with('#') && !l.ends_with(" 0")),
-        "no max_packet limit counted:\n{metrics}"
+            .any(|l| (l.contains("max_packet") || l.contains("\"window\""))
+                && !l.starts_with('#')
+                && !l.ends_with(" 0")),
+        "no max_packet or window limit counted:\n{metrics}"
     );
     let out = gw.ssh(&owner, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.assert_ok().stdout, "alice-ws\n", "{out:?}");

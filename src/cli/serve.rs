@@ -178,6 +178,7 @@ async fn serve_bound(
         local_addr(&admin),
     );
     let grace = config.server.shutdown_grace;
+    let unready_window = config.server.accept_after_unready;
     let wakes = Wakes::new(config.wake.clone(), routes.table().clone(), starter);
     let gateway = Gateway::new(Arc::new(config), key, routes, wakes);
     let admin_stop = CancellationToken::new();
@@ -187,13 +188,22 @@ async fn serve_bound(
         auth: admin_auth,
     });
     let admin_task = tokio::spawn(admin::serve(admin, endpoint, admin_stop.clone()));
+    let accepting = CancellationToken::new();
+    tokio::spawn(accept_after_unready(
+        shutdown.clone(),
+        accepting.clone(),
+        gateway.health(),
+        unready_window,
+    ));
     let mut tasks = JoinSet::new();
     for listener in listeners {
-        tasks.spawn(gateway.clone().run(listener, shutdown.clone()));
+        tasks.spawn(gateway.clone().run(listener, accepting.clone()));
     }
-    // Listeners end when `shutdown` is cancelled (a signal) or one fails.
-    let result = wait_all(&mut tasks, &shutdown).await;
+    // Listeners end when `accepting` is cancelled (a signal, after the
+    // unready window) or one fails.
+    let result = wait_all(&mut tasks, &accepting).await;
     shutdown.cancel();
+    accepting.cancel();
     gateway.drain(grace).await;
     admin_stop.cancel();
     let _ = admin_task.await;
@@ -205,6 +215,28 @@ async fn serve_bound(
     }
     info!("stopped");
     result
+}
+
+/// Once `shutdown` is cancelled: `/readyz` turns 503 at once, and new
+/// connections are still accepted for `window` (`server.accept_after_unready`)
+/// while load balancers and Endpoints stop sending; then `accepting` is
+/// cancelled, which closes the listeners.
+async fn accept_after_unready(
+    shutdown: CancellationToken,
+    accepting: CancellationToken,
+    health: Arc<admin::Health>,
+    window: Duration,
+) {
+    shutdown.cancelled().await;
+    if !window.is_zero() {
+        health.start_draining();
+        info!("not ready; still accepting new connections for {window:?}");
+        tokio::select! {
+            () = tokio::time::sleep(window) => {}
+            () = accepting.cancelled() => {}
+        }
+    }
+    accepting.cancel();
 }
 
 /// Starts the Kubernetes route source when enabled. The gateway serves no

@@ -8,7 +8,9 @@
 //! overrides: `SWITCHBOARD_CONFIG` (`--config`), the seed variable named by
 //! `host_key_seed_env`, and the service links Kubernetes injects for a
 //! Service whose name starts with `switchboard` (`SWITCHBOARD_SERVICE_HOST`,
-//! `SWITCHBOARD_PORT_2233_TCP`, …).
+//! `SWITCHBOARD_PORT_2233_TCP`, …), also when the Service's name continues
+//! with a section (`switchboard-admin` → `SWITCHBOARD_ADMIN_PORT`): a name of
+//! that shape that names no setting is ignored, not an error.
 
 use std::ffi::OsString;
 
@@ -78,6 +80,7 @@ pub(super) fn apply_env(
                 warnings.extend(not_an_override(&name));
                 continue;
             }
+            EnvName::Unknown if is_service_link(&name) => continue,
             EnvName::Unknown => {
                 let message = "names no setting: use SWITCHBOARD_<SECTION>_<KEY>, e.g. \
                                SWITCHBOARD_SERVER_LISTEN or SWITCHBOARD_SOURCES_FILE_PATH";
@@ -96,6 +99,10 @@ pub(super) fn apply_env(
                 insert(table, &path, value);
                 provenance.insert(field, origin);
             }
+            // `SWITCHBOARD_ADMIN_PORT=tcp://…` is the link of a Service named
+            // `switchboard-admin`, not a setting `[admin] port`: ignored, while
+            // a real key (`…_DEVBOX_PORT`) with a bad value is still an error.
+            Err(e) if is_service_link(&name) && e.message.starts_with("unknown field") => {}
             Err(e) => errors.push(error(e.field, e.message)),
         }
     }

@@ -436,6 +436,11 @@ fn validate_kubernetes(k: &super::KubernetesSourceConfig, fail: &mut impl FnMut(
             format!("must be a user name: {problem}"),
         );
     }
+    for (field, message) in
+        super::backends::problems(&k.secret_selector, &k.backend_ports, &k.refused_backends)
+    {
+        fail(&field, message);
+    }
 }
 
 /// An RFC 1123 label, what Kubernetes namespaces are.

@@ -563,3 +563,41 @@ fn wake_section_and_sshgate_derivation_parse_with_their_warnings() {
         "{errs:?}"
     );
 }
+
+#[test]
+fn service_links_of_services_named_after_a_section_are_ignored() {
+    // Services `switchboard-admin`, `switchboard-server`,
+    // `switchboard-sources` and `switchboard-proxy-protocol` in the namespace.
+    let links = [
+        ("SWITCHBOARD_ADMIN_PORT", "tcp://10.96.0.12:9102"),
+        ("SWITCHBOARD_ADMIN_SERVICE_HOST", "10.96.0.12"),
+        ("SWITCHBOARD_ADMIN_SERVICE_PORT", "9102"),
+        ("SWITCHBOARD_ADMIN_SERVICE_PORT_METRICS", "9102"),
+        ("SWITCHBOARD_ADMIN_PORT_9102_TCP", "tcp://10.96.0.12:9102"),
+        ("SWITCHBOARD_ADMIN_PORT_9102_TCP_ADDR", "10.96.0.12"),
+        ("SWITCHBOARD_SERVER_PORT", "tcp://10.96.0.13:22"),
+        ("SWITCHBOARD_SOURCES_SERVICE_HOST", "10.96.0.14"),
+        ("SWITCHBOARD_SOURCES_PORT", "tcp://10.96.0.14:80"),
+        ("SWITCHBOARD_PROXY_PROTOCOL_PORT_80_TCP_PORT", "80"),
+    ];
+    let config = load("", &links).expect("service links are not settings");
+    assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    // A real key of that shape is still read, and a bad value still fails.
+    let config = load(
+        "",
+        &[("SWITCHBOARD_SOURCES_KUBERNETES_DEVBOX_PORT", "2222")],
+    )
+    .expect("a setting");
+    assert_eq!(config.sources.kubernetes.devbox_port, 2222);
+    let errs = errors(
+        "",
+        &[(
+            "SWITCHBOARD_SOURCES_KUBERNETES_DEVBOX_PORT",
+            "tcp://10.96.0.1:22",
+        )],
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    // Other unknown keys of a known section stay errors; typos stay warnings.
+    assert_eq!(errors("", &[("SWITCHBOARD_ADMIN_LISTN", "x")]).len(), 1);
+    assert_eq!(errors("", &[("SWITCHBOARD_ADMIN_PORTS", "x")]).len(), 1);
+}

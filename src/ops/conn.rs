@@ -257,10 +257,9 @@ impl Conn {
         let Some(&mode) = self.mode.get() else {
             return false;
         };
-        metrics::get()
-            .sessions_active
-            .get_or_create(&Mode { mode })
-            .dec();
+        let m = metrics::get();
+        m.sessions_active.get_or_create(&Mode { mode }).dec();
+        m.session_ended(mode, self.age());
         true
     }
 }

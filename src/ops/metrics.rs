@@ -15,6 +15,23 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod known;
+
+/// Buckets of `session_duration_seconds`: 1 s to a day.
+fn session_histogram() -> Histogram {
+    Histogram::new([
+        1.0,
+        10.0,
+        60.0,
+        300.0,
+        1800.0,
+        3600.0,
+        4.0 * 3600.0,
+        12.0 * 3600.0,
+        86400.0,
+    ])
+}
+
 /// A metric's one label: `name = value`, value chosen by the code.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Reason {
@@ -50,6 +67,11 @@ pub struct Protocol {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Limit {
     pub limit: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BuildLabels {
+    pub version: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -93,6 +115,12 @@ pub struct Metrics {
     /// HTTP tunnel requests by kind (`connect`, `websocket`, `other`) and
     /// outcome (`ok`, or why it was refused: `not_found`, `proxy_auth`, …).
     pub tunnels: Family<TunnelLabels, Counter>,
+    /// Authenticated connections' lifetimes, by mode, observed when they end.
+    pub session_duration: Family<Mode, Histogram, fn() -> Histogram>,
+    /// 1 while `/readyz` answers 200 (set at each scrape).
+    pub ready: Gauge,
+    /// Seconds each route source has served routes it cannot refresh; 0 when fresh.
+    pub route_source_stale_seconds: Family<Source, Gauge>,
     /// 1 while draining after SIGTERM.
     pub draining: Gauge,
     /// Waits for a box to start, by outcome: `started` (a wake was asked
@@ -135,6 +163,9 @@ impl Metrics {
             route_reload_errors: Family::default(),
             limit_hits: Family::default(),
             tunnels: Family::default(),
+            session_duration: Family::new_with_constructor(session_histogram),
+            ready: Gauge::default(),
+            route_source_stale_seconds: Family::default(),
             draining: Gauge::default(),
             wakes: Family::default(),
             wake_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 12)),
@@ -203,6 +234,24 @@ impl Metrics {
             "HTTP tunnel requests by kind and outcome",
             m.tunnels.clone(),
         );
+        r.register("ready", "1 while /readyz answers 200", m.ready.clone());
+        r.register(
+            "route_source_stale_seconds",
+            "Seconds a route source has served routes it cannot refresh; 0 when fresh",
+            m.route_source_stale_seconds.clone(),
+        );
+        let build: Family<BuildLabels, Gauge> = Family::default();
+        build
+            .get_or_create(&BuildLabels {
+                version: env!("CARGO_PKG_VERSION"),
+            })
+            .set(1);
+        r.register("build_info", "The running build (always 1)", build);
+        r.register(
+            "session_duration_seconds",
+            "How long authenticated connections lasted, by mode",
+            m.session_duration.clone(),
+        );
         r.register(
             "draining",
             "1 while draining for shutdown",
@@ -223,15 +272,27 @@ impl Metrics {
             "Wakes in progress now",
             m.wakes_active.clone(),
         );
+        known::zero(&m);
         m
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The Prometheus text exposition of every metric, the process's
+    /// (`process_*`, read from /proc now) included.
     pub fn encode(&self) -> String {
+        use prometheus_client::encoding::text::{encode_eof, encode_registry};
         let mut out = String::new();
         // Writing to a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &self.registry);
+        let _ = encode_registry(&mut out, &super::process::registry());
+        let _ = encode_eof(&mut out);
         out
+    }
+
+    /// Records the end of an authenticated connection that lived `age`.
+    pub fn session_ended(&self, mode: &'static str, age: Duration) {
+        self.session_duration
+            .get_or_create(&Mode { mode })
+            .observe(age.as_secs_f64());
     }
 
     /// Counts one refused connection.

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod channel;
 pub mod conn;
 pub mod metrics;
+mod process;
 pub mod sessions;
 pub mod source;
 

@@ -12,6 +12,7 @@ use tokio::net::TcpStream;
 use tracing::debug;
 
 use crate::ops::Conn;
+use crate::relay::flow::{self, Credit, Granter, Inbox, Item};
 
 /// Copy buffer per direction: one full SSH packet (OpenSSH's and russh's
 /// maximum), so a read fills one packet and a packet fits one write. Held
@@ -35,23 +36,34 @@ where
 /// Jump mode: the client's `direct-tcpip` channel and the TCP stream to the
 /// box. Unlike [`splice`] this holds no buffer while the stream is idle (an
 /// idle `ssh -J` session is the common case): the client's data arrives as
-/// russh's own `Bytes` and is written as is, and a read buffer for the box's
-/// side is taken only once the socket is readable and handed to russh. Bytes
-/// are counted on `conn` (up: from the client).
+/// russh's own `Bytes` (in the channel's inbox, `relay::flow`) and is written
+/// as is, the client granted window for what the box took; a read buffer for
+/// the box's side is taken only once the socket is readable and handed to
+/// russh. Bytes are counted on `conn` (up: from the client).
 pub async fn splice_jump(channel: Channel<server::Msg>, tcp: TcpStream, conn: Arc<Conn>) {
-    let (mut from_client, to_client) = channel.split();
+    let (from_client, to_client) = channel.split();
+    let to_client = Arc::new(to_client);
+    let inbox = Arc::new(Inbox::default());
+    tokio::spawn(flow::intake(from_client, inbox.clone()));
+    let mut credit = Credit::new(Granter::ClientHalf(to_client.clone()));
     let (from_box, mut to_box) = tcp.into_split();
     let up = async {
-        while let Some(msg) = from_client.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    conn.add_up(data.len());
+        let mut open = credit.open().await;
+        while open && let Some(item) = inbox.next().await {
+            match item {
+                Item::Data(None, data) => {
+                    let len = data.len();
+                    conn.add_up(len);
                     if to_box.write_all(&data).await.is_err() {
                         break;
                     }
+                    open = credit.consumed(len, inbox.received()).await;
                 }
-                ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
+                Item::Data(Some(_), data) => {
+                    open = credit.consumed(data.len(), inbox.received()).await;
+                }
+                Item::Other(ChannelMsg::Eof | ChannelMsg::Close) => break,
+                Item::Other(_) => {}
             }
         }
         let _ = to_box.shutdown().await;

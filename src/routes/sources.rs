@@ -124,6 +124,22 @@ impl RouteSources {
         };
     }
 
+    /// Every registered source with how long (seconds) it has served routes
+    /// it cannot refresh; 0 when fresh.
+    pub fn staleness(&self) -> Vec<(&'static str, u64)> {
+        let parts = self.lock();
+        parts
+            .iter()
+            .map(|p| {
+                let secs = p
+                    .stale
+                    .as_ref()
+                    .map_or(0, |(since, _)| since.elapsed().as_secs());
+                (p.source, secs)
+            })
+            .collect()
+    }
+
     /// One line per source serving last-known routes:
     /// `kubernetes: not refreshed for 42s: <why>`.
     pub fn stale(&self) -> Vec<String> {

@@ -61,6 +61,19 @@ impl Health {
         self.draining.load(Ordering::Acquire)
     }
 
+    /// Sets the gauges only a scrape needs: `ready` and each route source's
+    /// staleness.
+    pub fn observe(&self) {
+        let m = metrics::get();
+        m.ready.set(i64::from(self.not_ready().is_none()));
+        for (source, seconds) in self.sources.staleness() {
+            let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+            m.route_source_stale_seconds
+                .get_or_create(&metrics::Source { source })
+                .set(seconds);
+        }
+    }
+
     /// Why the gateway is not ready, or `None` when it is.
     pub fn not_ready(&self) -> Option<&'static str> {
         if self.is_draining() {

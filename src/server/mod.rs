@@ -3,9 +3,11 @@
 //! (see [`connection`]): PROXY header → per-source share and penalty
 //! ([`limits`]) → protocol detection → SSH ([`ssh`]) or an HTTP tunnel.
 //!
-//! Shutdown ([`Gateway::drain`]): stop accepting at once, `/readyz` false,
-//! let connections run for `shutdown_grace`, then tell the users still
-//! connected that the gateway is restarting and close.
+//! Shutdown: `/readyz` false at once; new connections still accepted for
+//! `accept_after_unready` (the caller cancels `run`'s token after it, see
+//! `cli::serve`); then [`Gateway::drain`]: let connections run for
+//! `shutdown_grace`, then tell the users still connected that the gateway is
+//! restarting and close.
 
 pub mod admin;
 mod connection;

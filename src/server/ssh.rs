@@ -58,9 +58,16 @@ impl Gateway {
             Ok(Ok(session)) => session,
         };
         let handle = session.handle();
-        let watchdog = tokio::spawn(self.clone().watch(handle, conn, deadline));
+        let watchdog = tokio::spawn(self.clone().watch(handle, conn.clone(), deadline));
         match session.await {
             Ok(()) => debug!("connection closed"),
+            Err(russh::Error::WindowExceeded) => {
+                // russh (manual_window_adjust) cut a peer that sent more
+                // than the window the relay granted.
+                info!("sent past its channel window; disconnected");
+                metrics::get().limit("window");
+                conn.set_end_reason("window_exceeded");
+            }
             Err(e) => debug!(error = %e, "connection ended"),
         }
         watchdog.abort();

@@ -24,6 +24,7 @@ use crate::ops::Conn;
 use crate::ops::audit::{self, ChannelOpen};
 use crate::ops::channel::{ChannelKind, SessionType, clip, destination};
 use crate::ops::conn::OpenChannel;
+use crate::relay::flow::{self, Granter};
 use crate::relay::meter::Metered;
 use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
@@ -487,8 +488,9 @@ async fn forward(
     match opened {
         Ok(box_channel) => {
             reply.accept().await;
-            let channel = Metered::new(channel.into_stream(), conn);
-            tcpip::splice(channel, box_channel.into_stream()).await;
+            let channel = flow::stream(channel, Granter::ClientHalf);
+            let box_channel = flow::stream(box_channel, Granter::BoxHalf);
+            tcpip::splice(Metered::new(channel, conn), box_channel).await;
         }
         Err(russh::Error::ChannelOpenFailure(failure)) => reply.reject(failure).await,
         Err(e) => {

@@ -203,7 +203,7 @@ impl Handler for ClientHandler {
     ) -> Result<(), Self::Error> {
         self.check_packet(data.len())?;
         if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
-            relay.data(data).await;
+            relay.data(data);
         }
         Ok(())
     }
@@ -217,7 +217,7 @@ impl Handler for ClientHandler {
     ) -> Result<(), Self::Error> {
         self.check_packet(data.len())?;
         if let Some(relay) = self.channels.as_ref().and_then(|c| c.relay(channel)) {
-            relay.extended_data(code, data).await;
+            relay.extended_data(code, data);
         }
         Ok(())
     }

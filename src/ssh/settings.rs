@@ -10,7 +10,7 @@ use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet, server};
 
 use crate::config::Config;
-use crate::upstream::settings::{SSH_ID, WINDOW_SIZE, nonzero, preferred};
+use crate::upstream::settings::{SSH_ID, nonzero, preferred};
 
 /// Every rejected authentication takes this long, so unknown keys, unknown
 /// targets and unauthorized keys cannot be told apart by timing.
@@ -29,7 +29,11 @@ pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
         auth_rejection_time: AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
         keys: vec![host_key],
-        window_size: WINDOW_SIZE,
+        // Channels open with no window; the relay grants it as it writes the
+        // client's bytes to the box (relay::flow). Nothing is granted before
+        // a box channel exists (agent mode).
+        window_size: 0,
+        manual_window_adjust: true,
         maximum_packet_size: MAX_PACKET,
         preferred: preferred(),
         max_auth_attempts: config.server.max_auth_tries,

@@ -23,6 +23,8 @@ use russh::server;
 use russh::{AgentAuthError, Signer};
 use tracing::debug;
 
+use crate::relay::flow::{self, Granter};
+
 use super::back::ClientLink;
 use super::{AgentKeys, BoxLeg, BoxSession, ClientAgent, Login};
 use crate::notice::Notice;
@@ -93,7 +95,7 @@ async fn open_agent(client: &server::Handle, timeout: Duration) -> Result<AgentK
             ));
         }
     };
-    let mut agent = AgentClient::connect(channel.into_stream());
+    let mut agent = AgentClient::connect(flow::stream(channel, Granter::ClientHalf));
     match tokio::time::timeout(timeout, agent.request_identities()).await {
         Ok(Ok(identities)) => Ok(AgentKeys {
             agent,

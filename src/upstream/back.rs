@@ -21,6 +21,7 @@ use crate::ops::Conn;
 use crate::ops::audit;
 use crate::ops::channel::{ChannelKind, destination};
 use crate::ops::conn::OpenChannel;
+use crate::relay::flow::{self, Granter};
 use crate::relay::meter::Metered;
 use crate::relay::tcpip;
 use crate::routes::{Forwarding, Route};
@@ -243,8 +244,9 @@ fn bridge(
                 let _listed = OpenChannel::new(&conn, kind, to.clone());
                 audit::stream_open(&conn, kind, to.as_deref(), Ok(()));
                 reply.accept().await;
-                let to_client = Metered::new(to_client.into_stream(), conn.clone());
-                tcpip::splice(from_box.into_stream(), to_client).await;
+                let to_client = flow::stream(to_client, Granter::ClientHalf);
+                let from_box = flow::stream(from_box, Granter::BoxHalf);
+                tcpip::splice(from_box, Metered::new(to_client, conn.clone())).await;
             }
             Err(e) => {
                 debug!(error = %e, "client refused a channel the box opened");

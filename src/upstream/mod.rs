@@ -55,7 +55,7 @@ pub enum Login {
 }
 
 /// The agent the client forwarded (`ssh -A`), reached over a channel to it.
-pub type ClientAgent = AgentClient<russh::ChannelStream<russh::server::Msg>>;
+pub type ClientAgent = AgentClient<crate::relay::flow::FlowStream<russh::server::Msg>>;
 
 /// The client's agent and the keys it listed, for the login.
 pub struct AgentKeys {

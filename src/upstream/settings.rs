@@ -20,14 +20,9 @@ const CIPHERS: &[cipher::Name] = &[
     cipher::AES_128_CTR,
 ];
 
-/// Per-channel receive window (both legs): large enough to keep a loopback or
-/// LAN path full at gigabit rates.
-pub const WINDOW_SIZE: u32 = 1024 * 1024;
-
-/// Messages queued per box channel before the box connection stops reading.
-/// Must hold well over one window of box output, so the box's window adjusts
-/// (which share that connection) are still read while a client is slow.
-const BOX_CHANNEL_BUFFER: usize = 256;
+/// Messages russh queues per box channel; the relay drains them at once
+/// (`relay::flow::intake`), so this is only slack between two wake-ups.
+const BOX_CHANNEL_BUFFER: usize = 64;
 
 /// The version line both legs send.
 pub const SSH_ID: &str = concat!("SSH-2.0-Switchboard_", env!("CARGO_PKG_VERSION"));
@@ -49,7 +44,9 @@ pub fn nonzero(d: Duration) -> Option<Duration> {
 pub fn client_config(config: &Config) -> client::Config {
     client::Config {
         client_id: russh::SshId::Standard(Cow::Borrowed(SSH_ID)),
-        window_size: WINDOW_SIZE,
+        // Channels open with no window; the relay grants it (relay::flow).
+        window_size: 0,
+        manual_window_adjust: true,
         preferred: preferred(),
         inactivity_timeout: None,
         keepalive_interval: nonzero(config.server.keepalive_interval),

@@ -255,10 +255,14 @@ pub struct Bg {
 
 impl Bg {
     pub fn spawn(cmd: &mut Command) -> Bg {
+        Bg::spawn_from(cmd, Stdio::null())
+    }
+
+    fn spawn_from(cmd: &mut Command, stdin: Stdio) -> Bg {
         let dir = temp_dir();
         let cmdline = format!("{cmd:?}");
         cmd.process_group(0)
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(File::create(dir.path().join("stdout")).expect("stdout file"))
             .stderr(File::create(dir.path().join("stderr")).expect("stderr file"));
         let child = cmd
@@ -273,6 +277,12 @@ impl Bg {
             cmdline,
             done: false,
         }
+    }
+
+    /// Like [`Bg::spawn`], but stdin is an endless stream of zeros: for a
+    /// remote command that never reads its stdin.
+    pub fn spawn_fed(cmd: &mut Command) -> Bg {
+        Bg::spawn_from(cmd, File::open("/dev/zero").expect("/dev/zero").into())
     }
 
     /// Like [`Bg::spawn`], but stdout is a pipe nobody reads: a stalled reader.
@@ -1399,6 +1409,31 @@ pub fn sftp_command(port: u16, key: &Path) -> Command {
         .arg("-i")
         .arg(key);
     c
+}
+
+/// `(type, base64)` of the ed25519 key a server on `port` presents.
+pub fn keyscan(port: u16) -> (String, String) {
+    let out = run(
+        Command::new("ssh-keyscan").args([
+            "-T",
+            "10",
+            "-t",
+            "ed25519",
+            "-p",
+            &port.to_string(),
+            "127.0.0.1",
+        ]),
+        Input::Null,
+        SSH_TIMEOUT,
+    );
+    let line = out
+        .stdout
+        .lines()
+        .find(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .unwrap_or_else(|| panic!("ssh-keyscan found no key: {out:?}"));
+    let f: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(f.len(), 3, "unexpected keyscan line {line:?}");
+    (f[1].to_owned(), f[2].to_owned())
 }
 
 /// Runs `ssh -p PORT -i KEY ARGS` with a deadline; ARGS are destination and command.

@@ -61,6 +61,27 @@ pub fn pod(ns: &str, name: &str, labels: Value, owner: Option<&str>, ready: bool
     })
 }
 
+/// The labels a Secret needs before routes can use it (the default
+/// `sources.kubernetes.secret_selector`).
+pub fn route_secret() -> Value {
+    json!({"switchboard.dev/route-secret": "true"})
+}
+
+/// `[sources.kubernetes]` for `crd` mode with the test's boxes: pods and
+/// Services on loopback, sshd on random ports (the defaults refuse both).
+pub const CRD_ON_LOOPBACK: &str = "mode = \"crd\"\nbackend_ports = [\"1024-65535\"]\n\
+                                   refused_backends = [\"169.254.0.0/16\"]\n";
+
+/// An in-process `crd` gateway ([`CRD_ON_LOOPBACK`]) watching `api`, after
+/// a Ready pod `web-0` labelled `app: web` was put in namespace `team`.
+pub fn crd_gateway_with_web_pod(api: &FakeApi, dir: &Path) -> Gateway {
+    api.put(
+        "pods",
+        pod("team", "web-0", json!({"app": "web"}), None, true),
+    );
+    gateway(api, dir, "default", CRD_ON_LOOPBACK, Gateway::start_with).0
+}
+
 /// A Devbox pod.
 pub fn devbox_pod(ns: &str, name: &str, devbox: &str, ready: bool) -> Value {
     pod(

@@ -1,12 +1,11 @@
-//! What flows from the client towards the box on a session channel: the
-//! ordered [`Input`] queue's items, the replies the box owes, and the
-//! [`Gate`] that says whether the queue may be waited on.
+//! What flows from the client towards the box on a session channel besides
+//! data: the [`Input`] items of its inbox (`relay::flow::Inbox`), the replies
+//! the box owes, and the [`Gate`] that says whether the inbox may be waited on.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use russh::client;
 use tokio::sync::oneshot;
 
@@ -42,8 +41,6 @@ pub enum Request {
 
 pub(super) enum Input {
     Request(Request, Option<oneshot::Sender<bool>>),
-    Data(Bytes),
-    Extended(u32, Bytes),
     Eof,
     Close,
 }
@@ -54,7 +51,6 @@ impl Input {
     pub(super) fn cost(&self) -> usize {
         const ITEM: usize = 64;
         ITEM + match self {
-            Input::Data(data) | Input::Extended(_, data) => data.len(),
             Input::Request(request, _) => match request {
                 Request::Pty { term, modes, .. } => term.len() + modes.len() * 5,
                 Request::Env { name, value } => name.len() + value.len(),
@@ -70,13 +66,13 @@ impl Input {
     }
 }
 
-/// Bytes of input one provisional (agent-mode) connection may have queued,
-/// across all its sessions, while its box login is not done. Nothing of it
-/// reaches a box before the box accepts the client. Large enough for a
-/// client that pipes a file in at once on a fast link while the login
-/// (about 0.2 s on loopback) runs; bounded by [`PENDING_TOTAL`] for all
-/// provisional connections together.
-pub const PENDING_BYTES: usize = 16 * 1024 * 1024;
+/// Bytes of requests (pty, env, exec…) one provisional (agent-mode)
+/// connection may have queued, across all its sessions, while its box login
+/// is not done. Data cannot be queued then: no window is granted to a
+/// session before its box channel exists (`relay::flow`). Nothing of it
+/// reaches a box before the box accepts the client; bounded by
+/// [`PENDING_TOTAL`] for all provisional connections together.
+pub const PENDING_BYTES: usize = 1024 * 1024;
 
 /// Bytes of pending input all provisional connections together may hold
 /// beyond their own [`PENDING_OWN`].

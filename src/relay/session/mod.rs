@@ -1,22 +1,26 @@
 //! Relaying one `session` channel (shell, exec, sftp) between the client and
 //! the box.
 //!
-//! - client → box: the connection handler puts requests, data, EOF and close
-//!   into one bounded, ordered queue drained by a pump task. The pump first
-//!   waits for the box channel — open at once in key mode, after the agent
-//!   login in agent mode — or, when there is no box, tells the client why.
+//! - client → box: the connection handler puts data, requests, EOF and close
+//!   into one ordered inbox (`relay::flow::Inbox`: data never waits, the
+//!   window bounds it) drained by a pump task. The pump first waits for the
+//!   box channel — open at once in key mode, after the agent login in agent
+//!   mode — or, when there is no box, tells the client why. Only then is the
+//!   client granted window, and from then on for exactly what reached the box.
 //! - Requests the client wants answered carry a oneshot: the box's reply is
 //!   routed back to it (SSH answers channel requests in order), and the
 //!   handler replies inline (russh keeps a single "wants reply" flag per
 //!   channel, so a deferred reply would be lost).
-//! - box → client: a task writes stdout, stderr (extended data), EOF,
-//!   exit-status, exit-signal and close to the client, each write waiting for
-//!   the client's window.
-//! - Agent mode: until the box channel exists the queue cannot drain, and
-//!   the login needs this connection's event loop, so a full queue is never
-//!   waited on (that would deadlock until the handshake timeout). Input that
-//!   overflows it fails the session with `Notice::InputOverflow` instead; nothing is
-//!   sent to the box.
+//! - box → client: the box channel is drained into an inbox at once, and a
+//!   task writes stdout, stderr (extended data), EOF, exit-status,
+//!   exit-signal and close to the client, each write waiting for the
+//!   client's window; the box is granted window for what reached the client.
+//!   A client that stops reading stops only this channel.
+//! - Agent mode: until the box channel exists the inbox cannot drain, and
+//!   the login needs this connection's event loop, so requests are never
+//!   waited on then (that would deadlock until the handshake timeout).
+//!   Requests that overflow it fail the session with `Notice::InputOverflow`
+//!   instead; nothing is sent to the box. (Data cannot come: no window yet.)
 //!
 //! Files: [`input`] (what is queued), `pump` (client → box), `output`
 //! (box → client). What users are told comes from [`crate::notice`].
@@ -45,28 +49,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use russh::server;
-use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tracing::{Instrument, debug};
 
 use crate::ops::Conn;
+use crate::relay::flow::Inbox;
 use input::{Gate, Input, OVERFLOWED, PENDING};
 use output::Ends;
 use pump::pump;
-
-/// Messages queued from the client towards the box per channel: at 32 KiB
-/// packets, 4 MiB of slack beyond the box's window. It must exceed the
-/// window the gateway grants the client (`upstream::settings::WINDOW_SIZE`), or a client
-/// streaming stdin could fill it before its own window adjust for our output
-/// is read, and both directions would stall.
-const PUMP_DEPTH: usize = 128;
-
-/// Queue depth while the box is still being logged in to through the
-/// client's own agent (agent mode). That login needs the client connection's
-/// event loop, so input the client sends meanwhile must fit here without
-/// blocking it; it is bounded in bytes too, per connection
-/// ([`PENDING_BYTES`], `notice::AGENT_PENDING_LIMIT`).
-const PENDING_DEPTH: usize = 1024;
 
 /// How long a forwarded request may wait for the box's reply before the client
 /// is told "failure"; a box that never answers must not wedge the connection.
@@ -85,7 +75,7 @@ pub enum Answers {
 
 /// The handler's side of one relayed session channel.
 pub struct SessionRelay {
-    input: mpsc::Sender<Input>,
+    input: Arc<Inbox<Input>>,
     gate: Gate,
     answers: Answers,
     ended: Arc<AtomicBool>,
@@ -108,7 +98,7 @@ impl SessionRelay {
         // receiver would stall the connection, so drop it.
         drop(client_read);
         let by_box = matches!(answers, Answers::ByBox);
-        let (input, queue) = mpsc::channel(if by_box { PUMP_DEPTH } else { PENDING_DEPTH });
+        let input = Arc::new(Inbox::default());
         let gate = Gate::new(by_box);
         let ended = Arc::new(AtomicBool::new(false));
         let ends = Ends {
@@ -118,7 +108,7 @@ impl SessionRelay {
             conn,
             ended: ended.clone(),
         };
-        let pump = pump(queue, opening, gate.clone(), ends, span.clone());
+        let pump = pump(input.clone(), opening, gate.clone(), ends, span.clone());
         tokio::spawn(pump.instrument(span.clone()));
         Self {
             input,
@@ -135,9 +125,9 @@ impl SessionRelay {
         self.ended.load(Ordering::Acquire)
     }
 
-    /// Queues `input` for the box. Waits while the queue is full
-    /// (backpressure), except while the box is still being logged in to
-    /// through the client's agent (see [`Gate`]). False if it was not queued.
+    /// Queues `input` for the box. Waits while the inbox holds its most
+    /// requests (backpressure), except while the box is still being logged in
+    /// to through the client's agent (see [`Gate`]). False if it was not queued.
     async fn push(&self, input: Input) -> bool {
         if self.gate.state() == PENDING {
             let affordable = match &self.answers {
@@ -145,37 +135,41 @@ impl SessionRelay {
                 Answers::ByBox => true,
             };
             let tried = if affordable {
-                self.input.try_send(input)
+                self.input.try_push(input)
             } else {
-                Err(TrySendError::Full(input))
+                Err(input)
             };
             match tried {
                 Ok(()) => return true,
-                Err(TrySendError::Closed(_)) => return false,
-                Err(TrySendError::Full(input)) => {
+                Err(input) => {
                     if self.gate.overflow() {
-                        debug!("input outran the agent login; the session fails");
+                        debug!("requests outran the agent login; the session fails");
                         return false;
                     }
-                    return self.input.send(input).await.is_ok();
+                    self.input.push(input).await;
+                    return true;
                 }
             }
         }
         if self.gate.state() == OVERFLOWED {
             return false;
         }
-        self.input.send(input).await.is_ok()
+        self.input.push(input).await;
+        true
     }
 
-    /// Client data (stdin).
-    pub async fn data(&self, data: &[u8]) {
-        self.push(Input::Data(Bytes::copy_from_slice(data))).await;
+    /// Client data (stdin): never waits, the window the pump granted bounds it.
+    pub fn data(&self, data: &[u8]) {
+        if self.gate.state() != OVERFLOWED {
+            self.input.data(None, Bytes::copy_from_slice(data));
+        }
     }
 
     /// Client extended data (rare; forwarded as is).
-    pub async fn extended_data(&self, code: u32, data: &[u8]) {
-        self.push(Input::Extended(code, Bytes::copy_from_slice(data)))
-            .await;
+    pub fn extended_data(&self, code: u32, data: &[u8]) {
+        if self.gate.state() != OVERFLOWED {
+            self.input.data(Some(code), Bytes::copy_from_slice(data));
+        }
     }
 
     /// Client EOF, after all queued data.

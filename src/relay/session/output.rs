@@ -1,5 +1,7 @@
 //! box → client: everything the box says on a session channel, in order,
-//! each write waiting for the client's window; the box's EOF is held back
+//! drained from russh at once into an inbox (`relay::flow`) and written to
+//! the client, each write waiting for the client's window and the box
+//! granted window for what was written; the box's EOF is held back
 //! briefly for its exit status ([`EOF_HOLD`]); a box that vanishes without
 //! ending the channel is told to the user as a lost connection.
 
@@ -7,13 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use russh::{ChannelMsg, ChannelWriteHalf, server};
+use russh::{ChannelMsg, ChannelWriteHalf, client, server};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use super::input::PendingReplies;
 use crate::notice::Notice;
 use crate::ops::Conn;
+use crate::relay::flow::{self, Credit, Granter, Inbox, Item};
 use crate::relay::tell;
 
 /// The client side of a session channel, and what names it to the user.
@@ -38,7 +41,7 @@ pub(super) const EOF_HOLD: Duration = Duration::from_millis(200);
 
 /// What waiting on the box gave.
 enum Waited {
-    Message(Option<ChannelMsg>),
+    Message(Option<Item<ChannelMsg>>),
     /// The EOF hold is over with nothing from the box.
     HoldOver,
     /// The client closed the channel: nobody reads the output any more.
@@ -48,16 +51,12 @@ enum Waited {
 /// The next message from the box, the end of the EOF hold, or the client's
 /// close (after which russh drops the box's answering close, so waiting on
 /// the box would park this task until the whole box connection ends).
-async fn wait(
-    from_box: &mut russh::ChannelReadHalf,
-    eof_held: bool,
-    closed: &CancellationToken,
-) -> Waited {
+async fn wait(from_box: &Inbox<ChannelMsg>, eof_held: bool, closed: &CancellationToken) -> Waited {
     let message = async {
         if !eof_held {
-            return Waited::Message(from_box.wait().await);
+            return Waited::Message(from_box.next().await);
         }
-        match tokio::time::timeout(EOF_HOLD, from_box.wait()).await {
+        match tokio::time::timeout(EOF_HOLD, from_box.next()).await {
             Ok(next) => Waited::Message(next),
             Err(_) => Waited::HoldOver,
         }
@@ -73,18 +72,45 @@ async fn wait(
 /// that an exit status right after EOF overtakes it, see [`EOF_HOLD`]),
 /// until the box ends the channel or `closed` says the client has.
 pub(super) async fn box_to_client(
-    mut from_box: russh::ChannelReadHalf,
+    from_box: russh::ChannelReadHalf,
+    to_box: Arc<ChannelWriteHalf<client::Msg>>,
     ends: Ends,
     replies: PendingReplies,
     closed: CancellationToken,
 ) {
+    let inbox = Arc::new(Inbox::default());
+    tokio::spawn(flow::intake(from_box, inbox.clone()));
+    let mut credit = Credit::new(Granter::BoxHalf(to_box));
     let mut eof_held = false;
     // Whether the box ended the channel itself (close or exit status); if the
     // channel just stops, the box connection died and the user is told.
     let mut ended_by_box = false;
+    // A box gone already shows as the channel's end below.
+    credit.open().await;
     loop {
-        let msg = match wait(&mut from_box, eof_held, &closed).await {
-            Waited::Message(Some(msg)) => msg,
+        let msg = match wait(&inbox, eof_held, &closed).await {
+            Waited::Message(Some(Item::Data(code, data))) => {
+                if eof_held {
+                    // Data after EOF: a broken box; pass the EOF on first.
+                    eof_held = false;
+                    if ends.to_client.eof().await.is_err() {
+                        break;
+                    }
+                }
+                let len = data.len();
+                ends.conn.add_down(len);
+                let sent = match code {
+                    None => ends.to_client.data_bytes(data).await,
+                    Some(code) => ends.to_client.extended_data_bytes(code, data).await,
+                };
+                if sent.is_err() {
+                    debug!("client channel gone");
+                    break;
+                }
+                credit.consumed(len, inbox.received()).await;
+                continue;
+            }
+            Waited::Message(Some(Item::Other(msg))) => msg,
             Waited::Message(None) => break,
             Waited::HoldOver => {
                 eof_held = false;
@@ -127,14 +153,6 @@ async fn deliver(msg: ChannelMsg, ends: &Ends, replies: &PendingReplies) -> bool
     let (to_client, conn) = (&ends.to_client, &ends.conn);
     let id = to_client.id();
     match msg {
-        ChannelMsg::Data { data } => {
-            conn.add_down(data.len());
-            to_client.data_bytes(data).await.is_ok()
-        }
-        ChannelMsg::ExtendedData { data, ext } => {
-            conn.add_down(data.len());
-            to_client.extended_data_bytes(ext, data).await.is_ok()
-        }
         ChannelMsg::ExitStatus { exit_status } => {
             conn.set_exit_status(exit_status);
             to_client.exit_status(exit_status).await.is_ok()

@@ -1,10 +1,11 @@
-//! client → box: wait for the box channel, then drain the ordered queue of
-//! client input into it; without a box, answer requests and tell the notice.
+//! client → box: wait for the box channel, grant the client its window, then
+//! drain the client's inbox into the box, granting back what was written;
+//! without a box, answer requests and tell the notice.
 
 use russh::{ChannelWriteHalf, client, server};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug};
 
@@ -12,16 +13,29 @@ use super::input::{BoxChannel, Gate, Input, PendingReplies, Request};
 use super::output::{Ends, box_to_client};
 use crate::notice::Notice;
 use crate::ops::Conn;
+use crate::relay::flow::{Credit, Granter, Inbox, Item};
 use crate::relay::tell::{self, tell};
 
-/// client → box: wait for the box channel, then drain the queue into it.
+/// The client's inbox; nobody reads it once the pump is done.
+type Queue = Arc<Inbox<Input>>;
+
+struct Closing(Queue);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+/// client → box: wait for the box channel, then drain the inbox into it.
 pub(super) async fn pump(
-    mut queue: mpsc::Receiver<Input>,
+    queue: Queue,
     opening: impl Future<Output = BoxChannel>,
     gate: Gate,
     ends: Ends,
     span: tracing::Span,
 ) {
+    let _closing = Closing(queue.clone());
     let conn = ends.conn.clone();
     let box_channel = match opening.await {
         Ok(channel) => channel,
@@ -36,8 +50,8 @@ pub(super) async fn pump(
     if !gate.open() {
         let _ = box_channel.close().await;
         let mut pty = false;
-        while let Ok(input) = queue.try_recv() {
-            pty |= matches!(input, Input::Request(Request::Pty { .. }, _));
+        while let Some(input) = queue.try_next() {
+            pty |= matches!(input, Item::Other(Input::Request(Request::Pty { .. }, _)));
         }
         let notice = Notice::InputOverflow { route: ends.route };
         tell(ends.to_client, &notice, pty).await;
@@ -46,36 +60,58 @@ pub(super) async fn pump(
         return;
     }
     let (from_box, to_box) = box_channel.split();
+    let to_box = Arc::new(to_box);
+    let mut credit = Credit::new(Granter::Client(
+        ends.client_handle.clone(),
+        ends.to_client.id(),
+    ));
     let replies = PendingReplies::default();
     // Cancelled when the client is done with the channel (its close, or
     // its connection gone); not when the box is, so its last words arrive.
     let closed = CancellationToken::new();
-    let output = box_to_client(from_box, ends, replies.clone(), closed.clone());
+    let output = box_to_client(
+        from_box,
+        to_box.clone(),
+        ends,
+        replies.clone(),
+        closed.clone(),
+    );
     tokio::spawn(output.instrument(span));
-    if drain(queue, &to_box, &replies, &conn).await {
+    if credit.open().await && drain(&queue, &to_box, &mut credit, &replies, &conn).await {
         closed.cancel();
     }
 }
 
-/// Writes the client's queued input to the box until the client closes the
+/// Writes the client's input to the box until the client closes the
 /// channel or goes away (true), or the box channel is gone (false: the box
 /// ends the channel, and its output finishes on its own).
 async fn drain(
-    mut queue: mpsc::Receiver<Input>,
+    queue: &Queue,
     to_box: &ChannelWriteHalf<client::Msg>,
+    credit: &mut Credit,
     replies: &PendingReplies,
     conn: &Conn,
 ) -> bool {
-    while let Some(input) = queue.recv().await {
+    while let Some(item) = queue.next().await {
+        let input = match item {
+            Item::Data(code, data) => {
+                let len = data.len();
+                conn.add_up(len);
+                let sent = match code {
+                    None => to_box.data_bytes(data).await,
+                    Some(code) => to_box.extended_data_bytes(code, data).await,
+                };
+                if sent.is_err() {
+                    debug!("box channel gone; dropping client input");
+                    return false;
+                }
+                // A client gone meanwhile: its close follows in the inbox.
+                credit.consumed(len, queue.received()).await;
+                continue;
+            }
+            Item::Other(input) => input,
+        };
         let result = match input {
-            Input::Data(data) => {
-                conn.add_up(data.len());
-                to_box.data_bytes(data).await
-            }
-            Input::Extended(code, data) => {
-                conn.add_up(data.len());
-                to_box.extended_data_bytes(code, data).await
-            }
             Input::Eof => to_box.eof().await,
             Input::Close => {
                 let _ = to_box.close().await;
@@ -137,14 +173,16 @@ async fn send_request(
 }
 
 /// No box: acknowledge requests, and tell `notice` once the client starts a
-/// shell, a command or a subsystem (returns whether it was told).
+/// shell, a command or a subsystem (returns whether it was told). The
+/// client was granted no window, so no data comes.
 async fn tell_when_started(
-    mut queue: mpsc::Receiver<Input>,
+    queue: Queue,
     to_client: ChannelWriteHalf<server::Msg>,
     notice: &Notice,
 ) -> bool {
     let mut pty = false;
-    while let Some(input) = queue.recv().await {
+    while let Some(item) = queue.next().await {
+        let Item::Other(input) = item else { continue };
         match input {
             Input::Request(request, reply) => {
                 if let Some(tx) = reply {
@@ -163,7 +201,7 @@ async fn tell_when_started(
                 }
             }
             Input::Close => return false,
-            Input::Data(_) | Input::Extended(..) | Input::Eof => {}
+            Input::Eof => {}
         }
     }
     false

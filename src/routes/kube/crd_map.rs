@@ -14,10 +14,11 @@ use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use russh::keys::{PrivateKey, PublicKey};
 use tracing::warn;
 
+use super::backend::{self, Policy};
 use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec, WakeKind};
 use super::crd_validate::validate;
-use super::pods;
 use super::secrets::{self, Memo, Version, Wanted};
+use crate::config::KubernetesSourceConfig;
 use crate::routes::keys::{AuthorizedKeys, parse_public_key};
 use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 
@@ -25,6 +26,7 @@ use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Reason {
     InvalidSpec,
+    BackendRefused,
     ServiceMissing,
     NoReadyPod,
     SecretMissing,
@@ -36,6 +38,7 @@ impl Reason {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::BackendRefused => "BackendRefused",
             Reason::ServiceMissing => "ServiceMissing",
             Reason::NoReadyPod => "NoReadyPod",
             Reason::SecretMissing => "SecretMissing",
@@ -127,10 +130,10 @@ pub(super) fn wanted<'a>(routes: impl IntoIterator<Item = &'a SSHRoute>) -> Want
 
 /// Problems found while resolving one route.
 #[derive(Default)]
-struct Problems(Vec<(Reason, String)>);
+pub(super) struct Problems(Vec<(Reason, String)>);
 
 impl Problems {
-    fn add(&mut self, reason: Reason, message: String) {
+    pub(super) fn add(&mut self, reason: Reason, message: String) {
         self.0.push((reason, message));
     }
 
@@ -160,9 +163,21 @@ impl Problems {
 pub(super) struct Mapper {
     authorized: Memo<Version, Arc<AuthorizedKeys>>,
     identities: Memo<Version, Result<Arc<PrivateKey>, String>>,
+    policy: Policy,
+    /// The label selector Secrets are watched with (named when one is missing).
+    secret_selector: String,
 }
 
 impl Mapper {
+    /// A mapper under `config`'s backend limits and Secret selector.
+    pub(super) fn new(config: &KubernetesSourceConfig) -> Self {
+        Self {
+            policy: Policy::new(config),
+            secret_selector: config.secret_selector.clone(),
+            ..Self::default()
+        }
+    }
+
     /// Ends a build (forgets parsed Secrets no route used).
     pub(super) fn finish(&mut self) {
         self.authorized.finish();
@@ -205,7 +220,8 @@ impl Mapper {
             .identity_secret_ref
             .as_ref()
             .and_then(|r| self.identity(ns, r, cluster, &route_name, &mut problems));
-        let (address, mut state) = backend(ns, spec, valid.port, cluster, &mut problems);
+        let (address, mut state) =
+            backend::resolve(ns, spec, valid.port, cluster, &self.policy, &mut problems);
         if spec.state == Some(StateSpec::Stopped) {
             problems.add(Reason::Stopped, "spec.state is stopped".into());
             state = RouteState::Stopped {
@@ -240,8 +256,15 @@ impl Mapper {
         keys: &mut Vec<PublicKey>,
         problems: &mut Problems,
     ) {
-        let Some((secret, bytes)) = lookup(ns, r, cluster, "authorizedKeysSecretRef", problems)
-        else {
+        let found = lookup(
+            ns,
+            r,
+            cluster,
+            "authorizedKeysSecretRef",
+            &self.secret_selector,
+            problems,
+        );
+        let Some((secret, bytes)) = found else {
             return;
         };
         let parsed = self.authorized.get(Version::of(secret, &r.key), || {
@@ -268,7 +291,14 @@ impl Mapper {
         route: &str,
         problems: &mut Problems,
     ) -> Option<Arc<PrivateKey>> {
-        let (secret, bytes) = lookup(ns, r, cluster, "identitySecretRef", problems)?;
+        let (secret, bytes) = lookup(
+            ns,
+            r,
+            cluster,
+            "identitySecretRef",
+            &self.secret_selector,
+            problems,
+        )?;
         let what = format!("Secret {}, key {}", r.name, r.key);
         let parsed = self.identities.get(Version::of(secret, &r.key), || {
             let parsed = secrets::identity(bytes, &what);
@@ -302,12 +332,16 @@ fn lookup<'c>(
     r: &SecretKeyRef,
     cluster: &Cluster<'c>,
     field: &str,
+    selector: &str,
     problems: &mut Problems,
 ) -> Option<(&'c Secret, &'c [u8])> {
     let Some(secret) = cluster.secrets.get(&(ns, r.name.as_str())).copied() else {
         problems.add(
             Reason::SecretMissing,
-            format!("{field}: Secret {} not found", r.name),
+            format!(
+                "{field}: Secret {} not found (a Secret routes use needs the label {selector})",
+                r.name
+            ),
         );
         return None;
     };
@@ -319,44 +353,6 @@ fn lookup<'c>(
         return None;
     };
     Some((secret, bytes.0.as_slice()))
-}
-
-/// The backend's address and whether it can be reached now.
-fn backend(
-    ns: &str,
-    spec: &SSHRouteSpec,
-    port: u16,
-    cluster: &Cluster<'_>,
-    problems: &mut Problems,
-) -> (String, RouteState) {
-    let stopped = |message: Option<String>| (String::new(), RouteState::Stopped { message });
-    if let Some(svc) = &spec.backend.service {
-        let Some(service) = cluster.services.get(&(ns, svc.as_str())) else {
-            problems.add(Reason::ServiceMissing, format!("Service {svc} not found"));
-            return stopped(Some(format!("its Service {svc} is missing")));
-        };
-        let ip = service.spec.as_ref().and_then(|s| s.cluster_ip.as_deref());
-        return match ip.filter(|ip| !ip.is_empty() && *ip != "None") {
-            Some(ip) => (pods::address(ip, port), RouteState::Running),
-            // Headless: the cluster DNS name resolves to the pods.
-            None => (format!("{svc}.{ns}.svc:{port}"), RouteState::Running),
-        };
-    }
-    let selector = spec.backend.pod_selector.as_ref().map(|s| &s.match_labels);
-    let candidates = cluster.pods.get(ns).into_iter().flatten().copied();
-    let chosen = selector.and_then(|sel| {
-        pods::pick(candidates.filter(|p| pods::matches(p.metadata.labels.as_ref(), sel)))
-    });
-    match chosen.and_then(pods::ip) {
-        Some(ip) => (pods::address(ip, port), RouteState::Running),
-        None => {
-            problems.add(
-                Reason::NoReadyPod,
-                "no Ready pod matches backend.podSelector".into(),
-            );
-            stopped(None)
-        }
-    }
 }
 
 fn invalid(message: String) -> Mapped {

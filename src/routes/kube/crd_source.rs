@@ -2,9 +2,12 @@
 //! the Secrets routes refer to; the builder that turns them into routes and
 //! status conditions.
 //!
-//! Secrets: the watch lists every Secret (RBAC cannot narrow a list by name)
-//! but keeps only the ones routes refer to, and of those only the data keys
-//! used. It starts once the SSHRoutes are listed (so it knows what to keep),
+//! Secrets: the watch lists only the Secrets with the label
+//! `sources.kubernetes.secret_selector` (default
+//! `switchboard.dev/route-secret=true`; RBAC cannot narrow a list by name or
+//! label, so the selector keeps unrelated Secrets off the wire and out of
+//! memory), and keeps only the ones routes refer to, and of those only the
+//! data keys used. It starts once the SSHRoutes are listed (so it knows what to keep),
 //! and relists when a route starts referring to a Secret or key it has not
 //! kept. A Secret no route refers to any more is dropped at its next change
 //! or relist, and ignored until then.
@@ -62,7 +65,7 @@ pub(super) fn setup(
         relist,
         relist_at: None,
         status: None,
-        mapper: Mapper::default(),
+        mapper: Mapper::new(config),
     };
     let all = watcher::Config::default();
     for (api, label) in apis::<SSHRoute>(client, &config.namespaces, "sshroutes") {
@@ -88,6 +91,8 @@ pub(super) fn setup(
         b.services.push(store);
         tasks.push(task);
     }
+    // Only Secrets with the label are ever listed or watched.
+    let labelled = watcher::Config::default().labels(&config.secret_selector);
     for (api, label) in apis::<Secret>(client, &config.namespaces, "secrets") {
         let wanted = wanted.clone();
         let keep: Keep<Secret> = Arc::new(move |s: &Secret| {
@@ -96,7 +101,7 @@ pub(super) fn setup(
         });
         let (store, task) = reflector(
             api,
-            all.clone(),
+            labelled.clone(),
             label,
             shared.clone(),
             keep,
@@ -117,7 +122,8 @@ pub(super) fn setup(
     (b, tasks)
 }
 
-/// What is kept of a Service: its identity and cluster IP.
+/// What is kept of a Service: its identity, type, selector and cluster IP
+/// (what [`super::backend`] decides with).
 fn strip_service(s: &Service) -> Service {
     let m = &s.metadata;
     Service {
@@ -130,6 +136,8 @@ fn strip_service(s: &Service) -> Service {
         },
         spec: s.spec.as_ref().map(|spec| ServiceSpec {
             cluster_ip: spec.cluster_ip.clone(),
+            type_: spec.type_.clone(),
+            selector: spec.selector.clone(),
             ..Default::default()
         }),
         status: None,

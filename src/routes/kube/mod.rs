@@ -13,6 +13,7 @@
 //! `/readyz` says they are stale); a relist replaces each store wholesale,
 //! so nothing deleted while the watch was down survives it.
 
+mod backend;
 pub mod crd;
 mod crd_map;
 mod crd_source;

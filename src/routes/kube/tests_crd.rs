@@ -36,12 +36,19 @@ fn secret(name: &str, data: Value) -> Arc<Secret> {
     Arc::new(s)
 }
 
+/// A Service selecting the pods labelled `app: ws`.
 fn service(name: &str, cluster_ip: &str) -> Arc<Service> {
+    service_spec(
+        name,
+        json!({"clusterIP": cluster_ip, "selector": {"app": "ws"}}),
+    )
+}
+
+fn service_spec(name: &str, spec: Value) -> Arc<Service> {
     Arc::new(
-        serde_json::from_value(json!({
-            "metadata": {"name": name, "namespace": "team"},
-            "spec": {"clusterIP": cluster_ip},
-        }))
+        serde_json::from_value(
+            json!({"metadata": {"name": name, "namespace": "team"}, "spec": spec}),
+        )
         .expect("service"),
     )
 }
@@ -111,19 +118,74 @@ fn no_ready_pod_is_stopped_with_a_reason() {
 }
 
 #[test]
-fn service_backends_use_the_cluster_ip_or_dns_when_headless() {
+fn service_backends_use_the_cluster_ip_or_the_pods_of_a_headless_one() {
     let spec = json!({"backend": {"service": "ssh"}});
     let sr = sshroute("s", spec);
     let m = map(&sr, &[], &[service("ssh", "10.96.0.9")], &[]);
     assert_eq!(m.route.expect("route").address, "10.96.0.9:22");
+    // Headless: the oldest Ready pod it selects in the route's namespace,
+    // never a DNS name.
+    let pods = [
+        team_pod("young", "ws", "10.0.0.2", true, "2025-02-01T00:00:00Z"),
+        team_pod("old", "ws", "10.0.0.1", true, "2025-01-01T00:00:00Z"),
+        team_pod("db", "db", "10.0.0.5", true, "2024-01-01T00:00:00Z"),
+    ];
+    let m = map(&sr, &pods, &[service("ssh", "None")], &[]);
+    assert_eq!(m.route.expect("route").address, "10.0.0.1:22");
     let m = map(&sr, &[], &[service("ssh", "None")], &[]);
-    assert_eq!(m.route.expect("route").address, "ssh.team.svc:22");
+    assert_eq!(m.verdict.reason, "NoReadyPod");
+    assert!(matches!(
+        m.route.expect("route").state,
+        RouteState::Stopped { .. }
+    ));
     let m = map(&sr, &[], &[], &[]);
     assert_eq!(m.verdict.reason, "ServiceMissing");
     assert!(matches!(
         m.route.expect("route").state,
         RouteState::Stopped { message: Some(_) }
     ));
+}
+
+#[test]
+fn external_name_selectorless_and_out_of_policy_backends_are_refused() {
+    let sr = sshroute("s", json!({"backend": {"service": "ssh"}}));
+    let refused = |m: Mapped, why: &str| {
+        assert_eq!(m.verdict.reason, "BackendRefused", "{:?}", m.verdict);
+        assert!(m.verdict.message.contains(why), "{:?}", m.verdict);
+        let route = m.route.expect("route");
+        assert!(route.address.is_empty(), "{route:?}");
+        assert!(matches!(
+            route.state,
+            RouteState::Stopped { message: Some(_) }
+        ));
+    };
+    let external = service_spec(
+        "ssh",
+        json!({"type": "ExternalName", "externalName": "kubernetes.default.svc.cluster.local"}),
+    );
+    refused(map(&sr, &[], &[external], &[]), "ExternalName");
+    let manual = service_spec("ssh", json!({"clusterIP": "10.96.0.9"}));
+    refused(map(&sr, &[], &[manual], &[]), "no selector");
+    let sr = sshroute("s", json!({"backend": {"service": "ssh", "port": 6443}}));
+    refused(
+        map(&sr, &[], &[service("ssh", "10.96.0.9")], &[]),
+        "backend_ports",
+    );
+    // The port is checked first: refused even while no pod is Ready.
+    let spec = json!({"backend": {"podSelector": {"matchLabels": {"app": "ws"}}, "port": 10250}});
+    refused(map(&sshroute("k", spec), &[], &[], &[]), "backend_ports");
+    let spec = json!({"backend": {"podSelector": {"matchLabels": {"app": "ws"}}}});
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "169.254.169.254",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
+    refused(
+        map(&sshroute("p", spec), &pods, &[], &[]),
+        "refused_backends",
+    );
 }
 
 #[test]

@@ -94,7 +94,7 @@ pub fn answer<B>(req: &Request<B>, peer: SocketAddr, admin: &Admin) -> Response<
     match endpoint {
         Endpoint::Healthz => text(StatusCode::OK, "ok\n".into()),
         Endpoint::Readyz => readyz(admin),
-        Endpoint::Metrics => metrics_text(),
+        Endpoint::Metrics => metrics_text(&admin.health),
         Endpoint::List => json(StatusCode::OK, &admin.sessions.list(MAX_LISTED)),
         Endpoint::Show(id) => match admin.sessions.get(id) {
             Some(session) => json(StatusCode::OK, &session),
@@ -144,7 +144,8 @@ fn readyz(admin: &Admin) -> Response<Full<Bytes>> {
     }
 }
 
-fn metrics_text() -> Response<Full<Bytes>> {
+fn metrics_text(health: &super::Health) -> Response<Full<Bytes>> {
+    health.observe();
     let mut response = text(StatusCode::OK, metrics::get().encode());
     response.headers_mut().insert(
         CONTENT_TYPE,
