@@ -290,7 +290,7 @@ fn an_sshroute_wakes_by_scaling_its_deployment_to_one() {
     let port = free_port();
     api.put(
         "secrets",
-        json!({"metadata": {"name": "web-id", "namespace": "team"},
+        json!({"metadata": {"name": "web-id", "namespace": "team", "labels": route_secret()},
                "data": {"ssh-privatekey": b64(&private)}}),
     );
     api.put(
@@ -305,8 +305,8 @@ fn an_sshroute_wakes_by_scaling_its_deployment_to_one() {
                         "identitySecretRef": {"name": "web-id", "key": "ssh-privatekey"},
                         "wake": {"kind": "Deployment", "name": "web"}}}),
     );
-    let kube = "mode = \"crd\"\nwake = true\n\n[wake]\nheartbeat = \"1s\"\n";
-    let (gw, _) = gateway(&api, dir.path(), "default", kube, Gateway::start_with);
+    let kube = format!("{CRD_ON_LOOPBACK}wake = true\n\n[wake]\nheartbeat = \"1s\"\n");
+    let (gw, _) = gateway(&api, dir.path(), "default", &kube, Gateway::start_with);
     // The Deployment controller: once scaled to one, a Ready pod.
     let (out, _box) = thread::scope(|scope| {
         let booted = scope.spawn(|| {
