@@ -146,7 +146,8 @@ async fn open_clients(
     let (opened, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut tasks = Vec::with_capacity(count);
     for _ in 0..count {
-        let (config, key, user, gate) = (config.clone(), key.clone(), user.to_owned(), gate.clone());
+        let (config, key, user, gate) =
+            (config.clone(), key.clone(), user.to_owned(), gate.clone());
         let (opened, failed) = (opened.clone(), failed.clone());
         tasks.push(tokio::spawn(async move {
             let permit = gate.acquire_owned().await;

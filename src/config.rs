@@ -39,6 +39,8 @@ pub struct Config {
     pub proxy_protocol: ProxyProtocolConfig,
     /// `[http_tunnel]` (SPEC §11).
     pub http_tunnel: HttpTunnelConfig,
+    /// `[wake]`: waiting for boxes that are stopped or starting.
+    pub wake: WakeConfig,
     /// Non-fatal findings of [`Config::load`] (options set but not implemented
     /// yet, …), each naming where it was set. `serve` logs them, `check` prints them.
     #[serde(skip)]
@@ -58,6 +60,10 @@ pub struct ServerConfig {
     pub host_key_seed_env: Option<String>,
     /// Inline seed: development only, warned about loudly.
     pub host_key_seed: Option<String>,
+    /// How the host key is derived from the seed: `"hkdf"` (default, SPEC
+    /// §8) or `"sshgate"` (SHA-256 of the seed, as Sealos sshgate derives
+    /// it: a migration aid, warned about).
+    pub host_key_derivation: HostKeyDerivation,
     /// Additional host keys (SPEC §3, commented out there): not implemented
     /// yet; `check` warns when set.
     pub extra_host_keys: Vec<PathBuf>,
@@ -126,6 +132,7 @@ impl Default for ServerConfig {
             host_key_seed_file: None,
             host_key_seed_env: None,
             host_key_seed: None,
+            host_key_derivation: HostKeyDerivation::Hkdf,
             extra_host_keys: Vec::new(),
             login_grace: Duration::from_secs(20),
             max_auth_tries: 6,
@@ -157,6 +164,17 @@ impl ServerConfig {
     pub fn per_source_exempt(&self) -> Vec<ipnet::IpNet> {
         parse_cidrs(&self.per_source_exempt)
     }
+}
+
+/// How the host key is derived from the seed (`server.host_key_derivation`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostKeyDerivation {
+    /// HKDF-SHA256 with the product's salt and info (SPEC §8).
+    Hkdf,
+    /// The Ed25519 seed is SHA-256 of the seed, as Sealos sshgate derives
+    /// it, so a migrated gateway presents the same host key.
+    Sshgate,
 }
 
 /// How usernames are read.
@@ -349,6 +367,11 @@ pub struct KubernetesSourceConfig {
     /// Write `status.conditions` back to each `SSHRoute` (`crd`; default
     /// true). Needs `patch` on `sshroutes/status`.
     pub write_status: bool,
+    /// Start stopped boxes when an authorized key connects (default false):
+    /// every Devbox (`sealos-devbox`, needs `patch` on `devboxes`), or the
+    /// SSHRoutes with a `wake` target (`crd`, needs `patch` on the
+    /// workloads' `scale` subresource).
+    pub wake: bool,
     /// Label selector of the Secrets routes may use (`crd`): Secrets are
     /// listed and watched with it only, never unselected.
     pub secret_selector: String,
@@ -387,6 +410,39 @@ impl Default for KubernetesSourceConfig {
             secret_selector: DEFAULT_SECRET_SELECTOR.into(),
             backend_ports: backends::default_backend_ports(),
             refused_backends: backends::default_refused_backends(),
+            wake: false,
+        }
+    }
+}
+
+/// `[wake]`: how the gateway waits for a box that is stopped and woken
+/// (`sources.kubernetes.wake`) or still starting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WakeConfig {
+    /// Longest a woken box may take from the start request to a login.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// A box woken less than this long ago is not woken again (a reconnect
+    /// loop must not keep a box running); 0 = no cooldown.
+    #[serde(with = "humantime_serde")]
+    pub cooldown: Duration,
+    /// How often a waiting session is told it is still waiting.
+    #[serde(with = "humantime_serde")]
+    pub heartbeat: Duration,
+    /// Key mode: how long a running box that does not answer yet (just
+    /// created, restarting) is waited for; 0 = fail at once.
+    #[serde(with = "humantime_serde")]
+    pub start_wait: Duration,
+}
+
+impl Default for WakeConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(300),
+            cooldown: Duration::from_secs(600),
+            heartbeat: Duration::from_secs(10),
+            start_wait: Duration::ZERO,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! The gateway's Ed25519 host key, derived from a shared seed with HKDF-SHA256
 //! (SPEC §8), so every replica presents the same key; and loading that seed.
+//! `server.host_key_derivation = "sshgate"` derives it as Sealos sshgate does
+//! instead ([`derive_sshgate`]), so a gateway replacing it keeps its key.
 //!
 //! The seed is the trimmed bytes of its file, variable or inline string, used
 //! as-is (not hex-decoded). It never reaches a log or an error message. A seed
@@ -14,10 +16,10 @@ use hkdf::Hkdf;
 use rand::RngCore;
 use russh::keys::PrivateKey;
 use russh::keys::ssh_key::private::Ed25519Keypair;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
-use crate::config::ServerConfig;
+use crate::config::{HostKeyDerivation, ServerConfig};
 
 /// HKDF salt: names the product and the derivation scheme's version.
 const SALT: &[u8] = b"switchboard/v1";
@@ -206,6 +208,27 @@ pub fn derive(seed: &[u8]) -> PrivateKey {
     key
 }
 
+/// Derives the host key from `seed` as `derivation` says: [`derive`], or
+/// [`derive_sshgate`] for a gateway replacing Sealos sshgate.
+pub fn derive_with(derivation: HostKeyDerivation, seed: &[u8]) -> PrivateKey {
+    match derivation {
+        HostKeyDerivation::Hkdf => derive(seed),
+        HostKeyDerivation::Sshgate => derive_sshgate(seed),
+    }
+}
+
+/// Sealos sshgate's derivation (its `hostkey` package): the Ed25519 seed is
+/// SHA-256 of the seed bytes. Weaker than [`derive`]: no salt, no purpose,
+/// so the seed cannot safely derive any other key, and a seed reused
+/// anywhere else that hashes it the same way yields this very key. Only for
+/// migrating users' `known_hosts` unchanged.
+pub fn derive_sshgate(seed: &[u8]) -> PrivateKey {
+    let digest = Zeroizing::new(<[u8; 32]>::from(Sha256::digest(seed)));
+    let mut key = PrivateKey::from(Ed25519Keypair::from_seed(&digest));
+    key.set_comment("switchboard");
+    key
+}
+
 /// A fresh random seed: 32 bytes from the OS, hex-encoded (64 characters).
 pub fn generate_seed() -> String {
     let mut bytes = Zeroizing::new([0u8; 32]);
@@ -247,6 +270,31 @@ mod tests {
             fingerprint(&key),
             "SHA256:17trDVQNXLg7wH3mLQgj/Tcw4KSdd77TYLarVvHIED8"
         );
+    }
+
+    #[test]
+    fn sshgate_derivation_matches_an_independent_computation() {
+        // sshgate: ed25519.NewKeyFromSeed(sha256.Sum256([]byte(seed))).
+        // Computed independently with Python's `cryptography`:
+        // Ed25519PrivateKey.from_private_bytes(hashlib.sha256(seed).digest()).
+        let key = derive_sshgate(b"sealos-devbox-migration-seed-2026");
+        let mut public = key.public_key().clone();
+        public.set_comment("");
+        assert_eq!(
+            public.to_openssh().expect("encodes"),
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBcJcklsaYMRBGYLuVYVI+OAGjq2Mw/ESMdHKYw3DAQW"
+        );
+        let key = derive_with(
+            HostKeyDerivation::Sshgate,
+            b"0123456789abcdef0123456789abcdef",
+        );
+        assert_eq!(
+            fingerprint(&key),
+            "SHA256:zMU9iFpQkJC5gEMCBsbsIrFeKHvjKEyE5R2UWvHweRc"
+        );
+        // The default stays HKDF, a different key for the same seed.
+        let hkdf = derive_with(HostKeyDerivation::Hkdf, b"0123456789abcdef0123456789abcdef");
+        assert_ne!(hkdf.public_key(), key.public_key());
     }
 
     #[test]

@@ -18,6 +18,8 @@
 //!   with bounded buffers.
 //! - [`routes`]: the route model and atomically swapped table; sources (the
 //!   routes file, Kubernetes) only write it.
+//! - [`wake`]: waiting for a stopped box (starting it through the cluster)
+//!   or a starting one, for fronts that authorized a key for it.
 //! - [`config`], [`hostkey`]: typed configuration, the seed-derived host key.
 //! - Leaves anyone may use: [`notice`] (every line users are told) and
 //!   [`ops`] (metrics, the per-connection record behind the audit event).
@@ -35,3 +37,4 @@ pub mod server;
 pub mod ssh;
 pub mod tunnel;
 pub mod upstream;
+pub mod wake;

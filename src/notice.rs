@@ -48,6 +48,10 @@ pub enum Notice {
     /// the keepalives on the box leg).
     LostBox { route: String },
 
+    /// Waiting for a stopped or starting box (wake on connect, start-wait):
+    /// progress lines on stderr and how the wait ended.
+    Wait(Wait),
+
     // --- Admission over SSH ---
     /// Agent mode without a forwarded agent.
     NeedAgent { route: String },
@@ -91,6 +95,124 @@ pub enum Notice {
     /// The tunnel token for `route` is missing or wrong; `header` is the
     /// request header to send it in.
     NeedToken { route: String, header: &'static str },
+}
+
+/// The lines of a wait for a box to start (wake on connect, start-wait).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wait {
+    /// Progress: the wait for `route` entered `phase` (one line per change).
+    Entered { route: String, phase: WaitPhase },
+    /// Progress: the heartbeat while `phase` lasts, `waited` so far.
+    Still {
+        route: String,
+        phase: WaitPhase,
+        waited: Duration,
+    },
+    /// The box did not come up within `after`; `phase` is where it stuck.
+    TimedOut {
+        route: String,
+        phase: WaitPhase,
+        after: Duration,
+    },
+    /// The box is stopped and was started less than `cooldown` ago, so it
+    /// is not started again before `retry_in`.
+    Cooldown {
+        route: String,
+        cooldown: Duration,
+        retry_in: Duration,
+    },
+    /// The box is stopped and the request to start it failed.
+    WakeFailed { route: String },
+}
+
+/// Where a wait for a box is (see [`Wait`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WaitPhase {
+    /// Asking the cluster to start the stopped box.
+    Starting,
+    /// The cluster refuses to start it while it saves a commit (Sealos).
+    Committing,
+    /// Started: waiting for a Ready pod.
+    Booting,
+    /// Running, but its sshd does not answer yet.
+    Reaching,
+}
+
+impl WaitPhase {
+    /// What the wait is doing in this phase, for the heartbeat and timeout.
+    fn doing(self) -> &'static str {
+        match self {
+            WaitPhase::Starting => "asking the cluster to start it",
+            WaitPhase::Committing => "waiting for its commit to finish before starting it",
+            WaitPhase::Booting => "waiting for it to be ready",
+            WaitPhase::Reaching => "waiting for its sshd to answer",
+        }
+    }
+}
+
+impl Wait {
+    /// The route the wait is for.
+    pub fn route(&self) -> &str {
+        match self {
+            Wait::Entered { route, .. }
+            | Wait::Still { route, .. }
+            | Wait::TimedOut { route, .. }
+            | Wait::Cooldown { route, .. }
+            | Wait::WakeFailed { route } => route,
+        }
+    }
+}
+
+impl fmt::Display for Wait {
+    // Without the `switchboard: ` prefix, which `Notice` writes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = |d: &Duration| humantime::format_duration(Duration::from_secs(d.as_secs()));
+        match self {
+            Wait::Entered { route, phase } => match phase {
+                WaitPhase::Starting => write!(f, "{route} is stopped; starting it"),
+                WaitPhase::Committing => write!(
+                    f,
+                    "{route} is saving a commit; it is started once that is done"
+                ),
+                WaitPhase::Booting => {
+                    write!(f, "{route} is starting; waiting for it to be ready")
+                }
+                WaitPhase::Reaching => {
+                    write!(f, "{route} does not answer yet; waiting for it to start")
+                }
+            },
+            Wait::Still {
+                route,
+                phase,
+                waited,
+            } => write!(f, "still {} ({route}, {})", phase.doing(), secs(waited)),
+            Wait::TimedOut {
+                route,
+                phase,
+                after,
+            } => write!(
+                f,
+                "{route} did not come up within {} (gave up {}); try again later, or ask the operator",
+                secs(after),
+                phase.doing()
+            ),
+            Wait::Cooldown {
+                route,
+                cooldown,
+                retry_in,
+            } => write!(
+                f,
+                "{route} is stopped; it was started less than {} ago, so it is not started \
+                 again yet; retry in {}, or start it yourself",
+                secs(cooldown),
+                secs(retry_in)
+            ),
+            Wait::WakeFailed { route } => write!(
+                f,
+                "{route} is stopped and the gateway could not start it; start it, then reconnect"
+            ),
+        }
+    }
 }
 
 /// What the port serves, appended to "not served" answers.
@@ -146,6 +268,7 @@ impl fmt::Display for Notice {
             Notice::LostBox { route } => {
                 write!(f, "lost the connection to the box ({route}); reconnect")
             }
+            Notice::Wait(wait) => write!(f, "{wait}"),
             Notice::NeedAgent { route } => write!(
                 f,
                 "your key is not registered for {route}; reconnect with ssh -A (agent forwarding) or ssh -J"

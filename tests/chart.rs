@@ -308,6 +308,7 @@ fn raw_manifests_validate() {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .collect();
     files.push(deploy.join("examples/seed-secret.yaml"));
+    files.push(deploy.join("examples/rbac-wake.yaml"));
     files.sort();
     validate(&files);
 }

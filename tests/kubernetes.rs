@@ -93,9 +93,10 @@ fn sealos_devbox_follows_its_pod_live() {
     // Key mode with the Devbox key, box named the Sealos way.
     let out = d.ssh_sealos(&d.user);
     assert!(works(&out, "devbox1"), "{out:?}");
-    // A key from SEALOS_DEVBOX_AUTHORIZED_KEYS, no target: its box, as devbox_user.
+    // A key from SEALOS_DEVBOX_AUTHORIZED_KEYS, no target: its box, as the
+    // typed user (sshgate's rule; devbox_user only when none is typed).
     let out =
-        d.gw.ssh(&d.registered, &["anyone@127.0.0.1", "echo $BOX; id -un"]);
+        d.gw.ssh(&d.registered, &["root@127.0.0.1", "echo $BOX; id -un"]);
     assert_eq!(out.stdout, "devbox1\nroot\n", "{out:?}");
 
     // The pod stops being Ready: the box is stopped, and the user is told.

@@ -30,6 +30,10 @@ use crate::config::{Config, JumpPolicy, RoutingConfig};
 use crate::routes::{Route, RouteTable, SharedRoutes};
 use username::Target;
 
+/// The destination port of the sshgate jump form (`ssh -J` to an inner host
+/// on the default SSH port); other ports stay ordinary forwards.
+const SSHGATE_JUMP_PORT: u32 = 22;
+
 /// The admission layer: the configuration and the live route table.
 pub struct Access {
     config: Arc<Config>,
@@ -79,6 +83,8 @@ pub struct Principal {
     key: PublicKey,
     mode: Mode,
     jump: JumpPolicy,
+    /// The route the username named, if any (for the sshgate jump form).
+    named: Option<String>,
 }
 
 /// Where an admitted SSH client's sessions go.
@@ -162,6 +168,7 @@ impl Access {
                 key: key.clone(),
                 mode,
                 jump: routing.jump,
+                named: target.route,
             })),
             Err(refusal) => Admission::Refused(refusal),
         }
@@ -182,7 +189,7 @@ fn decide(
             [] => Err(Refusal::UnknownKey),
             [route] => Ok(Mode::Key {
                 route: route.clone(),
-                user: Some(route.user.clone().unwrap_or_else(|| login_name.to_owned())),
+                user: route.key_mode_user(Some(login_name)),
             }),
             many => Ok(Mode::Choose {
                 routes: many.to_vec(),
@@ -250,17 +257,37 @@ impl Principal {
         }
     }
 
-    /// The route a `direct-tcpip` to `host` jumps to (SPEC §5 C, per
+    /// The route a `direct-tcpip` to `host:port` jumps to (SPEC §5 C, per
     /// `routing.jump`): raw TCP to its address. `None` — not a route, or a
     /// route this principal may not jump to, alike — is an ordinary forward.
-    pub fn jump(&self, table: &RouteTable, host: &str) -> Option<Arc<Route>> {
-        let route = table.get(host)?;
-        let allowed = match self.jump {
+    ///
+    /// The sshgate jump form: when the username named an sshgate-compatible
+    /// route (`ssh -J x@nsid-box@gw devbox@anything`), a `-W`/`-J` to port 22
+    /// of any host that is not a route this principal may jump to goes to
+    /// the named box instead, under the same policy.
+    pub fn jump(&self, table: &RouteTable, host: &str, port: u32) -> Option<Arc<Route>> {
+        let direct = table.get(host).filter(|r| self.may_jump(r));
+        let sshgate_form = || {
+            let named = table.get(self.named.as_deref()?)?;
+            (port == SSHGATE_JUMP_PORT && named.sshgate_compat && self.may_jump(named))
+                .then_some(named)
+        };
+        direct.or_else(sshgate_form).cloned()
+    }
+
+    /// Whether this principal may have `route` woken (or waited for): only
+    /// a key authorized for it, never an agent-mode client before its box
+    /// accepted it, nor any key a `jump = "any-key"` lets through.
+    pub fn may_wake(&self, route: &Route) -> bool {
+        !self.is_provisional() && route.authorizes(&self.key)
+    }
+
+    fn may_jump(&self, route: &Route) -> bool {
+        match self.jump {
             JumpPolicy::Off => false,
             JumpPolicy::AnyKey => true,
             JumpPolicy::Authenticated => route.authorizes(&self.key),
-        };
-        allowed.then(|| route.clone())
+        }
     }
 
     /// Whether the route's `forwarding` switches allow `forward`, asked

@@ -26,6 +26,8 @@ fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
         state: RouteState::Running,
         forwarding: Forwarding::default(),
         token_sha256: None,
+        sshgate_compat: false,
+        wake: None,
     }
 }
 
@@ -169,7 +171,7 @@ fn any_key_jump_policy_admits_unknown_keys_only_to_jump() {
     let p = admitted(&a, "x", &key(9));
     assert!(matches!(p.mode(), Mode::JumpOnly));
     assert_eq!(p.label(), "jump");
-    assert!(p.jump(&a.table(), "alice-ws").is_some());
+    assert!(p.jump(&a.table(), "alice-ws", 22).is_some());
     // A named target is not a jump: refused as before.
     assert!(matches!(
         a.ssh("x@alice-ws", &key(9)),
@@ -182,18 +184,21 @@ fn jumps_follow_the_policy() {
     let a = access(|_| {});
     let p = admitted(&a, "x", &key(1));
     let t = a.table();
-    assert!(p.jump(&t, "alice-ws").is_some_and(|r| r.name == "alice-ws"));
+    assert!(
+        p.jump(&t, "alice-ws", 22)
+            .is_some_and(|r| r.name == "alice-ws")
+    );
     // A route the key may not use is an ordinary destination, as any name.
-    assert!(p.jump(&t, "bob-ws").is_none());
-    assert!(p.jump(&t, "localhost").is_none());
+    assert!(p.jump(&t, "bob-ws", 22).is_none());
+    assert!(p.jump(&t, "localhost", 22).is_none());
     // A key for several routes may jump to each.
     let p = admitted(&a, "x", &key(3));
-    assert!(p.jump(&t, "alice-ws").is_some());
-    assert!(p.jump(&t, "bob-ws").is_some());
+    assert!(p.jump(&t, "alice-ws", 22).is_some());
+    assert!(p.jump(&t, "bob-ws", 22).is_some());
 
     let off = access(|c| c.routing.jump = JumpPolicy::Off);
     let p = admitted(&off, "x", &key(1));
-    assert!(p.jump(&off.table(), "alice-ws").is_none());
+    assert!(p.jump(&off.table(), "alice-ws", 22).is_none());
 }
 
 #[test]
@@ -223,4 +228,72 @@ fn forwarding_follows_the_route_switches() {
     let choose = admitted(&a, "x", &key(3));
     assert!(choose.allows(Forward::Local));
     assert!(!choose.allows(Forward::Remote));
+}
+
+/// A table of one sshgate-compatible route `box1.ns-abc` (user `devbox`,
+/// key 1), as the `sealos-devbox` source builds it.
+fn sealos(configure: impl FnOnce(&mut Config)) -> Access {
+    let mut config = Config::default();
+    config.routing.username_grammar = crate::config::UsernameGrammar::Sealos;
+    configure(&mut config);
+    let mut devbox = route("box1.ns-abc", Some("devbox"), &[key(1)]);
+    devbox.sshgate_compat = true;
+    let table = RouteTable::new([devbox, route("bob-ws", None, &[key(2)])]);
+    Access::new(Arc::new(config), shared(table))
+}
+
+#[test]
+fn sshgate_key_mode_logs_in_as_the_typed_user() {
+    // sshgate (gateway/publickey.go): the backend login user is the SSH
+    // username as typed; `devbox_user` only when it names none.
+    let a = sealos(|_| {});
+    assert_eq!(
+        key_mode(&admitted(&a, "root", &key(1))),
+        ("box1.ns-abc", Some("root"))
+    );
+    assert_eq!(
+        key_mode(&admitted(&a, "", &key(1))),
+        ("box1.ns-abc", Some("devbox"))
+    );
+    // Naming the box: the user part as typed, or devbox_user when empty.
+    let named = admitted(&a, "ubuntu@abc-box1", &key(1));
+    assert_eq!(key_mode(&named), ("box1.ns-abc", Some("ubuntu")));
+    let named = admitted(&a, "@abc-box1", &key(1));
+    assert_eq!(key_mode(&named), ("box1.ns-abc", Some("devbox")));
+}
+
+#[test]
+fn sshgate_jump_form_goes_to_the_named_box_under_the_jump_policy() {
+    // sshgate (gateway/proxyjump.go): a direct-tcpip of a connection whose
+    // username names the box reaches that box's sshd, whatever the host.
+    let a = sealos(|_| {});
+    let t = a.table();
+    let p = admitted(&a, "x@abc-box1", &key(1));
+    let to = |host, port| p.jump(&t, host, port).map(|r| r.name.clone());
+    assert_eq!(to("anything", 22).as_deref(), Some("box1.ns-abc"));
+    // Another port is an ordinary forward through the box (-L).
+    assert_eq!(to("anything", 5432), None);
+    // Without a named box there is no jump form.
+    let p = admitted(&a, "x", &key(1));
+    assert!(p.jump(&t, "anything", 22).is_none());
+    // A key not authorized for the box (agent mode) may not, unless any-key.
+    let p = admitted(&a, "x@abc-box1", &key(9));
+    assert!(p.jump(&t, "anything", 22).is_none());
+    let any = sealos(|c| c.routing.jump = JumpPolicy::AnyKey);
+    let p = admitted(&any, "x@abc-box1", &key(9));
+    assert!(p.jump(&any.table(), "anything", 22).is_some());
+    let off = sealos(|c| c.routing.jump = JumpPolicy::Off);
+    let p = admitted(&off, "x@abc-box1", &key(1));
+    assert!(p.jump(&off.table(), "anything", 22).is_none());
+}
+
+#[test]
+fn routes_without_sshgate_compat_keep_the_route_user_and_no_jump_form() {
+    let a = access(|_| {});
+    let p = admitted(&a, "root@alice-ws", &key(1));
+    assert!(p.jump(&a.table(), "anything", 22).is_none());
+    assert_eq!(
+        key_mode(&admitted(&a, "root", &key(1))),
+        ("alice-ws", Some("devbox"))
+    );
 }

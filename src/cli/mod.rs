@@ -28,7 +28,7 @@ use clap::{Parser, Subcommand};
 use russh::keys::{HashAlg, PrivateKey};
 
 use crate::config::{Config, ConfigErrors, DEFAULT_FILE};
-use crate::hostkey::{SeedOrigin, derive, load_seed};
+use crate::hostkey::{SeedOrigin, derive_with, load_seed};
 
 /// `switchboard`: one SSH port for every box.
 #[derive(Debug, Parser)]
@@ -160,7 +160,8 @@ pub fn problem_summary(n: usize) -> String {
 /// Loads the seed and derives the host key; a seed problem is a configuration problem.
 fn host_key(config: &Config, dev: bool) -> Result<(PrivateKey, SeedOrigin), Error> {
     let seed = load_seed(&config.server, dev).map_err(|e| Error::Invalid(e.into()))?;
-    Ok((derive(seed.expose()), seed.origin().clone()))
+    let key = derive_with(config.server.host_key_derivation, seed.expose());
+    Ok((key, seed.origin().clone()))
 }
 
 /// `SHA256:…`, as `ssh-keygen -l` and OpenSSH's prompts print it.

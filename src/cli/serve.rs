@@ -20,6 +20,7 @@ use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 use crate::server::admin;
 use crate::server::admin::auth::AdminAuth;
+use crate::wake::{Starter, Wakes};
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
 const WATCH_INTERVAL: Duration = Duration::from_secs(1);
@@ -160,6 +161,7 @@ async fn serve_bound(
     shutdown: CancellationToken,
 ) -> Result<(), Error> {
     let cluster = start_kubernetes(&config, &routes).await?;
+    let starter = wake_starter(&config).await?;
     let watcher = config.sources.file.watch.then(|| {
         file::spawn_watcher(
             config.sources.file.path.clone(),
@@ -177,7 +179,8 @@ async fn serve_bound(
     );
     let grace = config.server.shutdown_grace;
     let unready_window = config.server.accept_after_unready;
-    let gateway = Gateway::new(Arc::new(config), key, routes);
+    let wakes = Wakes::new(config.wake.clone(), routes.table().clone(), starter);
+    let gateway = Gateway::new(Arc::new(config), key, routes, wakes);
     let admin_stop = CancellationToken::new();
     let endpoint = Arc::new(admin::Admin {
         health: gateway.health(),
@@ -251,6 +254,25 @@ async fn start_kubernetes(
         .context("starting the Kubernetes route source")
         .map(Some)
         .map_err(Error::Runtime)
+}
+
+/// The cluster client that starts stopped boxes, when
+/// `sources.kubernetes.wake` is on.
+#[cfg(feature = "kubernetes")]
+async fn wake_starter(config: &Config) -> Result<Option<Arc<dyn Starter>>, Error> {
+    let k = &config.sources.kubernetes;
+    if !(k.enabled && k.wake) {
+        return Ok(None);
+    }
+    let (client, _) = crate::routes::kube::client(k, None)
+        .await
+        .map_err(Error::Runtime)?;
+    Ok(Some(Arc::new(crate::wake::kube::KubeStarter::new(client))))
+}
+
+#[cfg(not(feature = "kubernetes"))]
+async fn wake_starter(_config: &Config) -> Result<Option<Arc<dyn Starter>>, Error> {
+    Ok(None)
 }
 
 #[cfg(not(feature = "kubernetes"))]

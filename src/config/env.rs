@@ -33,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "log",
     "proxy_protocol",
     "http_tunnel",
+    "wake",
 ];
 
 /// Variables with the prefix that are read elsewhere, never overrides.

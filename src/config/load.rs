@@ -82,7 +82,29 @@ impl Config {
         config
             .warnings
             .extend(early_drop_warning(&config.server, &provenance));
+        if config.server.host_key_derivation == super::HostKeyDerivation::Sshgate {
+            let origin = provenance
+                .get("server.host_key_derivation")
+                .cloned()
+                .unwrap_or(Origin::Default);
+            config.warnings.push(format!(
+                "{origin}: server.host_key_derivation = \"sshgate\": the host key is \
+                 SHA-256 of the seed, with no domain separation (a migration aid for \
+                 known_hosts written against Sealos sshgate; prefer \"hkdf\" once users \
+                 have moved)"
+            ));
+        }
         let k = &config.sources.kubernetes;
+        if k.wake && !k.enabled {
+            let origin = provenance
+                .get("sources.kubernetes.wake")
+                .cloned()
+                .unwrap_or(Origin::Default);
+            config.warnings.push(format!(
+                "{origin}: sources.kubernetes.wake = true has no effect while \
+                 sources.kubernetes.enabled = false: only cluster routes can be woken"
+            ));
+        }
         if k.enabled
             && k.mode == super::KubernetesMode::SealosDevbox
             && config.routing.username_grammar != super::UsernameGrammar::Sealos
@@ -255,6 +277,8 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
             config.upstream.handshake_timeout,
         ),
         ("upstream.agent_timeout", config.upstream.agent_timeout),
+        ("wake.timeout", config.wake.timeout),
+        ("wake.heartbeat", config.wake.heartbeat),
     ] {
         if d == Duration::ZERO {
             fail(field, "must be longer than 0s".into());

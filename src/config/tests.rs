@@ -521,6 +521,50 @@ fn list_item_errors_name_the_item() {
 }
 
 #[test]
+fn wake_section_and_sshgate_derivation_parse_with_their_warnings() {
+    let config = load(
+        "[server]\nhost_key_derivation = \"sshgate\"\n\n\
+         [sources.kubernetes]\nwake = true\n\n\
+         [wake]\ntimeout = \"2m\"\ncooldown = \"0s\"\nstart_wait = \"45s\"\n",
+        &[("SWITCHBOARD_WAKE_HEARTBEAT", "3s")],
+    )
+    .expect("loads");
+    assert_eq!(
+        config.server.host_key_derivation,
+        HostKeyDerivation::Sshgate
+    );
+    assert!(config.sources.kubernetes.wake);
+    let w = &config.wake;
+    assert_eq!(
+        (w.timeout, w.cooldown, w.heartbeat, w.start_wait),
+        (
+            Duration::from_secs(120),
+            Duration::ZERO,
+            Duration::from_secs(3),
+            Duration::from_secs(45)
+        )
+    );
+    let warnings = config.warnings.join("\n");
+    assert!(
+        warnings.contains("host_key_derivation = \"sshgate\""),
+        "{warnings}"
+    );
+    assert!(warnings.contains("no domain separation"), "{warnings}");
+    assert!(warnings.contains("wake = true has no effect"), "{warnings}");
+    let errs = errors("[wake]\ntimeout = \"0s\"\nheartbeat = \"0s\"\n", &[]);
+    assert!(errs.iter().any(|e| e.contains("wake.timeout")), "{errs:?}");
+    assert!(
+        errs.iter().any(|e| e.contains("wake.heartbeat")),
+        "{errs:?}"
+    );
+    let errs = errors("[server]\nhost_key_derivation = \"sha256\"\n", &[]);
+    assert!(
+        errs.iter().any(|e| e.contains("host_key_derivation")),
+        "{errs:?}"
+    );
+}
+
+#[test]
 fn service_links_of_services_named_after_a_section_are_ignored() {
     // Services `switchboard-admin`, `switchboard-server`,
     // `switchboard-sources` and `switchboard-proxy-protocol` in the namespace.

@@ -22,6 +22,7 @@ fn expectation(n: &Notice) -> (usize, Option<&str>) {
         Notice::SessionRefused { route } => (8, Some(route)),
         Notice::LostBox { route } => (9, Some(route)),
         Notice::NeedAgent { route } => (10, Some(route)),
+        Notice::Wait(wait) => (25, Some(wait.route())),
         Notice::InputOverflow { route } => (11, Some(route)),
         Notice::JumpOnly => (12, None),
         Notice::ChooseRoute { .. } => (13, None),
@@ -39,7 +40,7 @@ fn expectation(n: &Notice) -> (usize, Option<&str>) {
     }
 }
 
-const VARIANTS: usize = 25;
+const VARIANTS: usize = 26;
 
 fn r() -> String {
     "alice-ws".to_owned()
@@ -76,6 +77,38 @@ fn samples() -> Vec<Notice> {
         Notice::LostBox { route: r() },
         Notice::NeedAgent { route: r() },
         Notice::InputOverflow { route: r() },
+        Notice::Wait(Wait::Entered {
+            route: r(),
+            phase: WaitPhase::Starting,
+        }),
+        Notice::Wait(Wait::Entered {
+            route: r(),
+            phase: WaitPhase::Committing,
+        }),
+        Notice::Wait(Wait::Entered {
+            route: r(),
+            phase: WaitPhase::Booting,
+        }),
+        Notice::Wait(Wait::Entered {
+            route: r(),
+            phase: WaitPhase::Reaching,
+        }),
+        Notice::Wait(Wait::Still {
+            route: r(),
+            phase: WaitPhase::Booting,
+            waited: Duration::from_millis(20_400),
+        }),
+        Notice::Wait(Wait::TimedOut {
+            route: r(),
+            phase: WaitPhase::Committing,
+            after: Duration::from_secs(300),
+        }),
+        Notice::Wait(Wait::Cooldown {
+            route: r(),
+            cooldown: Duration::from_secs(600),
+            retry_in: Duration::from_secs(61),
+        }),
+        Notice::Wait(Wait::WakeFailed { route: r() }),
         Notice::JumpOnly,
         Notice::ChooseRoute {
             commands: vec![
@@ -169,6 +202,39 @@ fn texts_that_users_and_tests_rely_on() {
                 after: Duration::from_secs(90),
             },
             "switchboard: idle for 1m 30s; disconnected",
+        ),
+        (
+            Notice::Wait(Wait::Entered {
+                route: r(),
+                phase: WaitPhase::Starting,
+            }),
+            "switchboard: alice-ws is stopped; starting it",
+        ),
+        (
+            Notice::Wait(Wait::Still {
+                route: r(),
+                phase: WaitPhase::Booting,
+                waited: Duration::from_millis(20_400),
+            }),
+            "switchboard: still waiting for it to be ready (alice-ws, 20s)",
+        ),
+        (
+            Notice::Wait(Wait::TimedOut {
+                route: r(),
+                phase: WaitPhase::Booting,
+                after: Duration::from_secs(300),
+            }),
+            "switchboard: alice-ws did not come up within 5m (gave up waiting for it to be ready); \
+             try again later, or ask the operator",
+        ),
+        (
+            Notice::Wait(Wait::Cooldown {
+                route: r(),
+                cooldown: Duration::from_secs(600),
+                retry_in: Duration::from_secs(61),
+            }),
+            "switchboard: alice-ws is stopped; it was started less than 10m ago, so it is not \
+             started again yet; retry in 1m 1s, or start it yourself",
         ),
         (
             Notice::EndedByOperator,

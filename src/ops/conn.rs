@@ -189,7 +189,9 @@ impl Conn {
         self.touch();
     }
 
-    fn touch(&self) {
+    /// Marks the connection active without relaying anything (a session
+    /// told it still waits for its box is not idle).
+    pub fn touch(&self) {
         let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_active_ms.store(ms, Ordering::Relaxed);
     }

@@ -123,6 +123,19 @@ pub struct Metrics {
     pub route_source_stale_seconds: Family<Source, Gauge>,
     /// 1 while draining after SIGTERM.
     pub draining: Gauge,
+    /// Waits for a box to start, by outcome: `started` (a wake was asked
+    /// of the cluster), `joined` (a wake in progress was waited for),
+    /// `cooldown`, `failed`, `ready`, `timed_out`.
+    pub wakes: Family<Outcome, Counter>,
+    /// Seconds from the start of a wait until the box was logged in to.
+    pub wake_seconds: Histogram,
+    /// Wakes in progress now (start requested, box not up yet).
+    pub wakes_active: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Outcome {
+    pub outcome: &'static str,
 }
 
 static METRICS: LazyLock<Metrics> = LazyLock::new(Metrics::new);
@@ -154,6 +167,9 @@ impl Metrics {
             ready: Gauge::default(),
             route_source_stale_seconds: Family::default(),
             draining: Gauge::default(),
+            wakes: Family::default(),
+            wake_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 12)),
+            wakes_active: Gauge::default(),
             registry: Registry::with_prefix("switchboard"),
         };
         let r = &mut m.registry;
@@ -241,6 +257,21 @@ impl Metrics {
             "1 while draining for shutdown",
             m.draining.clone(),
         );
+        r.register(
+            "wakes",
+            "Waits for a stopped or starting box, by outcome",
+            m.wakes.clone(),
+        );
+        r.register(
+            "wake_seconds",
+            "Time from the start of a wait until the box was logged in to",
+            m.wake_seconds.clone(),
+        );
+        r.register(
+            "wakes_active",
+            "Wakes in progress now",
+            m.wakes_active.clone(),
+        );
         known::zero(&m);
         m
     }
@@ -296,6 +327,11 @@ impl Metrics {
                 .get_or_create(&Reason { reason })
                 .inc();
         }
+    }
+
+    /// Counts one wait outcome (see [`Metrics::wakes`]).
+    pub fn wake(&self, outcome: &'static str) {
+        self.wakes.get_or_create(&Outcome { outcome }).inc();
     }
 
     /// Counts one HTTP tunnel request.

@@ -12,6 +12,6 @@ mod sources;
 mod table;
 
 pub(crate) use model::parse_token_sha256;
-pub use model::{Forwarding, Route, RouteState};
+pub use model::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};

@@ -37,6 +37,35 @@ pub struct Route {
     /// `auth = "token"`); the token itself is never stored. Sources read it
     /// with [`parse_token_sha256`].
     pub token_sha256: Option<[u8; 32]>,
+    /// Sealos sshgate's behaviours, for its drop-in (`sealos-devbox`
+    /// routes): in key mode the typed username is the login user (`user`
+    /// only when it names none), and the sshgate jump form (`ssh -J
+    /// x@nsid-box@gw anything`) reaches this box's sshd.
+    pub sshgate_compat: bool,
+    /// How the gateway starts this box when it is stopped and an authorized
+    /// key connects (`None`: it is never woken).
+    pub wake: Option<WakeTarget>,
+}
+
+/// What to ask the Kubernetes API to start a stopped box.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WakeTarget {
+    /// Sealos: merge-patch the `Devbox` (`devbox.sealos.io/v1alpha2`)
+    /// `spec.state` to `Running`.
+    Devbox { namespace: String, name: String },
+    /// Scale a workload to one replica through its `scale` subresource.
+    Scale {
+        namespace: String,
+        kind: ScaleKind,
+        name: String,
+    },
+}
+
+/// The workloads a [`WakeTarget::Scale`] can scale.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ScaleKind {
+    Deployment,
+    StatefulSet,
 }
 
 /// Reads [`Route::token_sha256`] as every source writes it: 64 hex digits
@@ -71,6 +100,8 @@ impl fmt::Debug for Route {
             .field("state", &self.state)
             .field("forwarding", &self.forwarding)
             .field("token_sha256", &self.token_sha256.map(|_| "<set>"))
+            .field("sshgate_compat", &self.sshgate_compat)
+            .field("wake", &self.wake)
             .finish()
     }
 }
@@ -81,6 +112,19 @@ impl Route {
         self.authorized_keys
             .iter()
             .any(|k| k.key_data() == key.key_data())
+    }
+
+    /// The key-mode login user when the client named no target: the route's
+    /// `user` overrides the SSH username (SPEC §5), except on an
+    /// sshgate-compatible route, where the typed username wins and `user`
+    /// is used only when the username names none.
+    pub fn key_mode_user(&self, typed: Option<&str>) -> Option<String> {
+        let typed = typed.filter(|u| !u.is_empty()).map(str::to_owned);
+        if self.sshgate_compat {
+            typed.or_else(|| self.user.clone())
+        } else {
+            self.user.clone().or(typed)
+        }
     }
 }
 
@@ -141,6 +185,8 @@ mod tests {
             state: RouteState::Running,
             forwarding: Forwarding::default(),
             token_sha256: None,
+            sshgate_compat: false,
+            wake: None,
         }
     }
 

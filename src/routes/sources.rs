@@ -213,6 +213,8 @@ mod tests {
             state: RouteState::Running,
             forwarding: Forwarding::default(),
             token_sha256: None,
+            sshgate_compat: false,
+            wake: None,
         }
     }
 

@@ -71,7 +71,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    pub fn new(config: Arc<Config>, host_key: PrivateKey, sources: Arc<RouteSources>) -> Arc<Self> {
+    /// `wakes` waits for stopped or starting boxes (built on the same table).
+    pub fn new(
+        config: Arc<Config>,
+        host_key: PrivateKey,
+        sources: Arc<RouteSources>,
+        wakes: Arc<crate::wake::Wakes>,
+    ) -> Arc<Self> {
         let ssh_settings = Arc::new(crate::ssh::settings::server_config(&config, host_key));
         let s = &config.server;
         let connections = Arc::new(Semaphore::new(s.max_connections));
@@ -87,6 +93,7 @@ impl Gateway {
             config: config.clone(),
             access: access.clone(),
             boxes: boxes.clone(),
+            wakes,
             pending: crate::relay::session::PendingPool::new(),
         });
         let tunnels = Arc::new(tunnel::Shared { access, boxes });

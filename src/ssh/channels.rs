@@ -17,7 +17,7 @@ use russh::{Channel, ChannelId, ChannelOpenFailure};
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, Span, debug, info};
 
-use super::link::{BoxLink, SessionOpening};
+use super::link::{BoxFuture, BoxLink, SessionOpening};
 use crate::access::{Access, Forward, Principal};
 use crate::notice::Notice;
 use crate::ops::Conn;
@@ -30,6 +30,7 @@ use crate::relay::session::{Answers, Request, SessionRelay};
 use crate::relay::tcpip;
 use crate::routes::Route;
 use crate::upstream::BoxLeg;
+use crate::wake::Wakes;
 
 /// SSH_OPEN_ADMINISTRATIVELY_PROHIBITED, for channels beyond a cap.
 const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
@@ -54,6 +55,7 @@ pub struct Channels {
     link: BoxLink,
     access: Arc<Access>,
     boxes: Arc<BoxLeg>,
+    wakes: Arc<Wakes>,
     conn: Arc<Conn>,
     span: Span,
     caps: Caps,
@@ -95,11 +97,6 @@ impl Drop for Open {
     }
 }
 
-/// The box connection a forward waits for.
-type BoxFuture = std::pin::Pin<
-    Box<dyn Future<Output = Result<Arc<crate::upstream::BoxSession>, Notice>> + Send>,
->;
-
 /// A channel-open failure whose text the client shows (`-W`/`-J`).
 fn failure(notice: &Notice) -> ChannelOpenFailure {
     ChannelOpenFailure::Other {
@@ -113,7 +110,7 @@ impl Channels {
         principal: Principal,
         link: BoxLink,
         access: Arc<Access>,
-        boxes: Arc<BoxLeg>,
+        (boxes, wakes): (Arc<BoxLeg>, Arc<Wakes>),
         conn: Arc<Conn>,
         span: Span,
         caps: Caps,
@@ -123,6 +120,7 @@ impl Channels {
             link,
             access,
             boxes,
+            wakes,
             conn,
             span,
             caps,
@@ -230,7 +228,8 @@ impl Channels {
         };
         let id = channel.id();
         let route = self.link.route_name().unwrap_or_default().to_owned();
-        let (opening, answers) = match self.link.open_session(session.handle()).await {
+        let stderr = Box::pin(channel.make_writer_ext(Some(1)));
+        let (opening, answers) = match self.link.open_session(session.handle(), stderr).await {
             SessionOpening::Now(opened) => {
                 (Box::pin(std::future::ready(opened)) as _, Answers::ByBox)
             }
@@ -261,7 +260,7 @@ impl Channels {
         session: &mut Session,
     ) {
         let to = destination(host, port);
-        let jump = self.principal.jump(&self.access.table(), host);
+        let jump = self.principal.jump(&self.access.table(), host, port);
         let kind = match jump {
             Some(_) => ChannelKind::Jump,
             None => ChannelKind::DirectTcpip,
@@ -282,12 +281,7 @@ impl Channels {
         }
         // In agent mode while the login runs, the forward waits for it in
         // its own task (the login needs this connection's event loop).
-        let up: BoxFuture = match self.link.box_when_logged_in() {
-            Some(waiting) => Box::pin(waiting),
-            None => Box::pin(std::future::ready(
-                self.link.session_box(session.handle()).await,
-            )),
-        };
+        let up: BoxFuture = self.link.box_for_forward(session.handle()).await;
         let allowed = self.principal.allows_once_in();
         let request = (
             host.to_owned(),
@@ -319,8 +313,20 @@ impl Channels {
         (open, to): (Open, String),
     ) {
         let (id, boxes, conn) = (channel.id(), self.boxes.clone(), self.conn.clone());
+        // Only a key authorized for the box may wake it (or wait for it).
+        let wakes = self.principal.may_wake(&route).then(|| self.wakes.clone());
         let task = async move {
-            let tcp = match boxes.dial(&route).await {
+            let dialled = match wakes {
+                Some(wakes) => {
+                    let dial = |r: Arc<Route>| {
+                        let boxes = boxes.clone();
+                        async move { boxes.dial(&r).await }
+                    };
+                    wakes.until_up(&route.name, |_| {}, dial).await
+                }
+                None => boxes.dial(&route).await,
+            };
+            let tcp = match dialled {
                 Ok(tcp) => tcp,
                 Err(notice) => {
                     audit::stream_open(&conn, ChannelKind::Jump, Some(&to), Err("unreachable"));

@@ -113,7 +113,7 @@ impl Handler for ClientHandler {
         if let Some(principal) = principal {
             let link = BoxLink::new(
                 &principal,
-                shared.boxes.clone(),
+                (shared.boxes.clone(), shared.wakes.clone()),
                 self.conn.clone(),
                 self.span.clone(),
                 (self.local, &shared.access.routing().target_separator),
@@ -123,7 +123,7 @@ impl Handler for ClientHandler {
                 principal,
                 link,
                 shared.access.clone(),
-                shared.boxes.clone(),
+                (shared.boxes.clone(), shared.wakes.clone()),
                 self.conn.clone(),
                 self.span.clone(),
                 Caps {

@@ -21,7 +21,7 @@ use tokio::sync::watch;
 use tracing::{Instrument, Span, debug, info, warn};
 
 use crate::access::{Mode, Principal};
-use crate::notice::{self, Notice};
+use crate::notice::{self, Notice, Wait, WaitPhase};
 use crate::ops::audit::{self, AuthFailure};
 use crate::ops::{Conn, metrics};
 use crate::relay::session::{BoxChannel, PendingBudget, PendingPool};
@@ -29,15 +29,25 @@ use crate::routes::Route;
 use crate::upstream::{
     AgentFailure, AgentLogin as AgentRequest, BoxLeg, BoxSession, ClientLink, Login,
 };
+use crate::wake::Wakes;
+
+use super::waiting::{self, KeyWait, KeyWaiting, Stderr, WaitFor};
 
 /// An agent-mode refusal is told no sooner than this after the login began,
 /// so that a target that does not exist, or a box that is stopped or down,
 /// answers no faster than a box that refuses the keys.
 pub const AGENT_REFUSAL_FLOOR: Duration = Duration::from_millis(1000);
 
+/// The box connection a channel waits for, off the event loop.
+pub type BoxFuture =
+    std::pin::Pin<Box<dyn Future<Output = Result<Arc<BoxSession>, Notice>> + Send>>;
+
 /// The connection's box, once admitted.
 pub struct BoxLink {
     boxes: Arc<BoxLeg>,
+    wakes: Arc<Wakes>,
+    /// The gateway's pool that waiting sessions' input draws on.
+    pool: Arc<PendingPool>,
     conn: Arc<Conn>,
     span: Span,
     /// Key mode: set when the client asks for agent forwarding (`ssh -A`);
@@ -53,6 +63,8 @@ enum State {
         route: Arc<Route>,
         user: Option<String>,
         login: Option<Result<Arc<BoxSession>, Notice>>,
+        /// The wait for a stopped or starting box, while it lasts.
+        waiting: Option<KeyWaiting>,
     },
     /// `pending` is the input the sessions may hold until the login is done.
     Agent {
@@ -80,7 +92,7 @@ impl BoxLink {
     /// shown; agent mode's pending input draws on `pool`.
     pub fn new(
         principal: &Principal,
-        boxes: Arc<BoxLeg>,
+        (boxes, wakes): (Arc<BoxLeg>, Arc<Wakes>),
         conn: Arc<Conn>,
         span: Span,
         (local, separator): (SocketAddr, &str),
@@ -91,6 +103,7 @@ impl BoxLink {
                 route,
                 user,
                 login: None,
+                waiting: None,
             },
             Mode::Agent {
                 target,
@@ -108,8 +121,10 @@ impl BoxLink {
                 let commands = routes
                     .iter()
                     .map(|r| {
-                        let user = r.user.as_deref().unwrap_or(&login_name);
-                        notice::ssh_command(user, &r.name, separator, local)
+                        let user = r
+                            .key_mode_user(Some(&login_name))
+                            .unwrap_or_else(|| login_name.clone());
+                        notice::ssh_command(&user, &r.name, separator, local)
                     })
                     .collect();
                 State::Told(Notice::ChooseRoute { commands })
@@ -117,6 +132,8 @@ impl BoxLink {
         };
         Self {
             boxes,
+            wakes,
+            pool: pool.clone(),
             conn,
             span,
             agent_forwarding: Arc::default(),
@@ -151,7 +168,24 @@ impl BoxLink {
                     route: target.clone(),
                 }),
             },
-            State::Key { route, user, login } => {
+            State::Key {
+                route,
+                user,
+                login,
+                waiting,
+            } => {
+                if let Some(wait) = waiting.take() {
+                    let state = wait.status.borrow().clone();
+                    match state {
+                        KeyWait::Done(result) => *login = Some(result),
+                        KeyWait::Waiting(phase) => {
+                            *waiting = Some(wait);
+                            let phase = phase.unwrap_or(WaitPhase::Starting);
+                            let route = route.name.clone();
+                            return Err(Notice::Wait(Wait::Entered { route, phase }));
+                        }
+                    }
+                }
                 // A box connection that died (keepalives, a restarted box) is
                 // logged in to again for the next channel.
                 let gone = matches!(login, Some(Ok(up)) if up.is_closed());
@@ -166,6 +200,12 @@ impl BoxLink {
                         .login(route, user.as_deref(), Some(link), Login::Identity);
                 let result = Box::pin(logging_in).await.map(Arc::new);
                 if let Err(notice) = &result {
+                    if self.wakes.retries(notice) {
+                        // Not kept: the channel waits for the box instead
+                        // (start-wait, see `key_waiting`).
+                        debug!(parent: span, notice = %notice, "box not up yet");
+                        return result;
+                    }
                     warn!(parent: span, notice = %notice, "box login failed");
                 }
                 login.insert(result).clone()
@@ -176,20 +216,85 @@ impl BoxLink {
     /// Agent mode, while the login through the client's agent runs: the box
     /// connection once it is done. It needs this connection's event loop,
     /// so it must be awaited off it (in a channel's own task).
-    pub fn box_when_logged_in(
-        &self,
-    ) -> Option<impl Future<Output = Result<Arc<BoxSession>, Notice>> + Send + 'static> {
+    /// In key mode, the same while the box is waited for (see
+    /// [`BoxLink::key_waiting`]).
+    fn box_when_logged_in(&mut self, client: server::Handle) -> Option<BoxFuture> {
+        if let Some((status, _)) = self.key_waiting(client, false) {
+            let route = self.route_name().unwrap_or_default().to_owned();
+            return Some(Box::pin(waiting::silently(status, route)));
+        }
         let State::Agent { login, target, .. } = &self.state else {
             return None;
         };
         matches!(*login.borrow(), AgentLogin::Connecting)
-            .then(|| agent_box(login.subscribe(), target.clone()))
+            .then(|| Box::pin(agent_box(login.subscribe(), target.clone())) as _)
+    }
+
+    /// The box connection a forward (`-L`/`-W` through the box) uses: while
+    /// a login (agent mode) or a wait (key mode) runs, a future that waits
+    /// for it silently; otherwise the login, done now, and waited for when
+    /// the box does not answer yet and `wake.start_wait` is set.
+    pub async fn box_for_forward(&mut self, client: server::Handle) -> BoxFuture {
+        if let Some(later) = self.box_when_logged_in(client.clone()) {
+            return later;
+        }
+        let now = self.session_box(client.clone()).await;
+        if let Err(notice) = &now
+            && self.wakes.retries(notice)
+            && let Some((status, _)) = self.key_waiting(client, true)
+        {
+            let route = self.route_name().unwrap_or_default().to_owned();
+            return Box::pin(waiting::silently(status, route));
+        }
+        Box::pin(std::future::ready(now))
+    }
+
+    /// Key mode, when the box must be waited for — stopped and wakeable, or
+    /// (`start`) it did not answer a first login — and no login is done:
+    /// the wait, started on first use.
+    fn key_waiting(
+        &mut self,
+        client: server::Handle,
+        start: bool,
+    ) -> Option<(watch::Receiver<KeyWait>, Arc<PendingBudget>)> {
+        let link = self.client_link(client);
+        let State::Key {
+            route,
+            user,
+            login,
+            waiting,
+        } = &mut self.state
+        else {
+            return None;
+        };
+        if let Some(wait) = waiting {
+            return wait
+                .is_waiting()
+                .then(|| (wait.status.subscribe(), wait.pending.clone()));
+        }
+        let usable = matches!(login, Some(Ok(up)) if !up.is_closed());
+        if usable || !(start || self.wakes.waits_for(&route.name)) {
+            return None;
+        }
+        let wait_for = WaitFor {
+            route: route.name.clone(),
+            user: user.clone(),
+            client: link,
+        };
+        let (wakes, boxes) = (self.wakes.clone(), self.boxes.clone());
+        let wait = KeyWaiting::start(wakes, boxes, &self.pool, wait_for, &self.span);
+        let handed = (wait.status.subscribe(), wait.pending.clone());
+        *waiting = Some(wait);
+        Some(handed)
     }
 
     /// A session channel's box side: opened at once in key mode; in agent
     /// mode a future that waits for the agent login (it needs this
     /// connection's event loop, so it must not be awaited here).
-    pub async fn open_session(&mut self, client: server::Handle) -> SessionOpening {
+    pub async fn open_session(&mut self, client: server::Handle, stderr: Stderr) -> SessionOpening {
+        if let Some(waiting) = self.key_waiting(client.clone(), false) {
+            return self.told_wait(waiting, stderr);
+        }
         if let State::Agent {
             login,
             target,
@@ -201,14 +306,34 @@ impl BoxLink {
             return SessionOpening::Later(Box::pin(opening), pending.clone());
         }
         let route = self.route_name().unwrap_or_default().to_owned();
-        let opened = match self.session_box(client).await {
+        let opened = match self.session_box(client.clone()).await {
             Ok(up) => up.open_session().await.map_err(|e| {
                 debug!(parent: &self.span, error = %e, "box refused a session channel");
                 refused_session(&up, route)
             }),
-            Err(notice) => Err(notice),
+            Err(notice) => {
+                // Start-wait: a box that does not answer yet is waited for.
+                if self.wakes.retries(&notice)
+                    && let Some(waiting) = self.key_waiting(client, true)
+                {
+                    return self.told_wait(waiting, stderr);
+                }
+                Err(notice)
+            }
         };
         SessionOpening::Now(opened)
+    }
+
+    /// A session channel that waits for the box, told the progress.
+    fn told_wait(
+        &self,
+        (status, pending): (watch::Receiver<KeyWait>, Arc<PendingBudget>),
+        stderr: Stderr,
+    ) -> SessionOpening {
+        let route = self.route_name().unwrap_or_default().to_owned();
+        let heartbeat = self.wakes.heartbeat();
+        let opening = waiting::session(status, (stderr, self.conn.clone()), route, heartbeat);
+        SessionOpening::Later(Box::pin(opening), pending)
     }
 
     /// `ssh -A`: in key mode the box's agent channels are relayed from now

@@ -7,6 +7,7 @@ mod channels;
 pub mod handler;
 mod link;
 pub mod settings;
+mod waiting;
 
 use std::sync::Arc;
 
@@ -14,12 +15,15 @@ use crate::access::Access;
 use crate::config::Config;
 use crate::relay::session::PendingPool;
 use crate::upstream::BoxLeg;
+use crate::wake::Wakes;
 
 /// What every SSH connection shares.
 pub struct Shared {
     pub config: Arc<Config>,
     pub access: Arc<Access>,
     pub boxes: Arc<BoxLeg>,
+    /// Waits for stopped or starting boxes (key mode, authorized jumps).
+    pub wakes: Arc<Wakes>,
     /// The input all provisional (agent-mode) connections may hold.
     pub pending: Arc<PendingPool>,
 }

@@ -607,6 +607,9 @@ pub struct BoxOptions {
     pub extra_config: String,
     /// sshd's `MaxStartups` (unauthenticated connections it takes at once).
     pub max_startups: String,
+    /// Listen on this port (a box started later on a port already
+    /// configured); `None`: a free one.
+    pub port: Option<u16>,
 }
 
 impl Default for BoxOptions {
@@ -616,6 +619,7 @@ impl Default for BoxOptions {
             extra_authorized: Vec::new(),
             extra_config: String::new(),
             max_startups: "100".into(),
+            port: None,
         }
     }
 }
@@ -660,7 +664,7 @@ impl SshdBox {
         }
         fs::write(d.join("authorized_keys"), authorized).expect("authorized_keys");
         for attempt in 1..=START_ATTEMPTS {
-            let port = free_port();
+            let port = opts.port.unwrap_or_else(free_port);
             let config = format!(
                 "Port {port}\n\
                  ListenAddress 127.0.0.1\n\

@@ -16,9 +16,9 @@ use tokio::sync::{mpsc, watch};
 
 use super::{State, api_version, kind, selected, watch_stream};
 
-type Body = BoxBody<Bytes, Infallible>;
+pub(super) type Body = BoxBody<Bytes, Infallible>;
 
-fn full(status: StatusCode, body: Value) -> Response<Body> {
+pub(super) fn full(status: StatusCode, body: Value) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from(body.to_string())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
@@ -28,7 +28,7 @@ fn full(status: StatusCode, body: Value) -> Response<Body> {
     r
 }
 
-fn status(code: u16, reason: &str, message: &str) -> Value {
+pub(super) fn status(code: u16, reason: &str, message: &str) -> Value {
     json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
            "message": message, "reason": reason, "code": code})
 }
@@ -110,6 +110,11 @@ fn respond(
             StatusCode::SERVICE_UNAVAILABLE,
             status(503, "ServiceUnavailable", "the fake API is down"),
         );
+    }
+    if let Some(answer) = super::wake::respond(&req, bytes, &mut s) {
+        drop(s);
+        changed.send_modify(|n| *n += 1);
+        return answer;
     }
     let Some(ApiPath {
         resource,

@@ -22,6 +22,7 @@ use tokio::sync::watch;
 
 pub mod fixtures;
 mod http;
+mod wake;
 mod watch_stream;
 
 /// How often an idle watch gets a BOOKMARK.
@@ -45,6 +46,9 @@ pub(crate) struct State {
     pub patches: Vec<(String, String, Value)>,
     /// Every request line (`GET /api/v1/pods?…`).
     pub requests: Vec<String>,
+    /// Devbox PATCHes still to be answered 422, as while a commit is in
+    /// progress (see [`FakeApi::set_committing`]).
+    pub committing: usize,
 }
 
 pub struct FakeApi {
@@ -58,6 +62,8 @@ pub struct FakeApi {
 fn api_version(resource: &str) -> &'static str {
     match resource {
         "sshroutes" => "switchboard.dev/v1alpha1",
+        "devboxes" => wake::DEVBOX_API_VERSION,
+        "deployments" | "statefulsets" => "apps/v1",
         _ => "v1",
     }
 }
@@ -68,6 +74,9 @@ fn kind(resource: &str) -> &'static str {
         "secrets" => "Secret",
         "services" => "Service",
         "sshroutes" => "SSHRoute",
+        "devboxes" => "Devbox",
+        "deployments" => "Deployment",
+        "statefulsets" => "StatefulSet",
         _ => "Unknown",
     }
 }
@@ -228,6 +237,12 @@ impl FakeApi {
     /// The PATCH requests received so far.
     pub fn patches(&self) -> Vec<(String, String, Value)> {
         self.lock().patches.clone()
+    }
+
+    /// The next `n` Devbox PATCHes are answered 422, as the Devbox
+    /// admission does while the box saves a commit.
+    pub fn set_committing(&self, n: usize) {
+        self.lock().committing = n;
     }
 
     /// The request lines received so far.

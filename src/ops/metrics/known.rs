@@ -6,7 +6,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 
-use super::{AuthLabels, Direction, Limit, Metrics, Mode, Protocol, Reason, Source};
+use super::{AuthLabels, Direction, Limit, Metrics, Mode, Outcome, Protocol, Reason, Source};
 
 pub(super) const REJECT_REASONS: &[&str] = &[
     "max_connections",
@@ -44,6 +44,15 @@ const MODES: &[&str] = &["key", "agent", "jump", "choose", "connect", "websocket
 const AUTH_MODES: &[&str] = &["key", "agent", "jump", "choose", "none"];
 const OUTCOMES: &[&str] = &["accepted", "rejected"];
 const SOURCES: &[&str] = &["file", "kubernetes"];
+/// What a wait for a box ended in (see `Metrics::wakes`).
+const WAKE_OUTCOMES: &[&str] = &[
+    "started",
+    "joined",
+    "cooldown",
+    "failed",
+    "ready",
+    "timed_out",
+];
 
 /// Creates every known series at 0.
 pub(super) fn zero(m: &Metrics) {
@@ -74,6 +83,9 @@ pub(super) fn zero(m: &Metrics) {
     for source in SOURCES {
         counter(&m.route_reloads, Source { source });
         counter(&m.route_reload_errors, Source { source });
+    }
+    for outcome in WAKE_OUTCOMES {
+        counter(&m.wakes, Outcome { outcome });
     }
 }
 

@@ -253,6 +253,8 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
         state,
         forwarding,
         token_sha256,
+        sshgate_compat: false,
+        wake: None,
     })
 }
 

@@ -59,6 +59,25 @@ pub struct SSHRouteSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[0-9a-fA-F]{64}$"))]
     pub token_sha256: Option<String>,
+    /// The workload in this namespace the gateway scales to one replica to
+    /// start the box when it has no ready pod and an authorized key
+    /// connects (with `sources.kubernetes.wake = true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wake: Option<WakeSpec>,
+}
+
+/// A Deployment or StatefulSet, scaled through its `scale` subresource.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct WakeSpec {
+    pub kind: WakeKind,
+    pub name: String,
+}
+
+/// The workloads a [`WakeSpec`] can name.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum WakeKind {
+    Deployment,
+    StatefulSet,
 }
 
 /// A Service name or a pod selector (exactly one), and the sshd port.
@@ -198,8 +217,14 @@ mod tests {
             "forwarding": {"agent": false},
             "state": "stopped",
             "tokenSha256": "00",
+            "wake": {"kind": "StatefulSet", "name": "ws"},
         }))
         .expect("parses");
+        let wake = spec.wake.as_ref().expect("wake");
+        assert_eq!(
+            (wake.kind, wake.name.as_str()),
+            (WakeKind::StatefulSet, "ws")
+        );
         assert_eq!(spec.backend.port, 22);
         assert_eq!(spec.state, Some(StateSpec::Stopped));
         assert_eq!(spec.forwarding.and_then(|f| f.agent), Some(false));

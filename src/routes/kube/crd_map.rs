@@ -15,12 +15,12 @@ use russh::keys::{PrivateKey, PublicKey};
 use tracing::warn;
 
 use super::backend::{self, Policy};
-use super::crd::{ForwardingSpec, SSHRoute, SecretKeyRef, StateSpec};
+use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec, WakeKind};
 use super::crd_validate::validate;
 use super::secrets::{self, Memo, Version, Wanted};
 use crate::config::KubernetesSourceConfig;
 use crate::routes::keys::{AuthorizedKeys, parse_public_key};
-use crate::routes::{Forwarding, Route, RouteState};
+use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -240,6 +240,8 @@ impl Mapper {
                 state,
                 forwarding: forwarding(spec.forwarding.as_ref()),
                 token_sha256: valid.token_sha256,
+                sshgate_compat: false,
+                wake: wake_target(ns, spec),
             }),
             verdict,
         }
@@ -362,4 +364,21 @@ fn invalid(message: String) -> Mapped {
             message,
         },
     }
+}
+
+/// The `wake` workload, unless the operator stopped the route itself
+/// (`spec.state: stopped`), which no wake may override.
+fn wake_target(ns: &str, spec: &SSHRouteSpec) -> Option<WakeTarget> {
+    if spec.state == Some(StateSpec::Stopped) {
+        return None;
+    }
+    let wake = spec.wake.as_ref()?;
+    Some(WakeTarget::Scale {
+        namespace: ns.to_owned(),
+        kind: match wake.kind {
+            WakeKind::Deployment => ScaleKind::Deployment,
+            WakeKind::StatefulSet => ScaleKind::StatefulSet,
+        },
+        name: wake.name.clone(),
+    })
 }

@@ -126,7 +126,7 @@ pub fn check(config: &KubernetesSourceConfig, timeout: Duration) -> Result<Check
 
 /// Builds the client: `kubeconfig` when set, else kube's inference
 /// (`KUBECONFIG`, `~/.kube/config`, in-cluster). Returns it with the API's URL.
-async fn client(
+pub(crate) async fn client(
     config: &KubernetesSourceConfig,
     connect_timeout: Option<Duration>,
 ) -> anyhow::Result<(Client, String)> {
@@ -190,7 +190,8 @@ fn spawn(
                 shared: shared.clone(),
                 secrets: Vec::new(),
                 pods: Vec::new(),
-                mapper: sealos::Mapper::new(config.devbox_port, config.devbox_user.clone()),
+                mapper: sealos::Mapper::new(config.devbox_port, config.devbox_user.clone())
+                    .waking(config.wake),
             };
             for (api, label) in apis::<Secret>(&client, &config.namespaces, "secrets") {
                 let keep: Keep<Secret> = Arc::new(sealos::keep_secret);

@@ -24,7 +24,7 @@ use super::reflect::Shared;
 use super::secrets::{self, Memo, Version};
 use super::sync::{Builder, Built};
 use crate::routes::keys::AuthorizedKeys;
-use crate::routes::{Forwarding, Route, RouteState};
+use crate::routes::{Forwarding, Route, RouteState, WakeTarget};
 
 /// The label selecting Devbox Secrets and Pods.
 pub(super) const SELECTOR: &str = "app.kubernetes.io/part-of=devbox";
@@ -57,6 +57,8 @@ pub(super) fn keep_secret(secret: &Secret) -> Option<Secret> {
 pub(super) struct Mapper {
     port: u16,
     user: String,
+    /// `sources.kubernetes.wake`: every Devbox may be woken.
+    wake: bool,
     authorized: Memo<Version, Arc<AuthorizedKeys>>,
     identities: Memo<Version, Result<Arc<PrivateKey>, String>>,
 }
@@ -66,9 +68,16 @@ impl Mapper {
         Self {
             port,
             user,
+            wake: false,
             authorized: Memo::default(),
             identities: Memo::default(),
         }
+    }
+
+    /// Routes that may be woken: their `Devbox` is patched to `Running`.
+    pub(super) fn waking(mut self, wake: bool) -> Self {
+        self.wake = wake;
+        self
     }
 
     /// The routes of every Devbox Secret, in name order.
@@ -116,7 +125,11 @@ impl Mapper {
                 continue;
             }
             let pod = pods::pick(by_box.get(&(*ns, *devbox)).into_iter().flatten().copied());
-            let route = self.route(name, secret, pod, &mut built.problems);
+            let mut route = self.route(name, secret, pod, &mut built.problems);
+            route.wake = self.wake.then(|| WakeTarget::Devbox {
+                namespace: (*ns).to_owned(),
+                name: (*devbox).to_owned(),
+            });
             built.routes.push(route);
         }
         self.authorized.finish();
@@ -148,6 +161,8 @@ impl Mapper {
             state,
             forwarding: Forwarding::default(),
             token_sha256: None,
+            sshgate_compat: true,
+            wake: None,
         }
     }
 

@@ -359,3 +359,21 @@ fn rebuilds_differ_in_what_users_see_only() {
     let (c, _) = map(&[secret], &[]);
     assert_ne!(a, c);
 }
+
+#[test]
+fn devbox_routes_are_sshgate_compatible_and_wakeable_when_asked() {
+    let secret = kept(devbox_secret("ns-abc", "box1", 1, &[2], "5"));
+    let (routes, _) = map(std::slice::from_ref(&secret), &[]);
+    assert!(routes[0].sshgate_compat);
+    assert_eq!(routes[0].wake, None);
+    let built = Mapper::new(22, "devbox".into())
+        .waking(true)
+        .routes(&[secret], &[]);
+    assert_eq!(
+        built.routes[0].wake,
+        Some(crate::routes::WakeTarget::Devbox {
+            namespace: "ns-abc".into(),
+            name: "box1".into(),
+        })
+    );
+}

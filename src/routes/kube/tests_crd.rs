@@ -365,3 +365,23 @@ fn wanted_lists_each_referenced_secret_key_once() {
     let other = secret("other", json!({"k": "v"}));
     assert!(secrets::keep_wanted(&other, &w).is_none());
 }
+
+#[test]
+fn a_wake_target_is_kept_unless_the_spec_stops_the_route() {
+    let mut spec = selector_spec();
+    spec["wake"] = json!({"kind": "StatefulSet", "name": "ws-set"});
+    let m = map(&sshroute("ws", spec.clone()), &[], &[], &[]);
+    let wake = m.route.expect("route").wake;
+    assert_eq!(
+        wake,
+        Some(crate::routes::WakeTarget::Scale {
+            namespace: "team".into(),
+            kind: crate::routes::ScaleKind::StatefulSet,
+            name: "ws-set".into(),
+        })
+    );
+    // An operator's `state: stopped` is never overridden by a wake.
+    spec["state"] = json!("stopped");
+    let m = map(&sshroute("ws", spec), &[], &[], &[]);
+    assert_eq!(m.route.expect("route").wake, None);
+}

@@ -37,6 +37,8 @@ pub(super) fn route(name: &str, address: &str) -> Route {
         state: RouteState::Running,
         forwarding: Forwarding::default(),
         token_sha256: None,
+        sshgate_compat: false,
+        wake: None,
     }
 }
 

@@ -56,6 +56,20 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch"]
+{{- if .Values.kubernetes.wake }}
+{{- if eq .Values.kubernetes.mode "crd" }}
+# Wake on connect: read a workload's replicas and scale it from 0 to 1
+# (the scale subresource only: never the workload's spec).
+- apiGroups: ["apps"]
+  resources: ["deployments/scale", "statefulsets/scale"]
+  verbs: ["get", "patch"]
+{{- else }}
+# Wake on connect: merge-patch a Devbox's spec.state to Running.
+- apiGroups: ["devbox.sealos.io"]
+  resources: ["devboxes"]
+  verbs: ["patch"]
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* Namespaces the gateway watches: none when cluster-wide, else the listed
@@ -86,7 +100,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       "enabled" true
       "mode" .Values.kubernetes.mode
       "namespaces" (include "switchboard.namespaces" . | fromJsonArray)
-      "write_status" .Values.kubernetes.writeStatus))
+      "write_status" .Values.kubernetes.writeStatus
+      "wake" .Values.kubernetes.wake))
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.adminPort)))
 -}}
 {{- if .Values.proxyProtocol.enabled -}}
