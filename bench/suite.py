@@ -233,7 +233,10 @@ class World:
             '[admin]\nlisten = "127.0.0.1:0"\n[log]\nlevel = "warn"\n' + extra
         )
         logf = open(self.work / f"{name}.log", "w")
-        proc = self.spawn([str(self.binary), "serve", "--config", str(cfg)],
+        # BENCH_GATEWAY_WRAP="heaptrack -o FILE": run the gateway under a
+        # profiler (its RSS figures are then the profiler's, not ours).
+        wrap = os.environ.get("BENCH_GATEWAY_WRAP", "").split()
+        proc = self.spawn([*wrap, str(self.binary), "serve", "--config", str(cfg)],
                           stdout=logf, stderr=subprocess.STDOUT)
         try:
             wait_banner(port, proc, f"gateway {name}")
