@@ -19,6 +19,8 @@ Sections (all by default; name some to run only those):
                channel of it has 1 GiB nobody reads (direct, jump, gw-key,
                gw-agent): latency alone and stalled, gateway RSS growth
   slowbox      gateway RSS while 1 GiB is piped up to a box reading 1 MiB/s
+  scp          (not in the default set) scp of --scp-mb (2048) MiB up and down
+               through each gateway path: time and the gateway's peak RSS
   concurrency  SESSIONS idle sessions through one gateway: memory, idle CPU
   many         (not in the default set) MANY idle key-mode sessions with
                one-process clients and box: memory per session, idle CPU
@@ -660,6 +662,41 @@ def bench_slowbox(world, args):
     return results
 
 
+def bench_scp(world, args):
+    """Gateway memory while scp copies SCP_MB up and down through it."""
+    cfg = world.ssh_config(CIPHERS["aes128-gcm"])
+    gw = world.gateways["gw"][1].pid
+    src = world.work / "scp-src.bin"
+    with open(src, "wb") as f:
+        f.truncate(args.scp_mb * MIB)  # sparse zeros: no disk I/O to speak of
+    rows, results = [], {}
+    for path in GATEWAY_PATHS:
+        for way in ["up", "down"]:
+            remote = f"/tmp/switchboard-bench-scp-{os.getpid()}.bin"
+            argv = (["scp", "-q", "-F", str(cfg), str(src), f"{path}:{remote}"] if way == "up"
+                    else ["scp", "-q", "-F", str(cfg), f"{path}:{remote}", os.devnull])
+            log(f"  scp: {path} {way} {args.scp_mb} MiB...")
+            before, t0 = rss_kib(gw), time.perf_counter()
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            peak = before
+            while proc.poll() is None:
+                peak = max(peak, rss_kib(gw))
+                time.sleep(0.1)
+            secs = time.perf_counter() - t0
+            if proc.returncode != 0:
+                raise SystemExit(f"scp {path} {way} failed: {proc.stderr.read().decode()}")
+            results[f"{path}-{way}"] = {"before": before, "peak": peak, "secs": secs}
+            rows.append([path, way, f"{args.scp_mb / secs:.0f} MiB/s",
+                         f"{before / 1024:.1f} MiB", f"{peak / 1024:.1f} MiB",
+                         f"{(peak - before) / 1024:+.1f} MiB"])
+        run(ssh(cfg, path, f"rm -f {remote}"))
+    print(f"### scp of {args.scp_mb} MiB through the gateway\n")
+    print("`scp` (SFTP protocol) to and from the box, aes128-gcm; the gateway's resident "
+          "set sampled every 100 ms.\n")
+    table(["path", "way", "rate", "gateway RSS before", "peak", "growth"], rows)
+    return results
+
+
 # --- many idle sessions (no process per session) ----------------------------------------
 
 
@@ -896,6 +933,8 @@ def main():
                    help="echo round trips per phase, stalled section (default 500)")
     p.add_argument("--slow-secs", type=int, default=20,
                    help="seconds per path, slowbox section (default 20)")
+    p.add_argument("--scp-mb", type=int, default=2048,
+                   help="MiB copied each way, scp section (default 2048)")
     p.add_argument("--many", type=int, default=10000,
                    help="idle sessions, section many (default 10000)")
     p.add_argument("--idle-tool", help="examples/idle_sessions binary, section many "
@@ -904,7 +943,7 @@ def main():
     args = p.parse_args()
     all_sections = ["throughput", "setup", "echo", "stalled", "slowbox", "concurrency"]
     for section in args.sections:
-        if section not in all_sections + ["profile", "many"]:
+        if section not in all_sections + ["profile", "many", "scp"]:
             p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, "
                     "profile, many")
     if "many" in args.sections and not args.idle_tool:
@@ -926,7 +965,7 @@ def main():
         for section in args.sections:
             results[section] = {
                 "throughput": bench_throughput, "setup": bench_setup,
-                "echo": bench_echo, "stalled": bench_stalled, "slowbox": bench_slowbox,
+                "echo": bench_echo, "stalled": bench_stalled, "slowbox": bench_slowbox, "scp": bench_scp,
                 "concurrency": bench_concurrency, "many": bench_many,
                 "profile": bench_profile,
             }[section](world, args)
