@@ -1,12 +1,16 @@
-//! `switchboard host-key`: the gateway's public host key as an OpenSSH line,
-//! its `SHA256:` fingerprint, and ready `known_hosts` lines for the address
-//! users dial (`--host gw.example.com:22` when a Service or load balancer on
+//! `switchboard host-key`: the gateway's public host keys (Ed25519 and ECDSA
+//! derived from the seed, and `server.extra_host_keys`) as OpenSSH lines,
+//! their `SHA256:` fingerprints, its host certificates, and ready
+//! `known_hosts` lines (every key, and `@cert-authority` for the
+//! certificates' CA when there are certificates) for the address users dial (`--host gw.example.com:22` when a Service or load balancer on
 //! port 22 stands in front of a gateway listening on 2233).
 
 use anyhow::anyhow;
+use russh::keys::{HashAlg, PublicKey};
 
 use super::{ConfigArg, Error, fingerprint, host_key, host_port};
 use crate::config::Config;
+use crate::hostkey::{HostIdentity, timestamp};
 
 /// Shown for a wildcard listen address when `--host` is not given.
 const PLACEHOLDER_HOST: &str = "gateway.example.com";
@@ -36,20 +40,31 @@ struct Dialed {
     port: Option<u16>,
 }
 
-/// Prints the key, the fingerprint and the known_hosts lines on stdout.
+/// Prints the keys, their fingerprints, the certificates and the
+/// known_hosts lines on stdout.
 pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
     let dialed = args
         .host
         .iter()
         .map(|h| parse_host(h))
         .collect::<Result<Vec<_>, _>>()?;
-    let (key, origin) = host_key(config, args.dev)?;
-    let line = super::public_line(&key)?;
+    let (identity, origin) = host_key(config, args.dev)?;
+    let lines = identity
+        .keys
+        .iter()
+        .map(|k| super::public_line(&k.key))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cas = certificate_authorities(&identity)?;
     if !args.known_hosts {
-        println!("# host key (seed: {origin})");
-        println!("{line}");
-        println!("# fingerprint");
-        println!("{}", fingerprint(&key));
+        println!("# host keys (seed: {origin}), one per algorithm");
+        for line in &lines {
+            println!("{line}");
+        }
+        println!("# fingerprints");
+        for k in &identity.keys {
+            println!("{} {} ({})", fingerprint(&k.key), k.key.algorithm(), k.source);
+        }
+        print_certificates(&identity)?;
         println!("# known_hosts (append to ~/.ssh/known_hosts)");
     }
     // Notes go to stderr with --known-hosts, so stdout stays a known_hosts file.
@@ -60,42 +75,96 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
             println!("{text}");
         }
     };
-    let mut printed = Vec::new();
-    let mut emit = |entry: String| {
-        if !printed.contains(&entry) {
-            println!("{entry} {line}");
-            printed.push(entry);
+    let mut entries = Vec::new();
+    let mut add = |entry: String| {
+        if !entries.contains(&entry) {
+            entries.push(entry);
         }
     };
     for (host, port) in dialed.iter().filter_map(|d| Some((&d.host, d.port?))) {
-        emit(known_hosts_host(host, port));
+        add(known_hosts_host(host, port));
     }
     let by_listen_port: Vec<&Dialed> = dialed.iter().filter(|d| d.port.is_none()).collect();
-    if !dialed.is_empty() && by_listen_port.is_empty() {
-        return Ok(());
-    }
-    for addr in &config.server.listen {
-        if addr.port() == 0 {
-            note(format!(
-                "# {addr}: the port is chosen at start; pass --host HOST:PORT for a known_hosts line"
-            ));
-            continue;
-        }
-        if !by_listen_port.is_empty() {
-            for d in &by_listen_port {
-                emit(known_hosts_host(&d.host, addr.port()));
+    if dialed.is_empty() || !by_listen_port.is_empty() {
+        for addr in &config.server.listen {
+            if addr.port() == 0 {
+                note(format!(
+                    "# {addr}: the port is chosen at start; pass --host HOST:PORT for a known_hosts line"
+                ));
+                continue;
             }
-        } else if addr.ip().is_unspecified() {
-            note(format!(
-                "# {addr} listens on every address: replace {PLACEHOLDER_HOST} with the name \
-                 users dial, or pass --host HOST[:PORT]"
-            ));
-            emit(known_hosts_host(PLACEHOLDER_HOST, addr.port()));
-        } else {
-            emit(known_hosts_host(&addr.ip().to_string(), addr.port()));
+            if !by_listen_port.is_empty() {
+                for d in &by_listen_port {
+                    add(known_hosts_host(&d.host, addr.port()));
+                }
+            } else if addr.ip().is_unspecified() {
+                note(format!(
+                    "# {addr} listens on every address: replace {PLACEHOLDER_HOST} with the name \
+                     users dial, or pass --host HOST[:PORT]"
+                ));
+                add(known_hosts_host(PLACEHOLDER_HOST, addr.port()));
+            } else {
+                add(known_hosts_host(&addr.ip().to_string(), addr.port()));
+            }
+        }
+    }
+    for entry in &entries {
+        for line in &lines {
+            println!("{entry} {line}");
+        }
+    }
+    if !cas.is_empty() && !entries.is_empty() {
+        note(
+            "# or trust the certificates' CA instead of the keys (survives key rotation)".into(),
+        );
+        for entry in &entries {
+            for ca in &cas {
+                println!("@cert-authority {entry} {ca}");
+            }
         }
     }
     Ok(())
+}
+
+/// The host certificates, each line with its key ID, principals, validity
+/// and CA as comments.
+fn print_certificates(identity: &HostIdentity) -> Result<(), Error> {
+    if identity.certificates.is_empty() {
+        return Ok(());
+    }
+    println!("# host certificates (presented with their key)");
+    for c in &identity.certificates {
+        let mut cert = c.certificate.clone();
+        cert.set_comment("");
+        let line = cert
+            .to_openssh()
+            .map_err(|e| Error::Runtime(anyhow!("encoding a host certificate: {e}")))?;
+        println!("{}", line.trim_end());
+        println!(
+            "#   {}: key ID {:?}, principals {}, valid {} to {}, CA {}",
+            c.path.display(),
+            cert.key_id(),
+            cert.valid_principals().join(","),
+            timestamp(cert.valid_after()),
+            timestamp(cert.valid_before()),
+            cert.signature_key().fingerprint(HashAlg::Sha256),
+        );
+    }
+    Ok(())
+}
+
+/// The distinct CA public keys that signed the host certificates, as
+/// OpenSSH lines (for `@cert-authority` known_hosts lines).
+fn certificate_authorities(identity: &HostIdentity) -> Result<Vec<String>, Error> {
+    let mut cas = Vec::new();
+    for c in &identity.certificates {
+        let ca = PublicKey::from(c.certificate.signature_key().clone());
+        let line = super::public_key_line(&ca)?;
+        if !cas.contains(&line) {
+            cas.push(line);
+        }
+    }
+    Ok(cas)
 }
 
 /// `--host HOST[:PORT]`, refusing what would not be one known_hosts host
