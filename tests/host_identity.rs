@@ -31,18 +31,26 @@ fn private_key(dir: &Path, name: &str, kind: &str) -> PathBuf {
     path
 }
 
-/// The public key lines (`# host keys` section) of `switchboard host-key`
-/// for a configuration whose `[server]` has the test seed and `server`.
-fn host_key_lines(dir: &Path, server: &str) -> Vec<String> {
+/// `switchboard host-key ARGS` for a configuration whose `[server]` has the
+/// test seed and `server`.
+fn host_key_command(dir: &Path, server: &str, args: &[&OsStr]) -> Output {
     let config = dir.join("host-key.toml");
     fs::write(
         &config,
         format!("[server]\nhost_key_seed = {}\n{server}\n", toml_str(SEED)),
     )
     .expect("config");
-    let out = run_switchboard(dir, &[OsStr::new("host-key"), OsStr::new("--config"), config.as_os_str()]);
+    let mut all = vec![OsStr::new("host-key"), OsStr::new("--config"), config.as_os_str()];
+    all.extend(args);
+    let out = run_switchboard(dir, &all);
     out.assert_ok();
-    out.stdout
+    out
+}
+
+/// The public key lines (`# host keys` section) of `switchboard host-key`.
+fn host_key_lines(dir: &Path, server: &str) -> Vec<String> {
+    host_key_command(dir, server, &[])
+        .stdout
         .lines()
         .skip_while(|l| !l.starts_with("# host keys"))
         .skip(1)
@@ -235,15 +243,42 @@ struct Certified {
     certs: Vec<PathBuf>,
 }
 
+/// Made as the README says: `host-key --write-pub DIR`, then `ssh-keygen -s
+/// CA -h` on the files it wrote.
 fn certified(validity: &str) -> Certified {
     let dir = temp_dir();
-    let ca = private_key(dir.path(), "host_ca", "ed25519");
-    let rsa = private_key(dir.path(), "gw_rsa", "rsa");
+    let d = dir.path();
+    let ca = private_key(d, "host_ca", "ed25519");
+    let rsa = private_key(d, "gw_rsa", "rsa");
     let rsa_setting = identity_settings(&[&rsa], &[]);
-    let lines = host_key_lines(dir.path(), &rsa_setting);
+    let out = host_key_command(d, &rsa_setting, &[OsStr::new("--write-pub"), d.as_os_str()]);
+    let lines = host_key_lines(d, &rsa_setting);
+    for (name, ty) in [
+        ("ed25519", "ssh-ed25519"),
+        ("ecdsa", "ecdsa-sha2-nistp256"),
+        ("rsa", "ssh-rsa"),
+    ] {
+        let written = fs::read_to_string(d.join(format!("ssh_host_{name}_key.pub")))
+            .unwrap_or_else(|e| panic!("{name}: {e}: {out:?}"));
+        assert_eq!(written.trim(), line_of(&lines, ty), "{out:?}");
+    }
     let mut certs = Vec::new();
-    for (name, ty) in [("gw_ed25519", "ssh-ed25519"), ("gw_ecdsa", "ecdsa-sha2-nistp256")] {
-        certs.push(sign_host(dir.path(), name, &line_of(&lines, ty), &ca, validity));
+    for name in ["ed25519", "ecdsa"] {
+        let public = d.join(format!("ssh_host_{name}_key.pub"));
+        keygen(&[
+            "-q",
+            "-s",
+            ca.to_str().expect("utf-8"),
+            "-h",
+            "-I",
+            &format!("gw-{name}"),
+            "-n",
+            "127.0.0.1,localhost",
+            "-V",
+            validity,
+            public.to_str().expect("utf-8"),
+        ]);
+        certs.push(d.join(format!("ssh_host_{name}_key-cert.pub")));
     }
     Certified {
         dir,

@@ -5,8 +5,10 @@
 //! certificates' CA when there are certificates) for the address users dial (`--host gw.example.com:22` when a Service or load balancer on
 //! port 22 stands in front of a gateway listening on 2233).
 
+use std::path::{Path, PathBuf};
+
 use anyhow::anyhow;
-use russh::keys::{HashAlg, PublicKey};
+use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey};
 
 use super::{ConfigArg, Error, fingerprint, host_key, host_port};
 use crate::config::Config;
@@ -32,6 +34,10 @@ pub struct Args {
     /// Print only the known_hosts lines, ready for `>> ~/.ssh/known_hosts`.
     #[arg(long)]
     pub known_hosts: bool,
+    /// Also write each public key to DIR/ssh_host_<type>_key.pub (as sshd
+    /// names them), ready for `ssh-keygen -s CA -h … DIR/ssh_host_ed25519_key.pub`.
+    #[arg(long, value_name = "DIR")]
+    pub write_pub: Option<PathBuf>,
 }
 
 /// One name users dial, and the port when they said it.
@@ -55,6 +61,9 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         .map(|k| super::public_line(&k.key))
         .collect::<Result<Vec<_>, _>>()?;
     let cas = certificate_authorities(&identity)?;
+    if let Some(dir) = &args.write_pub {
+        write_public_keys(dir, &identity, &lines)?;
+    }
     if !args.known_hosts {
         println!("# host keys (seed: {origin}), one per algorithm");
         for line in &lines {
@@ -149,6 +158,28 @@ fn print_certificates(identity: &HostIdentity) -> Result<(), Error> {
             timestamp(cert.valid_before()),
             cert.signature_key().fingerprint(HashAlg::Sha256),
         );
+    }
+    Ok(())
+}
+
+/// Writes each key's public line to `dir/ssh_host_<type>_key.pub`; says
+/// which on stderr (stdout may be a known_hosts file).
+fn write_public_keys(dir: &Path, identity: &HostIdentity, lines: &[String]) -> Result<(), Error> {
+    for (k, line) in identity.keys.iter().zip(lines) {
+        let name = match k.key.algorithm() {
+            Algorithm::Ed25519 => "ed25519".to_owned(),
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            } => "ecdsa".to_owned(),
+            Algorithm::Ecdsa { curve } => format!("ecdsa_{curve}"),
+            Algorithm::Rsa { .. } => "rsa".to_owned(),
+            other => other.as_str().replace(['@', '.', '-'], "_"),
+        };
+        let path = dir.join(format!("ssh_host_{name}_key.pub"));
+        std::fs::write(&path, format!("{line}\n")).map_err(|e| {
+            Error::Runtime(anyhow!("--write-pub: cannot write {}: {e}", path.display()))
+        })?;
+        eprintln!("# wrote {}", path.display());
     }
     Ok(())
 }
