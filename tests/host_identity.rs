@@ -17,7 +17,12 @@ use tempfile::TempDir;
 
 /// `ssh-keygen ARGS`, which must succeed.
 fn keygen(args: &[&str]) {
-    run(Command::new("ssh-keygen").args(args), Input::Null, SSH_TIMEOUT).assert_ok();
+    run(
+        Command::new("ssh-keygen").args(args),
+        Input::Null,
+        SSH_TIMEOUT,
+    )
+    .assert_ok();
 }
 
 /// A private key of `kind` (`rsa`, `ed25519`, …) made by `ssh-keygen`, mode 0600.
@@ -40,7 +45,11 @@ fn host_key_command(dir: &Path, server: &str, args: &[&OsStr]) -> Output {
         format!("[server]\nhost_key_seed = {}\n{server}\n", toml_str(SEED)),
     )
     .expect("config");
-    let mut all = vec![OsStr::new("host-key"), OsStr::new("--config"), config.as_os_str()];
+    let mut all = vec![
+        OsStr::new("host-key"),
+        OsStr::new("--config"),
+        config.as_os_str(),
+    ];
     all.extend(args);
     let out = run_switchboard(dir, &all);
     out.assert_ok();
@@ -118,7 +127,17 @@ fn sign_host(dir: &Path, name: &str, public_line: &str, ca: &Path, validity: &st
     let ca = ca.to_str().expect("utf-8");
     let p = public.to_str().expect("utf-8");
     keygen(&[
-        "-q", "-s", ca, "-h", "-I", name, "-n", "127.0.0.1,localhost", "-V", validity, p,
+        "-q",
+        "-s",
+        ca,
+        "-h",
+        "-I",
+        name,
+        "-n",
+        "127.0.0.1,localhost",
+        "-V",
+        validity,
+        p,
     ]);
     dir.join(format!("{name}-cert.pub"))
 }
@@ -176,7 +195,12 @@ fn ecdsa_host_key_from_host_key_command_passes_strict_checking() {
             Input::Null,
             SSH_TIMEOUT,
         );
-        let line = o.stdout.lines().find(|l| !l.starts_with('#')).unwrap_or_default().to_owned();
+        let line = o
+            .stdout
+            .lines()
+            .find(|l| !l.starts_with('#'))
+            .unwrap_or_default()
+            .to_owned();
         let f: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
         assert_eq!(f.len(), 3, "{o:?}");
         (f[1].clone(), f[2].clone())
@@ -184,12 +208,23 @@ fn ecdsa_host_key_from_host_key_command_passes_strict_checking() {
     assert_eq!(format!("{prefix}{ty} {key}"), ecdsa);
     // The fingerprint printed is ssh-keygen's.
     let fp = run(
-        Command::new("ssh-keygen").args(["-l", "-E", "sha256", "-f"]).arg(&known),
+        Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(&known),
         Input::Null,
         SSH_TIMEOUT,
     );
-    let fp = fp.assert_ok().stdout.split_whitespace().nth(1).expect("fp").to_owned();
-    assert!(out.stdout.contains(&format!("{fp} ecdsa-sha2-nistp256")), "{out:?}");
+    let fp = fp
+        .assert_ok()
+        .stdout
+        .split_whitespace()
+        .nth(1)
+        .expect("fp")
+        .to_owned();
+    assert!(
+        out.stdout.contains(&format!("{fp} ecdsa-sha2-nistp256")),
+        "{out:?}"
+    );
 
     // Control: only the Ed25519 line known, and only ECDSA allowed: refused.
     let ed_only = dir.path().join("ed_only");
@@ -221,7 +256,10 @@ fn rsa_extra_host_key_serves_rsa_sha2_clients_strictly() {
     let rsa_public = fs::read_to_string(dir.path().join("gw_rsa.pub")).unwrap();
     let rsa_public: Vec<&str> = rsa_public.split_whitespace().take(2).collect();
     let line = format!("[127.0.0.1]:{} {}", gw.port, rsa_public.join(" "));
-    assert!(out.stdout.lines().any(|l| l == line), "{line:?} not in {out:?}");
+    assert!(
+        out.stdout.lines().any(|l| l == line),
+        "{line:?} not in {out:?}"
+    );
     let known = dir.path().join("known_hosts");
     fs::write(&known, format!("{line}\n")).unwrap();
     for algorithm in ["rsa-sha2-512", "rsa-sha2-256"] {
@@ -328,17 +366,31 @@ fn a_client_trusting_only_the_host_ca_connects_strictly() {
     out.assert_ok();
     let ca_public = fs::read_to_string(format!("{}.pub", c.ca.display())).unwrap();
     let ca_key: Vec<&str> = ca_public.split_whitespace().take(2).collect();
-    let ca_line = format!("@cert-authority [127.0.0.1]:{} {}", gw.port, ca_key.join(" "));
-    assert!(out.stdout.lines().any(|l| l == ca_line), "{ca_line:?}: {out:?}");
+    let ca_line = format!(
+        "@cert-authority [127.0.0.1]:{} {}",
+        gw.port,
+        ca_key.join(" ")
+    );
+    assert!(
+        out.stdout.lines().any(|l| l == ca_line),
+        "{ca_line:?}: {out:?}"
+    );
     assert!(
         out.stdout.contains("ssh-ed25519-cert-v01@openssh.com AAAA")
-            && out.stdout.contains("ecdsa-sha2-nistp256-cert-v01@openssh.com AAAA"),
+            && out
+                .stdout
+                .contains("ecdsa-sha2-nistp256-cert-v01@openssh.com AAAA"),
         "{out:?}"
     );
     // That line alone is a working known_hosts.
     let printed = c.dir.path().join("printed_known_hosts");
     fs::write(&printed, format!("{ca_line}\n")).unwrap();
-    let ok = strict_ssh(gw.port, &alice, &printed, "ssh-ed25519-cert-v01@openssh.com");
+    let ok = strict_ssh(
+        gw.port,
+        &alice,
+        &printed,
+        "ssh-ed25519-cert-v01@openssh.com",
+    );
     assert_eq!(ok.assert_ok().stdout, "alice-ws\n", "{ok:?}");
 
     // Control: another CA trusted, the certificate is not accepted.
@@ -398,7 +450,9 @@ fn two_replicas_present_identical_keys_and_certificates() {
         let text = fs::read_to_string(cert).unwrap();
         let blob = text.split_whitespace().nth(1).expect("certificate blob");
         assert!(
-            certs_a.iter().any(|l| l.split_whitespace().any(|f| f == blob)),
+            certs_a
+                .iter()
+                .any(|l| l.split_whitespace().any(|f| f == blob)),
             "{cert:?} not presented: {certs_a:?}"
         );
     }
@@ -420,7 +474,10 @@ fn with_config(dir: &Path, sub: &str, server: &str) -> Output {
         ),
     )
     .unwrap();
-    run_switchboard(dir, &[OsStr::new(sub), OsStr::new("--config"), config.as_os_str()])
+    run_switchboard(
+        dir,
+        &[OsStr::new(sub), OsStr::new("--config"), config.as_os_str()],
+    )
 }
 
 #[test]
@@ -518,10 +575,7 @@ fn bad_host_identity_is_refused_at_start_naming_the_file() {
         assert!(!out.all().contains("PRIVATE KEY"), "{out:?}");
     }
     // `check` lists every problem at once.
-    let all = identity_settings(
-        &[&missing, &encrypted],
-        &[&unknown, &user_cert, &expired],
-    );
+    let all = identity_settings(&[&missing, &encrypted], &[&unknown, &user_cert, &expired]);
     let out = with_config(d, "check", &all);
     assert_eq!(out.code, Some(2), "{out:?}");
     for (_, want) in &cases[..5] {
@@ -541,7 +595,8 @@ fn bad_host_identity_is_refused_at_start_naming_the_file() {
     let out = with_config(d, "check", &good);
     out.assert_ok();
     assert!(
-        out.stdout.contains("server.extra_host_keys: UNPROTECTED KEY FILE"),
+        out.stdout
+            .contains("server.extra_host_keys: UNPROTECTED KEY FILE"),
         "{out:?}"
     );
 }

@@ -6,7 +6,7 @@
 
 use anyhow::anyhow;
 
-use super::{ConfigArg, Error, fingerprint, host_key};
+use super::{ConfigArg, Error, fingerprint, host_identity};
 use crate::config::Config;
 use russh::keys::HashAlg;
 
@@ -36,7 +36,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         .collect();
     println!("config:   {}", args.config.describe());
     println!("listen:   {}", listen.join(", "));
-    match host_key(config, args.dev) {
+    match host_identity(config, args.dev) {
         Ok((identity, origin)) => {
             println!(
                 "host key: {} (seed: {origin})",
@@ -76,9 +76,8 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
             }
         }
         Err(e) => problems.extend(
-            e.to_string()
-                .lines()
-                .map(|line| format!("{}: {line}", args.config.origin())),
+            e.iter()
+                .map(|problem| format!("{}: {problem}", args.config.origin())),
         ),
     }
     let path = &config.sources.file.path;

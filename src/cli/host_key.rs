@@ -71,7 +71,12 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         }
         println!("# fingerprints");
         for k in &identity.keys {
-            println!("{} {} ({})", fingerprint(&k.key), k.key.algorithm(), k.source);
+            println!(
+                "{} {} ({})",
+                fingerprint(&k.key),
+                k.key.algorithm(),
+                k.source
+            );
         }
         print_certificates(&identity)?;
         println!("# known_hosts (append to ~/.ssh/known_hosts)");
@@ -123,9 +128,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         }
     }
     if !cas.is_empty() && !entries.is_empty() {
-        note(
-            "# or trust the certificates' CA instead of the keys (survives key rotation)".into(),
-        );
+        note("# or trust the certificates' CA instead of the keys (survives key rotation)".into());
         for entry in &entries {
             for ca in &cas {
                 println!("@cert-authority {entry} {ca}");

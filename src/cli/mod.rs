@@ -158,11 +158,18 @@ pub fn problem_summary(n: usize) -> String {
 }
 
 /// Loads the seed, derives the host keys and loads the extra keys and host
-/// certificates; any problem there is a configuration problem (all listed).
+/// certificates; any problem there is a configuration problem. Several are
+/// one per line, each after the first with `switchboard: ` as `main` prints
+/// the first ([`host_identity`] has them apart).
 fn host_key(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Error> {
-    let seed = load_seed(&config.server, dev).map_err(|e| Error::Invalid(e.into()))?;
-    let identity = HostIdentity::load(&config.server, seed.expose())
-        .map_err(|problems| Error::Invalid(anyhow::anyhow!("{}", problems.join("\n"))))?;
+    host_identity(config, dev)
+        .map_err(|problems| Error::Invalid(anyhow::anyhow!("{}", problems.join("\nswitchboard: "))))
+}
+
+/// [`host_key`], with every problem on its own.
+fn host_identity(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Vec<String>> {
+    let seed = load_seed(&config.server, dev).map_err(|e| vec![e.to_string()])?;
+    let identity = HostIdentity::load(&config.server, seed.expose())?;
     Ok((identity, seed.origin().clone()))
 }
 

@@ -128,7 +128,8 @@ impl HostIdentity {
     /// so a second one would never be presented).
     fn extra_key(&mut self, path: &Path) -> Result<HostKey, String> {
         let shown = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
         let key = decode_identity(&text, &shown.to_string())?;
         let algorithm = key.algorithm();
         match &algorithm {
@@ -164,7 +165,8 @@ impl HostIdentity {
     /// valid `now`, for one of the host keys, and the only one for that key.
     fn certificate(&mut self, path: &Path, now: SystemTime) -> Result<HostCertificate, String> {
         let shown = path.display();
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
         let certificate = Certificate::from_openssh(text.trim()).map_err(|_| {
             format!(
                 "{shown} is not an OpenSSH certificate (a `…-cert-v01@openssh.com` line, \
@@ -258,4 +260,156 @@ pub fn timestamp(secs: u64) -> String {
     }
     let t = UNIX_EPOCH + Duration::from_secs(secs.min(i64::MAX as u64 / 2));
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use russh::keys::ssh_key::certificate::Builder;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+
+    use super::*;
+    use crate::config::HostKeyDerivation;
+
+    const SEED: &[u8] = b"0123456789abcdef0123456789abcdef";
+    /// 2026-01-01T00:00:00Z.
+    const NOW: u64 = 1_767_225_600;
+    const DAY: u64 = 24 * 3600;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn ca() -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[7; 32]))
+    }
+
+    /// A certificate of `subject`, signed by [`ca`], written to `dir/name`.
+    fn cert_file(
+        dir: &Path,
+        name: &str,
+        subject: &PublicKey,
+        kind: CertType,
+        valid: (u64, u64),
+    ) -> PathBuf {
+        let mut b =
+            Builder::new([1u8; 32], subject.key_data().clone(), valid.0, valid.1).expect("builder");
+        b.cert_type(kind).expect("type");
+        b.key_id(name).expect("key id");
+        b.valid_principal("gw.example.com").expect("principal");
+        let cert = b.sign(&ca()).expect("signs");
+        let path = dir.join(name);
+        std::fs::write(&path, cert.to_openssh().expect("encodes")).expect("write");
+        path
+    }
+
+    fn server(certs: Vec<PathBuf>) -> ServerConfig {
+        ServerConfig {
+            host_certificates: certs,
+            ..ServerConfig::default()
+        }
+    }
+
+    #[test]
+    fn derived_keys_come_first_and_ecdsa_ignores_the_sshgate_setting() {
+        let hkdf = HostIdentity::load(&server(Vec::new()), SEED).expect("loads");
+        let algorithms: Vec<String> = hkdf
+            .keys
+            .iter()
+            .map(|k| k.key.algorithm().to_string())
+            .collect();
+        assert_eq!(algorithms, ["ssh-ed25519", "ecdsa-sha2-nistp256"]);
+        let sshgate = HostIdentity::load(
+            &ServerConfig {
+                host_key_derivation: HostKeyDerivation::Sshgate,
+                ..ServerConfig::default()
+            },
+            SEED,
+        )
+        .expect("loads");
+        assert_ne!(hkdf.primary().public_key(), sshgate.primary().public_key());
+        // sshgate had no ECDSA key: ours is the HKDF one either way.
+        assert_eq!(
+            hkdf.keys[1].key.public_key(),
+            sshgate.keys[1].key.public_key()
+        );
+    }
+
+    #[test]
+    fn a_host_certificate_for_a_derived_key_is_kept_and_checked_for_dates() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ecdsa = super::super::derive_ecdsa(SEED).public_key().clone();
+        let good = cert_file(
+            dir.path(),
+            "good",
+            &ecdsa,
+            CertType::Host,
+            (NOW - DAY, NOW + 90 * DAY),
+        );
+        let identity =
+            HostIdentity::load_at(&server(vec![good.clone()]), SEED, at(NOW)).expect("accepted");
+        assert_eq!(identity.certificates.len(), 1);
+        assert!(identity.warnings.is_empty(), "{:?}", identity.warnings);
+        // Within a week of its end: kept, warned about.
+        let soon = HostIdentity::load_at(&server(vec![good.clone()]), SEED, at(NOW + 85 * DAY))
+            .expect("accepted");
+        assert!(
+            soon.warnings[0].contains("expires at 2026-04-01T00:00:00Z"),
+            "{:?}",
+            soon.warnings
+        );
+        let err = HostIdentity::load_at(&server(vec![good.clone()]), SEED, at(NOW + 90 * DAY))
+            .err()
+            .expect("expired");
+        assert!(
+            err[0].contains("expired at 2026-04-01T00:00:00Z"),
+            "{err:?}"
+        );
+        let err = HostIdentity::load_at(&server(vec![good.clone()]), SEED, at(NOW - 2 * DAY))
+            .err()
+            .expect("not yet valid");
+        assert!(err[0].contains("is not valid before 2025-12-31"), "{err:?}");
+        // The same key twice.
+        let again = cert_file(dir.path(), "again", &ecdsa, CertType::Host, (0, u64::MAX));
+        let err = HostIdentity::load_at(&server(vec![good, again]), SEED, at(NOW))
+            .err()
+            .expect("two for one key");
+        assert!(err[0].contains("both certify"), "{err:?}");
+    }
+
+    #[test]
+    fn user_certificates_and_certificates_of_other_keys_are_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let ed = super::super::derive(SEED).public_key().clone();
+        let user = cert_file(dir.path(), "user", &ed, CertType::User, (0, u64::MAX));
+        let stranger = PrivateKey::from(Ed25519Keypair::from_seed(&[9; 32]));
+        let other = cert_file(
+            dir.path(),
+            "other",
+            stranger.public_key(),
+            CertType::Host,
+            (0, u64::MAX),
+        );
+        let not_a_cert = dir.path().join("not-a-cert");
+        std::fs::write(&not_a_cert, ed.to_openssh().expect("encodes")).expect("write");
+        let err = HostIdentity::load_at(&server(vec![user, other, not_a_cert]), SEED, at(NOW))
+            .err()
+            .expect("refused");
+        assert_eq!(err.len(), 3, "{err:?}");
+        assert!(err[0].contains("is a user certificate"), "{err:?}");
+        assert!(
+            err[1].contains("none of the gateway's host keys"),
+            "{err:?}"
+        );
+        assert!(err[2].contains("is not an OpenSSH certificate"), "{err:?}");
+        assert!(
+            err.iter()
+                .all(|e| e.starts_with("server.host_certificates: "))
+        );
+    }
+
+    #[test]
+    fn timestamps_read_like_ssh_keygen() {
+        assert_eq!(timestamp(NOW), "2026-01-01T00:00:00Z");
+        assert_eq!(timestamp(u64::MAX), "forever");
+    }
 }
