@@ -393,6 +393,23 @@ fn a_client_trusting_only_the_host_ca_connects_strictly() {
     );
     assert_eq!(ok.assert_ok().stdout, "alice-ws\n", "{ok:?}");
 
+    // A client that knows only the plain Ed25519 line (OpenSSH then asks for
+    // the certificate first, finds no CA, and checks the plain key): unchanged.
+    let plain = c.dir.path().join("plain_known_hosts");
+    let ed = out
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("[127.0.0.1]:{} ssh-ed25519 ", gw.port)))
+        .expect("plain ed25519 line");
+    fs::write(&plain, format!("{ed}\n")).unwrap();
+    let ok = strict_ssh(
+        gw.port,
+        &alice,
+        &plain,
+        "ssh-ed25519-cert-v01@openssh.com,ssh-ed25519",
+    );
+    assert_eq!(ok.assert_ok().stdout, "alice-ws\n", "{ok:?}");
+
     // Control: another CA trusted, the certificate is not accepted.
     let other = private_key(c.dir.path(), "other_ca", "ed25519");
     let wrong = c.known_hosts("other_known_hosts", "*", &other);
