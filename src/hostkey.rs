@@ -25,9 +25,11 @@ use zeroize::Zeroizing;
 use crate::config::{HostKeyDerivation, ServerConfig};
 
 mod ecdsa;
+mod expiry;
 mod identity;
 
 pub use ecdsa::derive_ecdsa;
+pub use expiry::watch_expiry;
 pub use identity::{HostCertificate, HostIdentity, HostKey, KeySource, timestamp};
 
 /// HKDF salt: names the product and the derivation scheme's version.

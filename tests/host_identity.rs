@@ -11,6 +11,7 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::*;
 use tempfile::TempDir;
@@ -629,5 +630,29 @@ fn a_certificate_expiring_soon_is_warned_about() {
             c.certs[0].display()
         )),
         "{out:?}"
+    );
+}
+
+#[test]
+fn the_soonest_certificate_end_is_a_metric() {
+    let c = certified("-5m:+1h");
+    let gw = Gateway::spawn_with(&c.config(), "");
+    let (status, body) = gw.admin_get("/metrics");
+    assert_eq!(status, 200, "{body}");
+    let value: u64 = body
+        .lines()
+        .find_map(|l| l.strip_prefix("switchboard_host_certificate_expiry_timestamp_seconds "))
+        .unwrap_or_else(|| panic!("no expiry metric: {body}"))
+        .trim()
+        .parse()
+        .expect("a number");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    // ssh-keygen -V +1h ends an hour after signing, to the second.
+    assert!(
+        (now + 50 * 60..=now + 61 * 60).contains(&value),
+        "{value} is not about an hour after {now}"
     );
 }

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::hostkey::{HostIdentity, timestamp, unprotected_key_file};
+use crate::hostkey::{HostIdentity, timestamp, unprotected_key_file, watch_expiry};
 use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 use crate::server::admin;
@@ -180,6 +180,7 @@ async fn serve_bound(
         local_addr(&admin),
     );
     log_identity(&identity);
+    let expiry = watch_expiry(&identity);
     let grace = config.server.shutdown_grace;
     let unready_window = config.server.accept_after_unready;
     let wakes = Wakes::new(config.wake.clone(), routes.table().clone(), starter);
@@ -212,6 +213,9 @@ async fn serve_bound(
     let _ = admin_task.await;
     if let Some(watcher) = watcher {
         watcher.abort();
+    }
+    if let Some(expiry) = expiry {
+        expiry.abort();
     }
     if let Some(cluster) = cluster {
         cluster.abort();
