@@ -540,6 +540,19 @@ fn bad_host_identity_is_refused_at_start_naming_the_file() {
     ]);
     // A second Ed25519 key: it could never be presented.
     let second_ed = private_key(d, "second_ed25519", "ed25519");
+    // A weak RSA key.
+    let small_rsa = d.join("small_rsa");
+    keygen(&[
+        "-q",
+        "-t",
+        "rsa",
+        "-b",
+        "1024",
+        "-N",
+        "",
+        "-f",
+        small_rsa.to_str().unwrap(),
+    ]);
 
     let cases: Vec<(String, String)> = vec![
         (
@@ -579,6 +592,13 @@ fn bad_host_identity_is_refused_at_start_naming_the_file() {
             format!(
                 "server.extra_host_keys: {} is a ssh-ed25519 key, and the gateway already has one",
                 second_ed.display()
+            ),
+        ),
+        (
+            identity_settings(&[&small_rsa], &[]),
+            format!(
+                "server.extra_host_keys: {} is a 1024-bit RSA key; use at least 2048 bits",
+                small_rsa.display()
             ),
         ),
     ];

@@ -15,6 +15,10 @@ use super::{derive_ecdsa, derive_with, unprotected_key_file};
 use crate::config::ServerConfig;
 use crate::routes::decode_identity;
 
+/// Smaller RSA host keys are refused (NIST SP 800-131A; OpenSSH refuses
+/// under 1024 bits).
+const MIN_RSA_BITS: u32 = 2048;
+
 /// A certificate that expires sooner than this after start is warned about.
 pub const EXPIRY_WARNING: Duration = Duration::from_secs(7 * 24 * 3600);
 
@@ -140,6 +144,15 @@ impl HostIdentity {
                 ));
             }
         }
+        if let Some(rsa) = key.key_data().rsa()
+            && rsa.key_size() < MIN_RSA_BITS
+        {
+            return Err(format!(
+                "{shown} is a {}-bit RSA key; use at least {MIN_RSA_BITS} bits \
+                 (ssh-keygen -t rsa -b 3072)",
+                rsa.key_size()
+            ));
+        }
         if let Some(same) = self
             .keys
             .iter()
@@ -252,14 +265,17 @@ fn family(a: &Algorithm) -> String {
     }
 }
 
-/// A certificate time as OpenSSH's `ssh-keygen -L` shows it (UTC), or
-/// "forever" for the largest value.
+/// The first second after 9999-12-31: later times are shown as "forever"
+/// (RFC 3339 has four-digit years; `ssh-keygen -V +…w` can go beyond).
+const YEAR_10000: u64 = 253_402_300_800;
+
+/// A certificate time as RFC 3339 in UTC, or "forever" for OpenSSH's
+/// "forever" (the largest value) and anything past the year 9999.
 pub fn timestamp(secs: u64) -> String {
-    if secs == u64::MAX {
+    if secs >= YEAR_10000 {
         return "forever".into();
     }
-    let t = UNIX_EPOCH + Duration::from_secs(secs.min(i64::MAX as u64 / 2));
-    humantime::format_rfc3339_seconds(t).to_string()
+    humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(secs)).to_string()
 }
 
 #[cfg(test)]
@@ -411,5 +427,7 @@ mod tests {
     fn timestamps_read_like_ssh_keygen() {
         assert_eq!(timestamp(NOW), "2026-01-01T00:00:00Z");
         assert_eq!(timestamp(u64::MAX), "forever");
+        assert_eq!(timestamp(YEAR_10000 - 1), "9999-12-31T23:59:59Z");
+        assert_eq!(timestamp(YEAR_10000), "forever");
     }
 }
