@@ -676,3 +676,40 @@ fn the_soonest_certificate_end_is_a_metric() {
         "{value} is not about an hour after {now}"
     );
 }
+
+#[test]
+fn debug_log_holds_no_line_of_an_extra_host_key() {
+    let c = certified("-5m:+1h");
+    let alice = Key::generate(c.dir.path(), "alice");
+    let ws = SshdBox::start("alice-ws");
+    let cfg = GatewayConfig {
+        log_level: "debug".into(),
+        ..c.config()
+    };
+    let gw = Gateway::spawn_with(&cfg, &routes_toml(&[ws.route(&[&alice])]));
+    let known = c.known_hosts("ca_known_hosts", "*", &c.ca);
+    let ok = strict_ssh(gw.port, &alice, &known, "ssh-ed25519-cert-v01@openssh.com");
+    assert_eq!(ok.assert_ok().stdout, "alice-ws\n", "{ok:?}");
+    // The RSA key signs this exchange.
+    let rsa_known = c.dir.path().join("rsa_known_hosts");
+    let rsa_public = fs::read_to_string(c.dir.path().join("ssh_host_rsa_key.pub")).unwrap();
+    fs::write(
+        &rsa_known,
+        format!("[127.0.0.1]:{} {}", gw.port, rsa_public),
+    )
+    .unwrap();
+    let ok = strict_ssh(gw.port, &alice, &rsa_known, "rsa-sha2-512");
+    assert_eq!(ok.assert_ok().stdout, "alice-ws\n", "{ok:?}");
+    let log = gw.log();
+    assert!(log.contains("host certificate"), "{log}");
+    for line in fs::read_to_string(&c.rsa).unwrap().lines() {
+        if line.starts_with("-----") || line.len() < 16 {
+            continue;
+        }
+        assert!(
+            !log.contains(line),
+            "a line of the RSA host key is in the log"
+        );
+    }
+    assert!(!log.contains(SEED), "the seed is in the log");
+}
