@@ -447,8 +447,9 @@ fn a_client_trusting_only_the_host_ca_connects_strictly() {
 #[test]
 fn two_replicas_present_identical_keys_and_certificates() {
     let c = certified("-5m:+1h");
-    let a = Gateway::start_with(&c.config(), "");
-    let b = Gateway::start_with(&c.config(), "");
+    // Two processes, as two replicas are.
+    let a = Gateway::spawn_with(&c.config(), "");
+    let b = Gateway::spawn_with(&c.config(), "");
     let keys_a = scan(a.port, false);
     let types: Vec<&str> = keys_a
         .iter()
