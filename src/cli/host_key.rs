@@ -12,7 +12,7 @@ use russh::keys::{Algorithm, EcdsaCurve, HashAlg, PublicKey};
 
 use super::{ConfigArg, Error, fingerprint, host_key, host_port};
 use crate::config::Config;
-use crate::hostkey::{HostIdentity, timestamp};
+use crate::hostkey::{HostIdentity, SeedOrigin, timestamp};
 
 /// Shown for a wildcard listen address when `--host` is not given.
 const PLACEHOLDER_HOST: &str = "gateway.example.com";
@@ -65,21 +65,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         write_public_keys(dir, &identity, &lines)?;
     }
     if !args.known_hosts {
-        println!("# host keys (seed: {origin}), one per algorithm");
-        for line in &lines {
-            println!("{line}");
-        }
-        println!("# fingerprints");
-        for k in &identity.keys {
-            println!(
-                "{} {} ({})",
-                fingerprint(&k.key),
-                k.key.algorithm(),
-                k.source
-            );
-        }
-        print_certificates(&identity)?;
-        println!("# known_hosts (append to ~/.ssh/known_hosts)");
+        print_keys(&identity, &origin, &lines)?;
     }
     // Notes go to stderr with --known-hosts, so stdout stays a known_hosts file.
     let note = |text: String| {
@@ -89,39 +75,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
             println!("{text}");
         }
     };
-    let mut entries = Vec::new();
-    let mut add = |entry: String| {
-        if !entries.contains(&entry) {
-            entries.push(entry);
-        }
-    };
-    for (host, port) in dialed.iter().filter_map(|d| Some((&d.host, d.port?))) {
-        add(known_hosts_host(host, port));
-    }
-    let by_listen_port: Vec<&Dialed> = dialed.iter().filter(|d| d.port.is_none()).collect();
-    if dialed.is_empty() || !by_listen_port.is_empty() {
-        for addr in &config.server.listen {
-            if addr.port() == 0 {
-                note(format!(
-                    "# {addr}: the port is chosen at start; pass --host HOST:PORT for a known_hosts line"
-                ));
-                continue;
-            }
-            if !by_listen_port.is_empty() {
-                for d in &by_listen_port {
-                    add(known_hosts_host(&d.host, addr.port()));
-                }
-            } else if addr.ip().is_unspecified() {
-                note(format!(
-                    "# {addr} listens on every address: replace {PLACEHOLDER_HOST} with the name \
-                     users dial, or pass --host HOST[:PORT]"
-                ));
-                add(known_hosts_host(PLACEHOLDER_HOST, addr.port()));
-            } else {
-                add(known_hosts_host(&addr.ip().to_string(), addr.port()));
-            }
-        }
-    }
+    let entries = known_hosts_entries(&dialed, config, &note);
     for entry in &entries {
         for line in &lines {
             println!("{entry} {line}");
@@ -136,6 +90,67 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// The keys, their fingerprints and the certificates, before the
+/// known_hosts lines (without `--known-hosts`).
+fn print_keys(identity: &HostIdentity, origin: &SeedOrigin, lines: &[String]) -> Result<(), Error> {
+    println!("# host keys (seed: {origin}), one per algorithm");
+    for line in lines {
+        println!("{line}");
+    }
+    println!("# fingerprints");
+    for k in &identity.keys {
+        println!(
+            "{} {} ({})",
+            fingerprint(&k.key),
+            k.key.algorithm(),
+            k.source
+        );
+    }
+    print_certificates(identity)?;
+    println!("# known_hosts (append to ~/.ssh/known_hosts)");
+    Ok(())
+}
+
+/// The known_hosts host field of each name users dial (`--host`, else
+/// each listen address), without repeats; `note` says what is left out.
+fn known_hosts_entries(dialed: &[Dialed], config: &Config, note: &dyn Fn(String)) -> Vec<String> {
+    let mut entries = Vec::new();
+    let mut add = |entry: String| {
+        if !entries.contains(&entry) {
+            entries.push(entry);
+        }
+    };
+    for (host, port) in dialed.iter().filter_map(|d| Some((&d.host, d.port?))) {
+        add(known_hosts_host(host, port));
+    }
+    let by_listen_port: Vec<&Dialed> = dialed.iter().filter(|d| d.port.is_none()).collect();
+    if !dialed.is_empty() && by_listen_port.is_empty() {
+        return entries;
+    }
+    for addr in &config.server.listen {
+        if addr.port() == 0 {
+            note(format!(
+                "# {addr}: the port is chosen at start; pass --host HOST:PORT for a known_hosts line"
+            ));
+            continue;
+        }
+        if !by_listen_port.is_empty() {
+            for d in &by_listen_port {
+                add(known_hosts_host(&d.host, addr.port()));
+            }
+        } else if addr.ip().is_unspecified() {
+            note(format!(
+                "# {addr} listens on every address: replace {PLACEHOLDER_HOST} with the name \
+                 users dial, or pass --host HOST[:PORT]"
+            ));
+            add(known_hosts_host(PLACEHOLDER_HOST, addr.port()));
+        } else {
+            add(known_hosts_host(&addr.ip().to_string(), addr.port()));
+        }
+    }
+    entries
 }
 
 /// The host certificates, each line with its key ID, principals, validity

@@ -174,42 +174,12 @@ impl HostIdentity {
         })
     }
 
-    /// Reads one certificate: a host certificate whose CA signature verifies,
-    /// valid `now`, for one of the host keys, and the only one for that key.
+    /// Reads one certificate ([`read_certificate`]) for one of the host
+    /// keys, and the only one for that key.
     fn certificate(&mut self, path: &Path, now: SystemTime) -> Result<HostCertificate, String> {
         let shown = path.display();
-        let text =
-            std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-        let certificate = Certificate::from_openssh(text.trim()).map_err(|_| {
-            format!(
-                "{shown} is not an OpenSSH certificate (a `…-cert-v01@openssh.com` line, \
-                 as `ssh-keygen -s CA -h …` writes it)"
-            )
-        })?;
         let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if now_secs < certificate.valid_after() {
-            return Err(format!(
-                "{shown} is not valid before {}",
-                timestamp(certificate.valid_after())
-            ));
-        }
-        if now_secs >= certificate.valid_before() {
-            return Err(format!(
-                "{shown} expired at {}; issue a new one",
-                timestamp(certificate.valid_before())
-            ));
-        }
-        // Within its validity now, so this checks the CA's signature.
-        let ca = certificate.signature_key().fingerprint(HashAlg::Sha256);
-        if certificate.validate_at(now_secs, [&ca]).is_err() {
-            return Err(format!("{shown}: its signature by CA {ca} does not verify"));
-        }
-        if certificate.cert_type() != CertType::Host {
-            return Err(format!(
-                "{shown} is a user certificate; a host certificate is signed with \
-                 `ssh-keygen -s CA -h`"
-            ));
-        }
+        let certificate = read_certificate(path, now_secs)?;
         let certified = PublicKey::from(certificate.public_key().clone());
         let fp = certified.fingerprint(HashAlg::Sha256);
         if !self
@@ -246,6 +216,43 @@ impl HostIdentity {
             path: path.to_path_buf(),
         })
     }
+}
+
+/// Reads `path` as a host certificate whose CA signature verifies and that
+/// is valid at `now` (Unix seconds).
+fn read_certificate(path: &Path, now: u64) -> Result<Certificate, String> {
+    let shown = path.display();
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let certificate = Certificate::from_openssh(text.trim()).map_err(|_| {
+        format!(
+            "{shown} is not an OpenSSH certificate (a `…-cert-v01@openssh.com` line, \
+             as `ssh-keygen -s CA -h …` writes it)"
+        )
+    })?;
+    if now < certificate.valid_after() {
+        return Err(format!(
+            "{shown} is not valid before {}",
+            timestamp(certificate.valid_after())
+        ));
+    }
+    if now >= certificate.valid_before() {
+        return Err(format!(
+            "{shown} expired at {}; issue a new one",
+            timestamp(certificate.valid_before())
+        ));
+    }
+    // Within its validity now, so this checks the CA's signature.
+    let ca = certificate.signature_key().fingerprint(HashAlg::Sha256);
+    if certificate.validate_at(now, [&ca]).is_err() {
+        return Err(format!("{shown}: its signature by CA {ca} does not verify"));
+    }
+    if certificate.cert_type() != CertType::Host {
+        return Err(format!(
+            "{shown} is a user certificate; a host certificate is signed with \
+             `ssh-keygen -s CA -h`"
+        ));
+    }
+    Ok(certificate)
 }
 
 /// Whether two algorithms would compete for the same host-key algorithm
