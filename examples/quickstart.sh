@@ -126,9 +126,9 @@ cat <<EOF
 
   The first ssh asks whether to trust the gateway's host key: yes, if it shows
     $FINGERPRINT
-  Or trust it beforehand: its known_hosts line (switchboard host-key --dev --known-hosts) is
+  Or trust it beforehand: its known_hosts lines (switchboard host-key --dev --known-hosts, one per host key) are
     $(cat gateway_known_hosts)
-  and  cat $WORK/gateway_known_hosts >> ~/.ssh/known_hosts  adds it.
+  and  cat $WORK/gateway_known_hosts >> ~/.ssh/known_hosts  adds them.
 
   Once the gateway says "listening", in another terminal:
 

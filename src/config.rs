@@ -64,9 +64,14 @@ pub struct ServerConfig {
     /// §8) or `"sshgate"` (SHA-256 of the seed, as Sealos sshgate derives
     /// it: a migration aid, warned about).
     pub host_key_derivation: HostKeyDerivation,
-    /// Additional host keys (SPEC §3, commented out there): not implemented
-    /// yet; `check` warns when set.
+    /// Additional host key files (OpenSSH private keys, unencrypted), e.g.
+    /// an RSA key for clients that need `rsa-sha2-*`; one per algorithm,
+    /// none of the derived ones (Ed25519, ECDSA P-256).
     pub extra_host_keys: Vec<PathBuf>,
+    /// OpenSSH host certificate files (`ssh-keygen -s CA -h`), each for one
+    /// of the host keys, presented with it so clients can trust
+    /// `@cert-authority` in known_hosts.
+    pub host_certificates: Vec<PathBuf>,
     /// Whole pre-authentication phase.
     #[serde(with = "humantime_serde")]
     pub login_grace: Duration,
@@ -134,6 +139,7 @@ impl Default for ServerConfig {
             host_key_seed: None,
             host_key_derivation: HostKeyDerivation::Hkdf,
             extra_host_keys: Vec::new(),
+            host_certificates: Vec::new(),
             login_grace: Duration::from_secs(20),
             max_auth_tries: 6,
             max_sessions: 10,

@@ -2,6 +2,9 @@
 //! (SPEC §8), so every replica presents the same key; and loading that seed.
 //! `server.host_key_derivation = "sshgate"` derives it as Sealos sshgate does
 //! instead ([`derive_sshgate`]), so a gateway replacing it keeps its key.
+//! Beside it, an ECDSA P-256 key from the same seed ([`derive_ecdsa`], its own
+//! HKDF label, also under `"sshgate"`), and everything else presented as the
+//! host's identity: extra key files and host certificates ([`HostIdentity`]).
 //!
 //! The seed is the trimmed bytes of its file, variable or inline string, used
 //! as-is (not hex-decoded). It never reaches a log or an error message. A seed
@@ -20,6 +23,14 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 use crate::config::{HostKeyDerivation, ServerConfig};
+
+mod ecdsa;
+mod expiry;
+mod identity;
+
+pub use ecdsa::derive_ecdsa;
+pub use expiry::watch_expiry;
+pub use identity::{HostCertificate, HostIdentity, HostKey, KeySource, timestamp};
 
 /// HKDF salt: names the product and the derivation scheme's version.
 const SALT: &[u8] = b"switchboard/v1";

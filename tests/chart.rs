@@ -155,7 +155,13 @@ fn chart_renders_and_validates_for_every_value_set() {
                 .into_owned()
         })
         .collect();
-    for expected in ["default", "per-namespace", "sealos-devbox", "cert-login"] {
+    for expected in [
+        "default",
+        "per-namespace",
+        "sealos-devbox",
+        "cert-login",
+        "host-identity",
+    ] {
         assert!(
             names.contains(&format!("{expected}-values.yaml")),
             "{names:?}"
@@ -263,6 +269,40 @@ fn check_config(r: &Rendered, set: &str) {
     assert!(k.enabled);
     assert_eq!(config.server.accept_after_unready.as_secs(), 10);
     assert_eq!(k.secret_selector, "switchboard.dev/route-secret=true");
+    if set == "host-identity-values.yaml" {
+        let dir = Path::new("/etc/switchboard/host-identity");
+        assert_eq!(
+            config.server.extra_host_keys,
+            [dir.join("ssh_host_rsa_key")],
+            "{toml}"
+        );
+        assert_eq!(
+            config.server.host_certificates,
+            [
+                dir.join("ssh_host_ed25519_key-cert.pub"),
+                dir.join("ssh_host_ecdsa_key-cert.pub")
+            ],
+            "{toml}"
+        );
+        let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+        let volume = pod["volumes"]
+            .as_sequence()
+            .and_then(|v| v.iter().find(|v| v["name"] == "host-identity"))
+            .expect("host-identity volume");
+        assert_eq!(volume["secret"]["secretName"], "switchboard-host-identity");
+        assert_eq!(volume["secret"]["defaultMode"].as_u64(), Some(0o440));
+        assert_eq!(
+            volume["secret"]["items"].as_sequence().map(Vec::len),
+            Some(3)
+        );
+        let mount = pod["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .and_then(|v| v.iter().find(|m| m["name"] == "host-identity"))
+            .expect("host-identity mount");
+        assert_eq!(mount["mountPath"], "/etc/switchboard/host-identity");
+    } else {
+        assert!(config.server.extra_host_keys.is_empty(), "{set}");
+    }
     if set == "per-namespace-values.yaml" {
         assert_eq!(k.namespaces, ["team-a", "team-b"]);
         assert!(config.proxy_protocol.enabled);

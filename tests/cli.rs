@@ -98,23 +98,29 @@ fn host_key_prints_valid_known_hosts_lines_for_the_port_users_dial() {
     .expect("config");
     let full = run_switchboard(dir.path(), &["host-key", "--dev"]);
     full.assert_ok();
-    let key = full
-        .stdout
-        .lines()
-        .find(|l| l.starts_with("ssh-ed25519 "))
-        .expect("the public key line")
-        .to_owned();
-    assert!(
-        full.stdout.contains(&format!("\n[127.0.0.1]:2233 {key}\n")),
-        "{full:?}"
-    );
+    let key_line = |ty: &str| {
+        full.stdout
+            .lines()
+            .find(|l| l.starts_with(ty))
+            .unwrap_or_else(|| panic!("no {ty}public key line: {full:?}"))
+            .to_owned()
+    };
+    // Every host key, derived from the seed: Ed25519 first, then ECDSA P-256.
+    let (key, ecdsa) = (key_line("ssh-ed25519 "), key_line("ecdsa-sha2-nistp256 "));
+    for k in [&key, &ecdsa] {
+        assert!(
+            full.stdout.contains(&format!("\n[127.0.0.1]:2233 {k}\n")),
+            "{full:?}"
+        );
+    }
+    let both = |host: &str| [format!("{host} {key}"), format!("{host} {ecdsa}")];
 
     // A Service on 22 in front of the container's 2233: bare host.
     let lines = known_hosts_lines(dir.path(), &["--host", "gw.example.com:22"]);
-    assert_eq!(lines, [format!("gw.example.com {key}")]);
+    assert_eq!(lines, both("gw.example.com"));
     // No port: the listen port.
     let lines = known_hosts_lines(dir.path(), &["--host", "gw.example.com"]);
-    assert_eq!(lines, [format!("[gw.example.com]:2233 {key}")]);
+    assert_eq!(lines, both("[gw.example.com]:2233"));
     // Another dialled port, IPv6, and several names at once.
     let lines = known_hosts_lines(
         dir.path(),
@@ -129,11 +135,7 @@ fn host_key_prints_valid_known_hosts_lines_for_the_port_users_dial() {
     );
     assert_eq!(
         lines,
-        [
-            format!("[gw]:2222 {key}"),
-            format!("::1 {key}"),
-            format!("[fd00::1]:2200 {key}")
-        ]
+        [both("[gw]:2222"), both("::1"), both("[fd00::1]:2200")].concat()
     );
 
     // OpenSSH itself reads the lines as the hosts users dial.

@@ -6,9 +6,11 @@
 
 use anyhow::anyhow;
 
-use super::{ConfigArg, Error, fingerprint, host_key};
+use super::{ConfigArg, Error, fingerprint, host_identity};
 use crate::config::Config;
-use crate::hostkey::{SeedOrigin, unprotected_key_file};
+use russh::keys::HashAlg;
+
+use crate::hostkey::{SeedOrigin, timestamp, unprotected_key_file};
 use crate::routes::file;
 use crate::server::admin::auth::AdminAuth;
 
@@ -34,9 +36,29 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         .collect();
     println!("config:   {}", args.config.describe());
     println!("listen:   {}", listen.join(", "));
-    match host_key(config, args.dev) {
-        Ok((key, origin)) => {
-            println!("host key: {} (seed: {origin})", fingerprint(&key));
+    match host_identity(config, args.dev) {
+        Ok((identity, origin)) => {
+            println!(
+                "host key: {} (seed: {origin})",
+                fingerprint(identity.primary())
+            );
+            for k in identity.keys.iter().skip(1) {
+                println!(
+                    "          {} {} ({})",
+                    fingerprint(&k.key),
+                    k.key.algorithm(),
+                    k.source
+                );
+            }
+            for c in &identity.certificates {
+                println!(
+                    "host cert: {} from {}, valid until {}",
+                    c.path.display(),
+                    c.certificate.signature_key().fingerprint(HashAlg::Sha256),
+                    timestamp(c.certificate.valid_before())
+                );
+            }
+            warnings.extend(identity.warnings);
             match origin {
                 SeedOrigin::Inline => warnings.push(
                     "server.host_key_seed: the seed is inline in the configuration; \
@@ -53,7 +75,10 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 SeedOrigin::Env(_) => {}
             }
         }
-        Err(e) => problems.push(format!("{}: {e}", args.config.origin())),
+        Err(e) => problems.extend(
+            e.iter()
+                .map(|problem| format!("{}: {problem}", args.config.origin())),
+        ),
     }
     let path = &config.sources.file.path;
     let watch = if config.sources.file.watch {

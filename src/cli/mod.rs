@@ -28,7 +28,7 @@ use clap::{Parser, Subcommand};
 use russh::keys::{HashAlg, PrivateKey};
 
 use crate::config::{Config, ConfigErrors, DEFAULT_FILE};
-use crate::hostkey::{SeedOrigin, derive_with, load_seed};
+use crate::hostkey::{HostIdentity, SeedOrigin, load_seed};
 
 /// `switchboard`: one SSH port for every box.
 #[derive(Debug, Parser)]
@@ -157,11 +157,20 @@ pub fn problem_summary(n: usize) -> String {
     )
 }
 
-/// Loads the seed and derives the host key; a seed problem is a configuration problem.
-fn host_key(config: &Config, dev: bool) -> Result<(PrivateKey, SeedOrigin), Error> {
-    let seed = load_seed(&config.server, dev).map_err(|e| Error::Invalid(e.into()))?;
-    let key = derive_with(config.server.host_key_derivation, seed.expose());
-    Ok((key, seed.origin().clone()))
+/// Loads the seed, derives the host keys and loads the extra keys and host
+/// certificates; any problem there is a configuration problem. Several are
+/// one per line, each after the first with `switchboard: ` as `main` prints
+/// the first ([`host_identity`] has them apart).
+fn host_key(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Error> {
+    host_identity(config, dev)
+        .map_err(|problems| Error::Invalid(anyhow::anyhow!("{}", problems.join("\nswitchboard: "))))
+}
+
+/// [`host_key`], with every problem on its own.
+fn host_identity(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Vec<String>> {
+    let seed = load_seed(&config.server, dev).map_err(|e| vec![e.to_string()])?;
+    let identity = HostIdentity::load(&config.server, seed.expose())?;
+    Ok((identity, seed.origin().clone()))
 }
 
 /// `SHA256:…`, as `ssh-keygen -l` and OpenSSH's prompts print it.
@@ -171,7 +180,12 @@ fn fingerprint(key: &PrivateKey) -> String {
 
 /// `ssh-ed25519 AAAA…` without a comment (the known_hosts form).
 fn public_line(key: &PrivateKey) -> Result<String, Error> {
-    let mut public = key.public_key().clone();
+    public_key_line(key.public_key())
+}
+
+/// A public key's OpenSSH line without its comment.
+fn public_key_line(key: &russh::keys::PublicKey) -> Result<String, Error> {
+    let mut public = key.clone();
     public.set_comment("");
     let line = public
         .to_openssh()

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context as _, anyhow};
-use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinSet;
@@ -15,7 +14,7 @@ use tracing::{error, info, warn};
 
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
-use crate::hostkey::unprotected_key_file;
+use crate::hostkey::{HostIdentity, timestamp, unprotected_key_file, watch_expiry};
 use crate::routes::{RouteSources, file};
 use crate::server::Gateway;
 use crate::server::admin;
@@ -67,7 +66,7 @@ pub async fn serve_on(
 
 /// What `serve` loads before it binds anything.
 struct Prepared {
-    key: PrivateKey,
+    identity: HostIdentity,
     routes: Arc<RouteSources>,
     /// The sessions API's tokens.
     admin_auth: AdminAuth,
@@ -79,7 +78,10 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
     for w in &config.warnings {
         warn!("{w}");
     }
-    let (key, _) = host_key(config, dev)?;
+    let (identity, _) = host_key(config, dev)?;
+    for w in &identity.warnings {
+        warn!("{w}");
+    }
     let routes = initial_routes(config)?;
     let admin_auth = AdminAuth::load(&config.admin).map_err(|e| Error::Invalid(e.into()))?;
     for (path, field) in [
@@ -91,7 +93,7 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
         }
     }
     Ok(Prepared {
-        key,
+        identity,
         routes,
         admin_auth,
     })
@@ -152,7 +154,7 @@ async fn serve(config: Config, prepared: Prepared) -> Result<(), Error> {
 async fn serve_bound(
     config: Config,
     Prepared {
-        key,
+        identity,
         routes,
         admin_auth,
     }: Prepared,
@@ -173,14 +175,16 @@ async fn serve_bound(
     info!(
         "listening on {}, host key {}, {} routes; admin on http://{}",
         addrs.join(", "),
-        fingerprint(&key),
+        fingerprint(identity.primary()),
         routes.table().load().len(),
         local_addr(&admin),
     );
+    log_identity(&identity);
+    let expiry = watch_expiry(&identity);
     let grace = config.server.shutdown_grace;
     let unready_window = config.server.accept_after_unready;
     let wakes = Wakes::new(config.wake.clone(), routes.table().clone(), starter);
-    let gateway = Gateway::new(Arc::new(config), key, routes, wakes);
+    let gateway = Gateway::new(Arc::new(config), &identity, routes, wakes);
     let admin_stop = CancellationToken::new();
     let endpoint = Arc::new(admin::Admin {
         health: gateway.health(),
@@ -210,11 +214,37 @@ async fn serve_bound(
     if let Some(watcher) = watcher {
         watcher.abort();
     }
+    if let Some(expiry) = expiry {
+        expiry.abort();
+    }
     if let Some(cluster) = cluster {
         cluster.abort();
     }
     info!("stopped");
     result
+}
+
+/// Every host key and certificate presented, one line each.
+fn log_identity(identity: &HostIdentity) {
+    for k in &identity.keys {
+        info!(
+            "host key {} {} ({})",
+            k.key.algorithm(),
+            fingerprint(&k.key),
+            k.source
+        );
+    }
+    for c in &identity.certificates {
+        let cert = &c.certificate;
+        info!(
+            "host certificate {} for {} (key ID {:?}, principals {}, valid until {})",
+            c.path.display(),
+            cert.public_key().fingerprint(russh::keys::HashAlg::Sha256),
+            cert.key_id(),
+            cert.valid_principals().join(","),
+            timestamp(cert.valid_before()),
+        );
+    }
 }
 
 /// Once `shutdown` is cancelled: `/readyz` turns 503 at once, and new

@@ -21,13 +21,14 @@ pub const DEFAULT_FILE: &str = "switchboard.toml";
 
 /// Parsed so a SPEC-shaped file is accepted, but not acted on yet: setting
 /// one is a warning, never silence.
-const NOT_IMPLEMENTED: &[(&str, &str)] = &[("server.extra_host_keys", "extra host keys")];
+const NOT_IMPLEMENTED: &[(&str, &str)] = &[];
 
 /// Path-valued keys (dotted); relative values in a file are taken relative
 /// to its directory.
 const PATH_KEYS: &[&str] = &[
     "server.host_key_seed_file",
     "server.extra_host_keys",
+    "server.host_certificates",
     "sources.file.path",
     "sources.kubernetes.kubeconfig",
 ];

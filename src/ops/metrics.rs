@@ -131,6 +131,9 @@ pub struct Metrics {
     pub wake_seconds: Histogram,
     /// Wakes in progress now (start requested, box not up yet).
     pub wakes_active: Gauge,
+    /// Unix time the soonest-ending host certificate ends; 0 without one
+    /// that ends (`server.host_certificates`).
+    pub host_certificate_expiry: Gauge,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -170,6 +173,7 @@ impl Metrics {
             wakes: Family::default(),
             wake_seconds: Histogram::new(exponential_buckets(0.5, 2.0, 12)),
             wakes_active: Gauge::default(),
+            host_certificate_expiry: Gauge::default(),
             registry: Registry::with_prefix("switchboard"),
         };
         let r = &mut m.registry;
@@ -271,6 +275,11 @@ impl Metrics {
             "wakes_active",
             "Wakes in progress now",
             m.wakes_active.clone(),
+        );
+        r.register(
+            "host_certificate_expiry_timestamp_seconds",
+            "Unix time the soonest-ending host certificate ends; 0 without one",
+            m.host_certificate_expiry.clone(),
         );
         known::zero(&m);
         m

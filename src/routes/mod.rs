@@ -11,6 +11,7 @@ mod model;
 mod sources;
 mod table;
 
+pub(crate) use keys::decode_identity;
 pub(crate) use model::parse_token_sha256;
 pub use model::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
 pub use sources::RouteSources;

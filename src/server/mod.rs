@@ -21,7 +21,6 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
@@ -74,11 +73,11 @@ impl Gateway {
     /// `wakes` waits for stopped or starting boxes (built on the same table).
     pub fn new(
         config: Arc<Config>,
-        host_key: PrivateKey,
+        identity: &crate::hostkey::HostIdentity,
         sources: Arc<RouteSources>,
         wakes: Arc<crate::wake::Wakes>,
     ) -> Arc<Self> {
-        let ssh_settings = Arc::new(crate::ssh::settings::server_config(&config, host_key));
+        let ssh_settings = Arc::new(crate::ssh::settings::server_config(&config, identity));
         let s = &config.server;
         let connections = Arc::new(Semaphore::new(s.max_connections));
         let unauthenticated = Arc::new(Semaphore::new(s.max_unauthenticated));

@@ -6,10 +6,10 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use russh::keys::PrivateKey;
 use russh::{MethodKind, MethodSet, server};
 
 use crate::config::Config;
+use crate::hostkey::HostIdentity;
 use crate::upstream::settings::{SSH_ID, nonzero, preferred};
 
 /// Every rejected authentication takes this long, so unknown keys, unknown
@@ -21,14 +21,18 @@ const AUTH_REJECTION_TIME: Duration = Duration::from_millis(200);
 /// sends more in one packet is cut off, SPEC §12).
 pub const MAX_PACKET: u32 = 32 * 1024;
 
-/// The server side, facing clients.
-pub fn server_config(config: &Config, host_key: PrivateKey) -> server::Config {
+/// The server side, facing clients. Every host key is offered (russh
+/// advertises the algorithms of the keys it holds: an RSA key as
+/// `rsa-sha2-512`, `rsa-sha2-256` and `ssh-rsa`), and each certificate as its
+/// `*-cert-v01@openssh.com` algorithm, ahead of the plain keys.
+pub fn server_config(config: &Config, identity: &HostIdentity) -> server::Config {
     server::Config {
         server_id: russh::SshId::Standard(Cow::Borrowed(SSH_ID)),
         methods: MethodSet::from(&[MethodKind::PublicKey][..]),
         auth_rejection_time: AUTH_REJECTION_TIME,
         auth_rejection_time_initial: Some(Duration::ZERO),
-        keys: vec![host_key],
+        keys: identity.private_keys(),
+        certificates: identity.certificates(),
         // Channels open with no window; the relay grants it as it writes the
         // client's bytes to the box (relay::flow). Nothing is granted before
         // a box channel exists (agent mode).

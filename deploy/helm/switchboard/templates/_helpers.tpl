@@ -104,6 +104,18 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       "wake" .Values.kubernetes.wake))
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.adminPort)))
 -}}
+{{- with .Values.hostIdentity.secretName -}}
+{{- $keys := list -}}
+{{- range $.Values.hostIdentity.extraHostKeys -}}
+{{- $keys = append $keys (printf "/etc/switchboard/host-identity/%s" .) -}}
+{{- end -}}
+{{- $certs := list -}}
+{{- range $.Values.hostIdentity.certificates -}}
+{{- $certs = append $certs (printf "/etc/switchboard/host-identity/%s" .) -}}
+{{- end -}}
+{{- $_ := set $owned.server "extra_host_keys" $keys -}}
+{{- $_ := set $owned.server "host_certificates" $certs -}}
+{{- end -}}
 {{- if .Values.proxyProtocol.enabled -}}
 {{- $_ := set $owned "proxy_protocol" (dict "enabled" true "trusted_cidrs" .Values.proxyProtocol.trustedCidrs) -}}
 {{- end -}}
