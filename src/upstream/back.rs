@@ -1,6 +1,7 @@
 //! The russh client handler for one box connection: checks the box's host
 //! key against the route's pin, the policy and the keys seen before
-//! ([`super::seen`]), and carries channels the box opens back to the client
+//! ([`super::seen`]) — or, where host CAs are trusted for the box, its host
+//! certificate ([`judge_certificate`]) — and carries channels the box opens back to the client
 //! (`-R` forwarded-tcpip; agent forwarding into the box only in key mode,
 //! after the client's `ssh -A`), subject to the route's `forwarding`; each
 //! is listed on the client's connection while open and logged as the audit
@@ -11,7 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use russh::client::{ChannelOpenHandle, Handler, Msg, Session};
-use russh::keys::{HashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::ssh_key::certificate::CertType;
+use russh::keys::{Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 use russh::{Channel, ChannelOpenFailure, server};
 use tracing::{Instrument, Span, debug, warn};
 
@@ -62,13 +64,23 @@ pub enum Trust {
     Mismatch,
     /// No pin; a different key than this backend presented before.
     Changed,
-    /// A host certificate (no host CA is trusted).
+    /// A host certificate that is refused: no host CA is trusted for this
+    /// box, or none of them signed it, or it is not valid now, or it names
+    /// neither this box's address host nor its route.
     Certificate,
+    /// A host certificate signed by a trusted host CA, valid now, naming
+    /// this box.
+    HostCa,
+    /// Host CAs are trusted for this box, and it presented a plain key.
+    NotCertified,
 }
 
 impl Trust {
     pub fn accepted(self) -> bool {
-        matches!(self, Trust::Pinned | Trust::FirstUse | Trust::Known)
+        matches!(
+            self,
+            Trust::Pinned | Trust::FirstUse | Trust::Known | Trust::HostCa
+        )
     }
 
     /// The word in the log line.
@@ -80,6 +92,8 @@ impl Trust {
             Trust::Mismatch => "mismatch",
             Trust::Changed => "changed",
             Trust::Certificate => "certificate",
+            Trust::HostCa => "host-ca",
+            Trust::NotCertified => "not-certified",
         }
     }
 }
@@ -92,6 +106,9 @@ pub struct BoxHandler {
     policy: HostKeyPolicy,
     seen: Arc<SeenKeys>,
     verdict: Arc<OnceLock<HostKeyVerdict>>,
+    /// The host CAs trusted for this box ([`host_cas`]); when any is, only
+    /// a host certificate signed by one of them is accepted.
+    host_cas: Vec<PublicKey>,
     /// The route's forwarding switches, for the channels the box opens.
     forwarding: Forwarding,
     client: Option<ClientLink>,
@@ -104,6 +121,7 @@ impl BoxHandler {
         seen: Arc<SeenKeys>,
         verdict: Arc<OnceLock<HostKeyVerdict>>,
         client: Option<ClientLink>,
+        host_cas: Vec<PublicKey>,
     ) -> Self {
         Self {
             route: route.name.clone(),
@@ -112,6 +130,7 @@ impl BoxHandler {
             policy,
             seen,
             verdict,
+            host_cas,
             forwarding: route.forwarding,
             client,
         }
@@ -139,14 +158,24 @@ impl Handler for BoxHandler {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        let (trust, key) = match server_key {
-            PublicKeyOrCertificate::PublicKey { key, .. } => (self.judge(key), key.key_data()),
-            PublicKeyOrCertificate::Certificate(cert) => (Trust::Certificate, cert.public_key()),
+        let (trust, key, why) = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } if !self.host_cas.is_empty() => (
+                Trust::NotCertified,
+                key.key_data(),
+                "a plain key, where a host certificate is required",
+            ),
+            PublicKeyOrCertificate::PublicKey { key, .. } => (self.judge(key), key.key_data(), ""),
+            PublicKeyOrCertificate::Certificate(cert) => {
+                match judge_certificate(cert, &self.host_cas, &self.route, &self.address) {
+                    Ok(()) => (Trust::HostCa, cert.public_key(), ""),
+                    Err(why) => (Trust::Certificate, cert.public_key(), why),
+                }
+            }
         };
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         if !trust.accepted() {
             warn!(route = %self.route, address = %self.address, presented = %fingerprint,
-                trust = trust.label(), "box host key rejected");
+                trust = trust.label(), why, "box host key rejected");
         }
         let _ = self.verdict.set(HostKeyVerdict { fingerprint, trust });
         Ok(trust.accepted())
@@ -207,6 +236,65 @@ impl Handler for BoxHandler {
         );
         Ok(())
     }
+}
+
+/// The host CAs trusted for `route`'s box: its own `trusted_host_cas`, else
+/// none when it pins a `host_key` (the pin decides), else `global`
+/// (`[upstream] trusted_host_cas`).
+pub(super) fn host_cas(route: &Route, global: &[PublicKey]) -> Vec<PublicKey> {
+    if !route.trusted_host_cas.is_empty() {
+        route.trusted_host_cas.clone()
+    } else if route.host_key.is_some() {
+        Vec::new()
+    } else {
+        global.to_vec()
+    }
+}
+
+/// Accepts a box's host certificate when it is of host type, signed by one
+/// of `cas`, valid now, without critical options, and names the box: one
+/// of its principals is the host of the route's `address` or the route's
+/// name (an empty principal list names nobody, unlike OpenSSH's "any
+/// host"). The error is why, for the log.
+fn judge_certificate(
+    cert: &Certificate,
+    cas: &[PublicKey],
+    route: &str,
+    address: &str,
+) -> Result<(), &'static str> {
+    if cas.is_empty() {
+        return Err("a host certificate, and no host CA is trusted for this box");
+    }
+    if cert.cert_type() != CertType::Host {
+        return Err("a user certificate, not a host certificate");
+    }
+    let Some(ca) = cas.iter().find(|ca| ca.key_data() == cert.signature_key()) else {
+        return Err("a host certificate signed by a CA that is not trusted for this box");
+    };
+    let fingerprint = ca.fingerprint(HashAlg::Sha256);
+    if cert.validate([&fingerprint]).is_err() {
+        return Err("a host certificate that is expired, not yet valid, or badly signed");
+    }
+    if !cert.critical_options().is_empty() {
+        return Err("a host certificate with critical options");
+    }
+    let host = address_host(address);
+    if !cert
+        .valid_principals()
+        .iter()
+        .any(|p| p == host || p == route)
+    {
+        return Err("a host certificate that names neither the box's address nor its route");
+    }
+    Ok(())
+}
+
+/// The host part of `host:port` or `[v6]:port`.
+fn address_host(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
 }
 
 /// A channel of `kind` (to its destination) the box opened and the gateway
