@@ -345,3 +345,66 @@ fn bridge(
     };
     tokio::spawn(task.instrument(span));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use russh::keys::PrivateKey;
+    use russh::keys::ssh_key::certificate::Builder;
+    use russh::keys::ssh_key::private::Ed25519Keypair;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    fn key(n: u8) -> PrivateKey {
+        PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32]))
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// A certificate for key 1 signed by key `ca`.
+    fn cert(ca: u8, kind: CertType, principals: &[&str], from: u64, to: u64) -> Certificate {
+        let subject = key(1).public_key().key_data().clone();
+        let mut b = Builder::new([0u8; 16].to_vec(), subject, from, to).expect("builder");
+        b.cert_type(kind).expect("type");
+        for p in principals {
+            b.valid_principal(*p).expect("principal");
+        }
+        if principals.is_empty() {
+            b.all_principals_valid().expect("any");
+        }
+        b.sign(&key(ca)).expect("signs")
+    }
+
+    #[test]
+    fn host_certificates_are_judged_by_ca_type_time_and_principal() {
+        let cas = [key(9).public_key().clone()];
+        let (t, judge) = (now(), |c: &Certificate| {
+            judge_certificate(c, &cas, "alice-ws", "10.0.3.7:22")
+        });
+        let ok = |p: &[&str]| cert(9, CertType::Host, p, t - 60, t + 600);
+        assert_eq!(judge(&ok(&["10.0.3.7"])), Ok(()));
+        assert_eq!(judge(&ok(&["x", "alice-ws"])), Ok(()));
+        let refused = [
+            ok(&["10.0.3.8", "bob-ws"]),
+            ok(&[]),
+            cert(8, CertType::Host, &["alice-ws"], t - 60, t + 600),
+            cert(9, CertType::User, &["alice-ws"], t - 60, t + 600),
+            cert(9, CertType::Host, &["alice-ws"], t - 600, t - 60),
+            cert(9, CertType::Host, &["alice-ws"], t + 60, t + 600),
+        ];
+        for c in &refused {
+            assert!(judge(c).is_err(), "{c:?}");
+        }
+        assert!(judge_certificate(&ok(&["alice-ws"]), &[], "alice-ws", "h:22").is_err());
+    }
+
+    #[test]
+    fn address_hosts() {
+        assert_eq!(address_host("10.0.3.7:22"), "10.0.3.7");
+        assert_eq!(address_host("box.example.com:2222"), "box.example.com");
+        assert_eq!(address_host("[fe80::1]:22"), "fe80::1");
+    }
+}
