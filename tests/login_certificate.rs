@@ -77,7 +77,9 @@ fn certificate_seen_by_box(dir: &Path, auth_info: &str) -> String {
 /// The `SHA256:…` of a public key line, as `ssh-keygen -l` prints it.
 fn fingerprint_of(file: &Path) -> String {
     let out = run(
-        Command::new("ssh-keygen").args(["-l", "-E", "sha256", "-f"]).arg(file),
+        Command::new("ssh-keygen")
+            .args(["-l", "-E", "sha256", "-f"])
+            .arg(file),
         Input::Null,
         SSH_TIMEOUT,
     );
@@ -97,18 +99,35 @@ fn a_box_trusting_the_user_ca_accepts_the_minted_login_and_logs_its_route() {
     let b = ca_box("cert-ws", &ca, None);
     let gw = Gateway::spawn_with(&with_ca(&ca, ""), &cert_route(&b, &client, ""));
 
-    let out = gw.ssh(&client, &["127.0.0.1", "echo $BOX; id -un; cat $SSH_USER_AUTH"]);
+    let out = gw.ssh(
+        &client,
+        &["127.0.0.1", "echo $BOX; id -un; cat $SSH_USER_AUTH"],
+    );
     out.assert_ok();
     assert!(out.stdout.starts_with("cert-ws\nroot\n"), "{out:?}");
     let cert = certificate_seen_by_box(dir.path(), &out.stdout);
     let client_fp = fingerprint_of(&client.path.with_extension("pub"));
     let ca_fp = fingerprint_of(&ca.path.with_extension("pub"));
-    assert!(cert.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"), "{cert}");
-    assert!(cert.contains(&format!("Signing CA: ED25519 {ca_fp}")), "{cert}");
+    assert!(
+        cert.contains("Type: ssh-ed25519-cert-v01@openssh.com user certificate"),
+        "{cert}"
+    );
+    assert!(
+        cert.contains(&format!("Signing CA: ED25519 {ca_fp}")),
+        "{cert}"
+    );
     let key_id = format!("Key ID: \"switchboard route=cert-ws key={client_fp} conn=");
     assert!(cert.contains(&key_id), "{cert}");
-    assert!(cert.contains("Principals: \n                root\n"), "{cert}");
-    for ext in ["permit-pty", "permit-user-rc", "permit-port-forwarding", "permit-agent-forwarding"] {
+    assert!(
+        cert.contains("Principals: \n                root\n"),
+        "{cert}"
+    );
+    for ext in [
+        "permit-pty",
+        "permit-user-rc",
+        "permit-port-forwarding",
+        "permit-agent-forwarding",
+    ] {
         assert!(cert.contains(ext), "{ext}: {cert}");
     }
     // Valid for minutes: "Valid: from 2026-…T18:00:00 to 2026-…T18:06:00".
@@ -124,7 +143,10 @@ fn a_box_trusting_the_user_ca_accepts_the_minted_login_and_logs_its_route() {
         .lines()
         .find(|l| l.contains("Accepted publickey for root") && l.contains("ED25519-CERT"))
         .unwrap_or_else(|| panic!("no certificate login in the box's log:\n{log}"));
-    assert!(accepted.contains("ID switchboard route=cert-ws key=SHA256:"), "{accepted}");
+    assert!(
+        accepted.contains("ID switchboard route=cert-ws key=SHA256:"),
+        "{accepted}"
+    );
     assert!(accepted.contains(&client_fp), "{accepted}");
     assert!(accepted.contains(&ca_fp), "{accepted}");
 
@@ -138,14 +160,28 @@ fn a_box_trusting_the_user_ca_accepts_the_minted_login_and_logs_its_route() {
             .map(str::to_owned)
     };
     assert_ne!(serial(&cert), serial(&second));
-    assert_ne!(cert.lines().nth(2), second.lines().nth(2), "a fresh public key per login");
+    assert_ne!(
+        cert.lines().nth(2),
+        second.lines().nth(2),
+        "a fresh public key per login"
+    );
 
     // The CA key never reaches the gateway's log.
     let gateway_log = gw.log();
-    for line in ca.private_lines().iter().filter(|l| !l.starts_with("-----")) {
-        assert!(!gateway_log.contains(line.as_str()), "CA key material in the log");
+    for line in ca
+        .private_lines()
+        .iter()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        assert!(
+            !gateway_log.contains(line.as_str()),
+            "CA key material in the log"
+        );
     }
-    assert!(gateway_log.contains("minted a login certificate"), "{gateway_log}");
+    assert!(
+        gateway_log.contains("minted a login certificate"),
+        "{gateway_log}"
+    );
 }
 
 #[test]
@@ -195,7 +231,8 @@ fn a_box_that_does_not_trust_the_ca_refuses_and_the_user_is_told() {
     let out = gw.ssh(&client, &["127.0.0.1", "true"]);
     assert_eq!(out.code, Some(1), "{out:?}");
     assert!(
-        out.stderr.contains("switchboard: other-ws refused login as root"),
+        out.stderr
+            .contains("switchboard: other-ws refused login as root"),
         "{out:?}"
     );
 }
@@ -211,11 +248,21 @@ fn user_ca_prints_the_line_boxes_trust() {
     assert_eq!(out.stdout.lines().count(), 1, "{out:?}");
     let expected = fs::read_to_string(ca.path.with_extension("pub")).expect("ca.pub");
     let expected: Vec<&str> = expected.split_whitespace().take(2).collect();
-    assert!(line.starts_with(&expected.join(" ")), "{line} vs {expected:?}");
+    assert!(
+        line.starts_with(&expected.join(" ")),
+        "{line} vs {expected:?}"
+    );
     let file = dir.path().join("switchboard_user_ca.pub");
     fs::write(&file, format!("{line}\n")).expect("write");
-    assert_eq!(fingerprint_of(&file), fingerprint_of(&ca.path.with_extension("pub")));
-    for secret in ca.private_lines().iter().filter(|l| !l.starts_with("-----")) {
+    assert_eq!(
+        fingerprint_of(&file),
+        fingerprint_of(&ca.path.with_extension("pub"))
+    );
+    for secret in ca
+        .private_lines()
+        .iter()
+        .filter(|l| !l.starts_with("-----"))
+    {
         assert!(!out.all().contains(secret.as_str()));
     }
 
@@ -223,7 +270,10 @@ fn user_ca_prints_the_line_boxes_trust() {
     let bare = Gateway::start("");
     let out = bare.subcommand("user-ca");
     assert_eq!(out.code, Some(2), "{out:?}");
-    assert!(out.stderr.contains("upstream.user_ca_key_file is not set"), "{out:?}");
+    assert!(
+        out.stderr.contains("upstream.user_ca_key_file is not set"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -242,7 +292,8 @@ fn a_certificate_route_without_a_user_ca_is_refused_by_name() {
     let out = gw.subcommand("check");
     assert_eq!(out.code, Some(2), "{out:?}");
     assert!(
-        out.stderr.contains("route \"cert-ws\": login = \"certificate\" needs the gateway's user CA")
+        out.stderr
+            .contains("route \"cert-ws\": login = \"certificate\" needs the gateway's user CA")
             && out.stderr.contains("upstream.user_ca_key_file is not set"),
         "{out:?}"
     );
@@ -258,7 +309,10 @@ fn a_certificate_route_without_a_user_ca_is_refused_by_name() {
     // The skipped route looks like any name that is not a route.
     let out = gw.ssh(&client, &["root@cert-ws@127.0.0.1", "echo $BOX"]);
     assert!(!out.success(), "{out:?}");
-    assert!(out.stderr.contains("Permission denied (publickey)"), "{out:?}");
+    assert!(
+        out.stderr.contains("Permission denied (publickey)"),
+        "{out:?}"
+    );
 }
 
 #[test]
@@ -267,22 +321,33 @@ fn an_unusable_user_ca_file_stops_the_start_with_a_clear_error() {
     let ca = Key::generate(dir.path(), "user_ca");
     // Readable by every user.
     fs::set_permissions(&ca.path, fs::Permissions::from_mode(0o644)).expect("chmod");
-    let err = Gateway::try_spawn(&with_ca(&ca, ""), "").err().expect("refused");
+    let err = Gateway::try_spawn(&with_ca(&ca, ""), "")
+        .err()
+        .expect("refused");
     assert!(
         err.contains("upstream.user_ca_key_file")
             && err.contains("is readable by every user (mode 0644)")
             && err.contains("chmod 600"),
         "{err}"
     );
-    for secret in ca.private_lines().iter().filter(|l| !l.starts_with("-----")) {
-        assert!(!err.contains(secret.as_str()), "CA key material in the error");
+    for secret in ca
+        .private_lines()
+        .iter()
+        .filter(|l| !l.starts_with("-----"))
+    {
+        assert!(
+            !err.contains(secret.as_str()),
+            "CA key material in the error"
+        );
     }
     // Missing.
     let missing = Key {
         path: dir.path().join("nope"),
         public: String::new(),
     };
-    let err = Gateway::try_spawn(&with_ca(&missing, ""), "").err().expect("refused");
+    let err = Gateway::try_spawn(&with_ca(&missing, ""), "")
+        .err()
+        .expect("refused");
     assert!(
         err.contains("upstream.user_ca_key_file: cannot read") && err.contains("nope"),
         "{err}"
@@ -293,7 +358,9 @@ fn an_unusable_user_ca_file_stops_the_start_with_a_clear_error() {
         public: String::new(),
     };
     fs::set_permissions(&public.path, fs::Permissions::from_mode(0o600)).expect("chmod");
-    let err = Gateway::try_spawn(&with_ca(&public, ""), "").err().expect("refused");
+    let err = Gateway::try_spawn(&with_ca(&public, ""), "")
+        .err()
+        .expect("refused");
     assert!(err.contains("is not a private key"), "{err}");
 }
 
@@ -339,12 +406,18 @@ fn a_host_certificate_from_a_trusted_host_ca_is_accepted_instead_of_first_use() 
     );
     // Even where every other box must be pinned.
     let cfg = GatewayConfig {
-        upstream_extra: format!("{}host_key_policy = \"require-pinned\"\n", trusting(&host_ca)),
+        upstream_extra: format!(
+            "{}host_key_policy = \"require-pinned\"\n",
+            trusting(&host_ca)
+        ),
         ..Default::default()
     };
     let gw = Gateway::spawn_with(&cfg, &routes);
     for b in [&by_address, &by_name] {
-        let out = gw.ssh(&client, &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"]);
+        let out = gw.ssh(
+            &client,
+            &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"],
+        );
         out.assert_ok();
         assert_eq!(out.stdout.trim(), b.name);
     }
@@ -376,9 +449,16 @@ fn a_box_without_a_valid_host_certificate_is_refused_when_host_cas_are_trusted()
     };
     let gw = Gateway::spawn_with(&cfg, &routes);
     for b in [&foreign, &plain, &elsewhere] {
-        let out = gw.ssh(&client, &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"]);
+        let out = gw.ssh(
+            &client,
+            &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"],
+        );
         assert_eq!(out.code, Some(1), "{}: {out:?}", b.name);
-        assert!(out.stderr.contains(&untrusted(&b.name)), "{}: {out:?}", b.name);
+        assert!(
+            out.stderr.contains(&untrusted(&b.name)),
+            "{}: {out:?}",
+            b.name
+        );
         assert!(!out.stdout.contains(&b.name), "{out:?}");
     }
     let log = gw.log();
@@ -403,7 +483,11 @@ fn route_host_cas_replace_the_global_ones_and_a_pin_bypasses_them() {
     let routes = format!(
         "{}{}{}",
         key_route(&team, &client, &trusting(&team_ca)),
-        key_route(&pinned, &client, &format!("host_key = {}", toml_str(&pinned.host_key()))),
+        key_route(
+            &pinned,
+            &client,
+            &format!("host_key = {}", toml_str(&pinned.host_key()))
+        ),
         // This route trusts only the team CA: the global one no longer counts.
         key_route(&global_only, &client, &trusting(&team_ca)),
     );
@@ -413,7 +497,10 @@ fn route_host_cas_replace_the_global_ones_and_a_pin_bypasses_them() {
     };
     let gw = Gateway::start_with(&cfg, &routes);
     for b in [&team, &pinned] {
-        let out = gw.ssh(&client, &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"]);
+        let out = gw.ssh(
+            &client,
+            &[&format!("root@{}@127.0.0.1", b.name), "echo $BOX"],
+        );
         out.assert_ok();
         assert_eq!(out.stdout.trim(), b.name);
     }
@@ -429,7 +516,10 @@ fn certificates_both_ways_need_no_key_of_any_box() {
     let host_ca = Key::generate(dir.path(), "host_ca");
     let client = Key::generate(dir.path(), "alice");
     let b = ca_box("both-ws", &user_ca, Some((&host_ca, "both-ws")));
-    let gw = Gateway::start_with(&with_ca(&user_ca, &trusting(&host_ca)), &cert_route(&b, &client, ""));
+    let gw = Gateway::start_with(
+        &with_ca(&user_ca, &trusting(&host_ca)),
+        &cert_route(&b, &client, ""),
+    );
     let out = gw.ssh(&client, &["127.0.0.1", "echo $BOX"]);
     out.assert_ok();
     assert_eq!(out.stdout.trim(), "both-ws");

@@ -118,7 +118,11 @@ fn initial_routes(config: &Config, user_ca: bool) -> Result<Arc<RouteSources>, E
         load.routes.retain(|r| {
             let servable = r.login != LoginMethod::Certificate;
             if !servable {
-                unservable.push(format!("{}: route \"{}\": {NO_USER_CA}", path.display(), r.name));
+                unservable.push(format!(
+                    "{}: route \"{}\": {NO_USER_CA}",
+                    path.display(),
+                    r.name
+                ));
             }
             servable
         });
@@ -132,7 +136,12 @@ fn initial_routes(config: &Config, user_ca: bool) -> Result<Arc<RouteSources>, E
             all.join("\n")
         )));
     }
-    for e in load.errors.iter().map(ToString::to_string).chain(unservable) {
+    for e in load
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(unservable)
+    {
         error!("{e}; route skipped");
     }
     let sources = RouteSources::new();

@@ -99,10 +99,13 @@ pub(super) async fn connect(
                 let key = PrivateKeyWithHashAlg::new(identity, hash);
                 handle.authenticate_publickey(user, key).await?.success()
             }
-            Credential::Certificate(Minted { key, cert }) => handle
-                .authenticate_openssh_cert(user, key, cert)
-                .await?
-                .success(),
+            Credential::Certificate(minted) => {
+                let Minted { key, cert } = *minted;
+                handle
+                    .authenticate_openssh_cert(user, key, cert)
+                    .await?
+                    .success()
+            }
             Credential::Agent(keys) => login_with_agent(&mut handle, user, *keys, hash).await,
         };
         Ok::<_, russh::Error>((handle, success))
@@ -154,8 +157,9 @@ pub(super) async fn connect(
 enum Credential {
     /// The route's identity key.
     Key(Arc<PrivateKey>),
-    /// A key and certificate minted for this login.
-    Certificate(Minted),
+    /// A key and certificate minted for this login (boxed: a certificate
+    /// is large, and this enum lives in the login's future).
+    Certificate(Box<Minted>),
     /// The client's forwarded agent.
     Agent(Box<AgentKeys>),
 }
@@ -199,7 +203,7 @@ impl Credential {
                     valid_before = minted.cert.valid_before(),
                     "minted a login certificate"
                 );
-                Ok(Credential::Certificate(minted))
+                Ok(Credential::Certificate(Box::new(minted)))
             }
         }
     }

@@ -29,8 +29,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::client;
-use russh::keys::agent::AgentIdentity;
 use russh::keys::PublicKey;
+use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use tokio::net::TcpStream;
 

@@ -131,7 +131,12 @@ impl UserCa {
             .unwrap_or_default();
         let after = now.saturating_sub(CLOCK_SKEW).as_secs();
         let before = (now + self.validity).as_secs();
-        let mut builder = Builder::new(nonce.to_vec(), key.public_key().key_data().clone(), after, before)?;
+        let mut builder = Builder::new(
+            nonce.to_vec(),
+            key.public_key().key_data().clone(),
+            after,
+            before,
+        )?;
         builder
             .serial(rand::rngs::OsRng.next_u64())?
             .cert_type(CertType::User)?
@@ -220,7 +225,8 @@ mod tests {
         assert_eq!(names, ["permit-pty", "permit-user-rc"]);
         assert_eq!(cert.valid_before() - cert.valid_after(), 360);
         let ca_fp = ca.key.public_key().fingerprint(HashAlg::Sha256);
-        cert.validate([&ca_fp]).expect("valid now, signed by the CA");
+        cert.validate([&ca_fp])
+            .expect("valid now, signed by the CA");
         let open = ca
             .mint(MintFor {
                 user: "root",
@@ -228,8 +234,16 @@ mod tests {
                 forwarding: Forwarding::default(),
             })
             .expect("mints");
-        assert!(open.cert.extensions().contains_key("permit-port-forwarding"));
-        assert!(open.cert.extensions().contains_key("permit-agent-forwarding"));
+        assert!(
+            open.cert
+                .extensions()
+                .contains_key("permit-port-forwarding")
+        );
+        assert!(
+            open.cert
+                .extensions()
+                .contains_key("permit-agent-forwarding")
+        );
         assert_ne!(open.cert.serial(), cert.serial());
         assert_ne!(open.key.public_key(), minted.key.public_key());
     }
@@ -237,6 +251,9 @@ mod tests {
     #[test]
     fn debug_hides_the_key() {
         let shown = format!("{:?}", ca());
-        assert!(shown.contains("<redacted>") && shown.contains("SHA256:"), "{shown}");
+        assert!(
+            shown.contains("<redacted>") && shown.contains("SHA256:"),
+            "{shown}"
+        );
     }
 }

@@ -215,7 +215,10 @@ impl Mapper {
             Err(problems) => return invalid(problems.join("; ")),
         };
         if valid.login == LoginMethod::Certificate && !self.user_ca {
-            return unservable(Reason::NoUserCA, NO_USER_CA.replace("= \"certificate\"", ": certificate"));
+            return unservable(
+                Reason::NoUserCA,
+                NO_USER_CA.replace("= \"certificate\"", ": certificate"),
+            );
         }
         let mut problems = Problems::default();
         let mut authorized_keys = Vec::new();

@@ -182,8 +182,7 @@ fn spawn(
     let mut tasks = Vec::new();
     match config.mode {
         KubernetesMode::Crd => {
-            let (builder, watches) =
-                crd_source::setup(&client, config, &shared, sources.user_ca());
+            let (builder, watches) = crd_source::setup(&client, config, &shared, sources.user_ca());
             tasks.extend(watches);
             tasks.push(Box::pin(sync::run(
                 shared.clone(),

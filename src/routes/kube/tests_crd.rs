@@ -397,7 +397,13 @@ fn certificate_spec(extra: Value) -> Value {
 
 #[test]
 fn certificate_logins_need_no_identity_and_a_user_ca() {
-    let pods = [team_pod("p", "ws", "10.0.0.1", true, "2025-01-01T00:00:00Z")];
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "10.0.0.1",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
     let cluster = Cluster::new(&pods, &[], &[]);
     let sr = sshroute(
         "ws",
@@ -413,7 +419,11 @@ fn certificate_logins_need_no_identity_and_a_user_ca() {
     let m = Mapper::default().map(&sr, &cluster);
     assert!(m.route.is_none());
     assert_eq!(m.verdict.reason, "NoUserCA");
-    assert!(m.verdict.message.contains("user_ca_key_file"), "{:?}", m.verdict);
+    assert!(
+        m.verdict.message.contains("user_ca_key_file"),
+        "{:?}",
+        m.verdict
+    );
     // An identity beside it, or host CAs beside a pin: invalid.
     for extra in [
         json!({"identitySecretRef": {"name": "id", "key": "k"}}),
@@ -436,10 +446,22 @@ fn without_read_secrets_a_secret_reference_is_a_reason_naming_the_switch() {
     };
     let mut spec = selector_spec();
     spec["authorizedKeysSecretRef"] = json!({"name": "keys", "key": "authorized_keys"});
-    let pods = [team_pod("p", "ws", "10.0.0.1", true, "2025-01-01T00:00:00Z")];
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "10.0.0.1",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
     let m = Mapper::new(&config).map(&sshroute("ws", spec), &Cluster::new(&pods, &[], &[]));
-    let r = m.route.expect("degraded, still served with its inline keys");
+    let r = m
+        .route
+        .expect("degraded, still served with its inline keys");
     assert!(r.authorizes(&public(1)));
     assert_eq!(m.verdict.reason, "SecretMissing");
-    assert!(m.verdict.message.contains("read_secrets = false"), "{:?}", m.verdict);
+    assert!(
+        m.verdict.message.contains("read_secrets = false"),
+        "{:?}",
+        m.verdict
+    );
 }
