@@ -10,6 +10,8 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
+#[cfg(feature = "kubernetes")]
+use std::time::Duration;
 
 use common::*;
 
@@ -523,4 +525,96 @@ fn certificates_both_ways_need_no_key_of_any_box() {
     let out = gw.ssh(&client, &["127.0.0.1", "echo $BOX"]);
     out.assert_ok();
     assert_eq!(out.stdout.trim(), "both-ws");
+}
+
+// ---------------------------------------------------------------------------
+// Kubernetes: SSHRoutes with login: certificate, and no Secret read at all
+// ---------------------------------------------------------------------------
+
+#[cfg(feature = "kubernetes")]
+mod kube_fake;
+
+#[cfg(feature = "kubernetes")]
+#[test]
+fn sshroutes_with_certificate_logins_need_no_secret_read() {
+    use kube_fake::FakeApi;
+    use kube_fake::fixtures::*;
+    use serde_json::json;
+
+    let api = FakeApi::start();
+    let dir = temp_dir();
+    let ca = Key::generate(dir.path(), "user_ca");
+    let user = Key::generate(dir.path(), "user");
+    let b = ca_box("web", &ca, None);
+    let spec = |extra: serde_json::Value| {
+        let mut spec = json!({"backend": {"podSelector": {"matchLabels": {"app": "web"}}, "port": b.port},
+                              "user": "root", "authorizedKeys": [user.public], "login": "certificate"});
+        if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+            s.extend(e.clone());
+        }
+        spec
+    };
+    api.put(
+        "sshroutes",
+        json!({"metadata": {"name": "web", "namespace": "team"}, "spec": spec(json!({}))}),
+    );
+    // A route that still names a Secret: degraded, and its status says why.
+    api.put(
+        "sshroutes",
+        json!({"metadata": {"name": "keyed", "namespace": "team"},
+               "spec": spec(json!({"authorizedKeysSecretRef": {"name": "k", "key": "authorized_keys"}}))}),
+    );
+    api.put(
+        "pods",
+        pod("team", "web-0", json!({"app": "web"}), None, true),
+    );
+    let raw = raw_config(
+        &api,
+        dir.path(),
+        "default",
+        &format!("{CRD_ON_LOOPBACK}read_secrets = false\n"),
+    )
+    .replace(
+        "[upstream]\n",
+        &format!(
+            "[upstream]\nuser_ca_key_file = {}\n",
+            toml_str(&ca.path.display().to_string())
+        ),
+    );
+    let cfg = GatewayConfig {
+        raw: Some(raw),
+        ..Default::default()
+    };
+    let gw = Gateway::start_with(&cfg, "");
+    let out = gw.ssh(
+        &user,
+        &["root@web.team@127.0.0.1", "echo $BOX; cat $SSH_USER_AUTH"],
+    );
+    out.assert_ok();
+    assert!(out.stdout.starts_with("web\n"), "{out:?}");
+    let cert = certificate_seen_by_box(dir.path(), &out.stdout);
+    assert!(cert.contains("route=web.team"), "{cert}");
+    assert!(
+        b.log().contains("ID switchboard route=web.team"),
+        "{}",
+        b.log()
+    );
+    let keyed_status = || {
+        api.patches()
+            .into_iter()
+            .filter(|(path, ..)| path.ends_with("/sshroutes/keyed/status"))
+            .map(|(_, _, body)| body["status"]["conditions"][0].clone())
+            .next_back()
+    };
+    assert!(eventually(Duration::from_secs(20), || keyed_status()
+        .is_some_and(|c| c["reason"] == "SecretMissing"
+            && c["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("read_secrets = false")))));
+    let secret_requests: Vec<String> = api
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains("secrets"))
+        .collect();
+    assert!(secret_requests.is_empty(), "{secret_requests:?}");
 }
