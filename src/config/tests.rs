@@ -625,7 +625,13 @@ fn certificate_keys_are_read_and_checked() {
         &[],
     );
     let all = errs.join("\n");
-    assert!(all.contains("upstream.certificate_validity: 2h is outside 30s to 1h"), "{all}");
+    assert!(
+        all.contains("upstream.certificate_validity: 2h is outside 30s to 1h"),
+        "{all}"
+    );
     assert!(all.contains("upstream.trusted_host_cas[0]: "), "{all}");
-    assert!(all.contains("sources.kubernetes.read_secrets: is false"), "{all}");
+    assert!(
+        all.contains("sources.kubernetes.read_secrets: is false"),
+        "{all}"
+    );
 }

@@ -93,21 +93,7 @@ pub(super) async fn connect(
     let handler = BoxHandler::new(route, policy, seen, verdict.clone(), client, host_cas);
     let login = async {
         let mut handle = client::connect_stream(settings, tcp, handler).await?;
-        let hash = handle.best_supported_rsa_hash().await?.flatten();
-        let success = match credential {
-            Credential::Key(identity) => {
-                let key = PrivateKeyWithHashAlg::new(identity, hash);
-                handle.authenticate_publickey(user, key).await?.success()
-            }
-            Credential::Certificate(minted) => {
-                let Minted { key, cert } = *minted;
-                handle
-                    .authenticate_openssh_cert(user, key, cert)
-                    .await?
-                    .success()
-            }
-            Credential::Agent(keys) => login_with_agent(&mut handle, user, *keys, hash).await,
-        };
+        let success = credential.log_in(&mut handle, user).await?;
         Ok::<_, russh::Error>((handle, success))
     };
     let name = || route.name.clone();
@@ -206,6 +192,31 @@ impl Credential {
                 Ok(Credential::Certificate(Box::new(minted)))
             }
         }
+    }
+}
+
+impl Credential {
+    /// Authenticates as `user` on the box; `false` when the box refuses.
+    async fn log_in(
+        self,
+        handle: &mut client::Handle<BoxHandler>,
+        user: &str,
+    ) -> Result<bool, russh::Error> {
+        let hash = handle.best_supported_rsa_hash().await?.flatten();
+        Ok(match self {
+            Credential::Key(identity) => {
+                let key = PrivateKeyWithHashAlg::new(identity, hash);
+                handle.authenticate_publickey(user, key).await?.success()
+            }
+            Credential::Certificate(minted) => {
+                let Minted { key, cert } = *minted;
+                handle
+                    .authenticate_openssh_cert(user, key, cert)
+                    .await?
+                    .success()
+            }
+            Credential::Agent(keys) => login_with_agent(handle, user, *keys, hash).await,
+        })
     }
 }
 
