@@ -187,6 +187,32 @@ fn a_box_trusting_the_user_ca_accepts_the_minted_login_and_logs_its_route() {
 }
 
 #[test]
+fn ecdsa_and_rsa_user_cas_sign_logins_too() {
+    let dir = temp_dir();
+    let client = Key::generate(dir.path(), "alice");
+    for kind in ["ecdsa", "rsa"] {
+        let path = dir.path().join(format!("user_ca_{kind}"));
+        run(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-C", kind, "-f"])
+                .arg(&path),
+            Input::Null,
+            SSH_TIMEOUT,
+        )
+        .assert_ok();
+        let ca = Key {
+            public: fs::read_to_string(path.with_extension("pub")).expect("pub"),
+            path,
+        };
+        let b = ca_box(&format!("{kind}-ws"), &ca, None);
+        let gw = Gateway::start_with(&with_ca(&ca, ""), &cert_route(&b, &client, ""));
+        let out = gw.ssh(&client, &["127.0.0.1", "echo $BOX"]);
+        out.assert_ok();
+        assert_eq!(out.stdout.trim(), format!("{kind}-ws"));
+    }
+}
+
+#[test]
 fn the_minted_certificate_follows_the_route_forwarding_policy() {
     let dir = temp_dir();
     let ca = Key::generate(dir.path(), "user_ca");

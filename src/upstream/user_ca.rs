@@ -85,16 +85,37 @@ impl UserCa {
     /// may read is warned about (`warn`), one every user may read refused.
     pub fn load(
         config: &UpstreamConfig,
-        warn: impl FnOnce(String),
+        mut warn: impl FnMut(String),
     ) -> Result<Option<UserCa>, UserCaError> {
         let Some(path) = &config.user_ca_key_file else {
             return Ok(None);
         };
-        let key = read_key(path, warn)?;
-        Ok(Some(UserCa {
+        let key = read_key(path, &mut warn)?;
+        if key.algorithm().is_rsa() {
+            warn(format!(
+                "{FIELD}: {} is an RSA key; its signatures use the `rsa` crate, whose private-key \
+                 operations are not constant-time (RUSTSEC-2023-0071): prefer an Ed25519 CA \
+                 (ssh-keygen -t ed25519)",
+                path.display()
+            ));
+        }
+        let ca = UserCa {
             key,
             validity: config.certificate_validity,
-        }))
+        };
+        // A key that cannot sign fails now, not at a user's login.
+        let trial = MintFor {
+            user: "switchboard-trial",
+            key_id: String::new(),
+            forwarding: Forwarding::default(),
+        };
+        if let Err(e) = ca.mint(trial) {
+            return Err(UserCaError::Key(format!(
+                "{}: cannot sign certificates with this key ({e})",
+                path.display()
+            )));
+        }
+        Ok(Some(ca))
     }
 
     /// The CA's public line (`ssh-ed25519 AAAA… comment`), for the boxes'
@@ -170,7 +191,7 @@ pub fn extensions(forwarding: Forwarding) -> Vec<&'static str> {
 }
 
 /// Reads and decodes the CA key; the text is wiped once decoded.
-fn read_key(path: &Path, warn: impl FnOnce(String)) -> Result<PrivateKey, UserCaError> {
+fn read_key(path: &Path, warn: &mut impl FnMut(String)) -> Result<PrivateKey, UserCaError> {
     let shown = path.display().to_string();
     let read_error = |e: std::io::Error| UserCaError::Read {
         path: shown.clone(),
