@@ -293,6 +293,14 @@ fn user_ca_prints_the_line_boxes_trust() {
     {
         assert!(!out.all().contains(secret.as_str()));
     }
+    // `check` names the CA by fingerprint.
+    let out = gw.subcommand("check");
+    out.assert_ok();
+    let ca_fp = fingerprint_of(&ca.path.with_extension("pub"));
+    assert!(
+        out.stdout.contains(&format!("user CA:  {ca_fp}")),
+        "{out:?}"
+    );
 
     // Without a CA configured, it says what to set.
     let bare = Gateway::start("");
