@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn certificate_routes_need_the_user_ca() {
+        let mut cert = route("c", "10.0.0.3:22");
+        cert.login = crate::routes::LoginMethod::Certificate;
+        let sources = RouteSources::new();
+        sources.publish("file", vec![route("a", "10.0.0.1:22"), cert.clone()]);
+        let table = sources.table().load();
+        assert!(table.get("c").is_none() && table.get("a").is_some());
+        sources.set_user_ca(true);
+        sources.publish("file", vec![route("a", "10.0.0.1:22"), cert]);
+        assert!(sources.table().load().get("c").is_some());
+    }
+
+    #[test]
     fn stale_is_reported_and_keeps_routes() {
         let sources = RouteSources::new();
         sources.publish("kubernetes", vec![route("a.ns", "10.0.0.1:22")]);

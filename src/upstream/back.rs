@@ -1,11 +1,11 @@
 //! The russh client handler for one box connection: checks the box's host
 //! key against the route's pin, the policy and the keys seen before
 //! ([`super::seen`]) — or, where host CAs are trusted for the box, its host
-//! certificate ([`judge_certificate`]) — and carries channels the box opens back to the client
-//! (`-R` forwarded-tcpip; agent forwarding into the box only in key mode,
-//! after the client's `ssh -A`), subject to the route's `forwarding`; each
-//! is listed on the client's connection while open and logged as the audit
-//! `channel_open`, allowed or refused.
+//! certificate ([`judge_certificate`]) — and carries channels the box opens
+//! back to the client (`-R` forwarded-tcpip; agent forwarding into the box
+//! only in key mode, after the client's `ssh -A`), subject to the route's
+//! `forwarding`; each is listed on the client's connection while open and
+//! logged as the audit `channel_open`, allowed or refused.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
