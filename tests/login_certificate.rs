@@ -376,6 +376,18 @@ fn an_unusable_user_ca_file_stops_the_start_with_a_clear_error() {
             "CA key material in the error"
         );
     }
+    // Readable by its group: warned about, and used.
+    fs::set_permissions(&ca.path, fs::Permissions::from_mode(0o640)).expect("chmod");
+    let gw = Gateway::spawn_with(&with_ca(&ca, ""), "");
+    let out = gw.subcommand("check");
+    out.assert_ok();
+    assert!(
+        out.stdout
+            .contains("upstream.user_ca_key_file: UNPROTECTED KEY FILE"),
+        "{out:?}"
+    );
+    assert!(gw.log().contains("UNPROTECTED KEY FILE"), "{}", gw.log());
+    drop(gw);
     // Missing.
     let missing = Key {
         path: dir.path().join("nope"),
