@@ -249,6 +249,20 @@ pub struct UpstreamConfig {
     /// Agent mode: box logins in progress at once, per client source
     /// (address; IPv6 /64).
     pub agent_logins_per_source: usize,
+    /// The user CA's private key (an OpenSSH private key file, unencrypted)
+    /// for routes with `login = "certificate"`: the gateway signs a fresh
+    /// short-lived certificate per box login with it. Read once at start;
+    /// refused when others may read it. `None`: such routes are skipped.
+    pub user_ca_key_file: Option<PathBuf>,
+    /// How long a minted login certificate is valid (its start is backdated
+    /// a minute for clock skew).
+    #[serde(with = "humantime_serde")]
+    pub certificate_validity: Duration,
+    /// Host CAs (OpenSSH public key lines) whose host certificates boxes may
+    /// present instead of a pinned or first-use key; a route's own
+    /// `trusted_host_cas` replaces this list, and a route's `host_key` pin
+    /// takes precedence over it.
+    pub trusted_host_cas: Vec<String>,
 }
 
 impl Default for UpstreamConfig {
@@ -260,6 +274,9 @@ impl Default for UpstreamConfig {
             agent_timeout: Duration::from_secs(5),
             agent_logins_per_route: 4,
             agent_logins_per_source: 2,
+            user_ca_key_file: None,
+            certificate_validity: Duration::from_secs(5 * 60),
+            trusted_host_cas: Vec::new(),
         }
     }
 }
@@ -386,6 +403,11 @@ pub struct KubernetesSourceConfig {
     /// Addresses (CIDRs) no `SSHRoute` may dial (`crd`): by default
     /// loopback, link-local (cloud metadata) and unspecified.
     pub refused_backends: Vec<String>,
+    /// List and watch Secrets (`crd`; default true). False: no Secret is
+    /// ever read (the gateway needs no Secret permission), so only routes
+    /// without `authorizedKeysSecretRef` and `identitySecretRef` (inline
+    /// keys, `login: certificate`) are fully served. `sealos-devbox` needs it.
+    pub read_secrets: bool,
 }
 
 impl KubernetesSourceConfig {
@@ -417,6 +439,7 @@ impl Default for KubernetesSourceConfig {
             backend_ports: backends::default_backend_ports(),
             refused_backends: backends::default_refused_backends(),
             wake: false,
+            read_secrets: true,
         }
     }
 }

@@ -38,6 +38,9 @@ pub enum Notice {
     /// No pin, and the box presented a different host key than it did
     /// before (since the gateway started).
     HostKeyChanged { route: String },
+    /// Host CAs are trusted for the box, and it presented a plain key or a
+    /// host certificate none of them vouches for (now, for this box).
+    HostKeyUntrusted { route: String },
     /// The route has no identity for the gateway to log in with.
     NoIdentity { route: String },
     /// The target names no login user and the route has none.
@@ -248,6 +251,10 @@ impl fmt::Display for Notice {
             Notice::HostKeyMismatch { route } => write!(
                 f,
                 "{route} presented a host key that does not match its pin; refusing to connect, ask the operator"
+            ),
+            Notice::HostKeyUntrusted { route } => write!(
+                f,
+                "{route} presented a host key that no trusted host CA certifies; refusing to connect, ask the operator"
             ),
             Notice::HostKeyChanged { route } => write!(
                 f,

@@ -161,6 +161,7 @@ fn chart_renders_and_validates_for_every_value_set() {
         "sealos-devbox",
         "cert-login",
         "host-identity",
+        "user-ca",
     ] {
         assert!(
             names.contains(&format!("{expected}-values.yaml")),
@@ -176,6 +177,7 @@ fn chart_renders_and_validates_for_every_value_set() {
         let r = render_and_validate(set, dir.path());
         check_pod(&r, &name);
         check_rbac(&r, &name);
+        check_secret_access(&r, &name);
         check_disruption_budget(&r, &name);
         check_config(&r, &name);
         for rule in r.of_kind("PrometheusRule") {
@@ -234,6 +236,45 @@ fn check_rbac(r: &Rendered, set: &str) {
             assert_eq!(cluster_roles, 0, "{set}: per-namespace Roles by default");
             assert_eq!(roles, [NAMESPACE], "{set}");
         }
+    }
+}
+
+/// Secrets are listed and watched unless `kubernetes.readSecrets: false`,
+/// which leaves no Secret rule at all; a `userCA` Secret is mounted 0440
+/// where `upstream.user_ca_key_file` points.
+fn check_secret_access(r: &Rendered, set: &str) {
+    let secret_rules = r
+        .of_kind("Role")
+        .into_iter()
+        .chain(r.of_kind("ClusterRole"))
+        .flat_map(|role| role["rules"].as_sequence().cloned().unwrap_or_default())
+        .filter(|rule| {
+            rule["resources"]
+                .as_sequence()
+                .is_some_and(|res| res.iter().any(|x| x == "secrets"))
+        })
+        .count();
+    let pod = &r.one("Deployment")["spec"]["template"]["spec"];
+    let user_ca = pod["volumes"]
+        .as_sequence()
+        .and_then(|v| v.iter().find(|v| v["name"] == "user-ca"));
+    if set == "user-ca-values.yaml" {
+        assert_eq!(secret_rules, 0, "{set}: no Secret permission");
+        let user_ca = user_ca.expect("user-ca volume");
+        assert_eq!(user_ca["secret"]["secretName"], "switchboard-user-ca");
+        assert_eq!(user_ca["secret"]["defaultMode"].as_u64(), Some(0o440));
+        let mounts = pod["containers"][0]["volumeMounts"]
+            .as_sequence()
+            .expect("mounts");
+        assert!(
+            mounts
+                .iter()
+                .any(|m| m["name"] == "user-ca" && m["mountPath"] == "/etc/switchboard/user-ca"),
+            "{mounts:?}"
+        );
+    } else {
+        assert!(secret_rules > 0, "{set}");
+        assert!(user_ca.is_none(), "{set}");
     }
 }
 
@@ -303,6 +344,16 @@ fn check_config(r: &Rendered, set: &str) {
     } else {
         assert!(config.server.extra_host_keys.is_empty(), "{set}");
     }
+    assert_eq!(k.read_secrets, set != "user-ca-values.yaml", "{set}");
+    if set == "user-ca-values.yaml" {
+        let u = &config.upstream;
+        assert_eq!(
+            u.user_ca_key_file.as_deref(),
+            Some(Path::new("/etc/switchboard/user-ca/user_ca"))
+        );
+        assert_eq!(u.certificate_validity.as_secs(), 300);
+        assert_eq!(u.trusted_host_cas.len(), 1);
+    }
     if set == "per-namespace-values.yaml" {
         assert_eq!(k.namespaces, ["team-a", "team-b"]);
         assert!(config.proxy_protocol.enabled);
@@ -319,6 +370,24 @@ fn offline_renders_with_an_existing_or_given_seed_are_stable() {
         }
         assert_eq!(render(&set), render(&set), "{}", set.display());
     }
+}
+
+#[test]
+fn sealos_devbox_without_reading_secrets_is_refused() {
+    let dir = temp_dir();
+    let values = dir.path().join("values.yaml");
+    fs::write(
+        &values,
+        "kubernetes:\n  mode: sealos-devbox\n  readSecrets: false\n",
+    )
+    .expect("values");
+    let out = helm_render(&values);
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("kubernetes.readSecrets: false does not work with mode sealos-devbox"),
+        "{out:?}"
+    );
 }
 
 #[test]

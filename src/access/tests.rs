@@ -28,6 +28,8 @@ fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
         token_sha256: None,
         sshgate_compat: false,
         wake: None,
+        login: crate::routes::LoginMethod::Key,
+        trusted_host_cas: Vec::new(),
     }
 }
 

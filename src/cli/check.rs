@@ -11,8 +11,9 @@ use crate::config::Config;
 use russh::keys::HashAlg;
 
 use crate::hostkey::{SeedOrigin, timestamp, unprotected_key_file};
-use crate::routes::file;
+use crate::routes::{LoginMethod, NO_USER_CA, file};
 use crate::server::admin::auth::AdminAuth;
+use crate::upstream::UserCa;
 
 /// `check` flags.
 #[derive(Debug, clap::Args)]
@@ -80,6 +81,18 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 .map(|problem| format!("{}: {problem}", args.config.origin())),
         ),
     }
+    let user_ca = match UserCa::load(&config.upstream, |w| warnings.push(w)) {
+        Ok(Some(ca)) => {
+            println!("user CA:  {} (certificate logins)", ca.fingerprint());
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            problems.push(format!("{}: {e}", args.config.origin()));
+            // Reported once: its routes are not also each a problem.
+            true
+        }
+    };
     let path = &config.sources.file.path;
     let watch = if config.sources.file.watch {
         "reloaded on change"
@@ -103,11 +116,19 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 ));
             }
             problems.extend(load.errors.iter().map(ToString::to_string));
+            if !user_ca {
+                problems.extend(
+                    load.routes
+                        .iter()
+                        .filter(|r| r.login == LoginMethod::Certificate)
+                        .map(|r| format!("{}: route \"{}\": {NO_USER_CA}", path.display(), r.name)),
+                );
+            }
         }
         Err(e) => problems.push(e.to_string()),
     }
     if config.sources.kubernetes.enabled {
-        check_kubernetes(config, &mut problems, &mut warnings);
+        check_kubernetes(config, user_ca, &mut problems, &mut warnings);
     }
     check_admin(config, &mut problems, &mut warnings);
     for w in &warnings {
@@ -161,9 +182,14 @@ const KUBERNETES_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1
 /// objects that are skipped or degraded are warnings (they are the cluster's
 /// state, not this configuration's).
 #[cfg(feature = "kubernetes")]
-fn check_kubernetes(config: &Config, problems: &mut Vec<String>, warnings: &mut Vec<String>) {
+fn check_kubernetes(
+    config: &Config,
+    user_ca: bool,
+    problems: &mut Vec<String>,
+    warnings: &mut Vec<String>,
+) {
     let k = &config.sources.kubernetes;
-    match crate::routes::kube::check(k, KUBERNETES_TIMEOUT) {
+    match crate::routes::kube::check(k, KUBERNETES_TIMEOUT, user_ca) {
         Ok(report) => {
             let namespaces = if k.namespaces.is_empty() {
                 "all namespaces".to_owned()
@@ -187,4 +213,4 @@ fn check_kubernetes(config: &Config, problems: &mut Vec<String>, warnings: &mut 
 
 /// Validation already refused `enabled = true` in a build without the feature.
 #[cfg(not(feature = "kubernetes"))]
-fn check_kubernetes(_: &Config, _: &mut Vec<String>, _: &mut Vec<String>) {}
+fn check_kubernetes(_: &Config, _: bool, _: &mut Vec<String>, _: &mut Vec<String>) {}

@@ -17,6 +17,7 @@ mod serve;
 mod sessions;
 mod ssh_config;
 mod tunnel;
+mod user_ca;
 mod version;
 
 pub use hygiene::{harden_process, log_caps};
@@ -61,6 +62,8 @@ pub enum Command {
     Completion(completion::Args),
     /// List a running gateway's live sessions, or end one (its admin endpoint's sessions API).
     Sessions(sessions::Args),
+    /// Print the user CA's public line for the boxes' TrustedUserCAKeys (certificate logins).
+    UserCa(user_ca::Args),
 }
 
 /// `--config FILE`, shared by the subcommands that read the configuration.
@@ -122,6 +125,7 @@ impl Command {
             Command::HostKey(a) => &a.config,
             Command::SshConfig(a) => &a.config,
             Command::Sessions(a) => &a.config,
+            Command::UserCa(a) => &a.config,
             Command::Seed
             | Command::Tunnel(_)
             | Command::Crd
@@ -145,6 +149,7 @@ pub fn run(command: Command, config: Config) -> Result<(), Error> {
         Command::Version => version::run(),
         Command::Completion(args) => completion::run(&args),
         Command::Sessions(args) => sessions::run(&args, &config),
+        Command::UserCa(args) => user_ca::run(&args, &config),
     }
 }
 

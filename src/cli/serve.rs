@@ -15,10 +15,11 @@ use tracing::{error, info, warn};
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::hostkey::{HostIdentity, timestamp, unprotected_key_file, watch_expiry};
-use crate::routes::{RouteSources, file};
+use crate::routes::{LoginMethod, NO_USER_CA, RouteSources, file};
 use crate::server::Gateway;
 use crate::server::admin;
 use crate::server::admin::auth::AdminAuth;
+use crate::upstream::UserCa;
 use crate::wake::{Starter, Wakes};
 
 /// How often the routes file is polled for changes when `sources.file.watch`.
@@ -70,6 +71,8 @@ struct Prepared {
     routes: Arc<RouteSources>,
     /// The sessions API's tokens.
     admin_auth: AdminAuth,
+    /// The user CA (`upstream.user_ca_key_file`), when configured.
+    user_ca: Option<Arc<UserCa>>,
 }
 
 /// Logs the configuration's warnings, derives the host key, loads the
@@ -82,7 +85,13 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
     for w in &identity.warnings {
         warn!("{w}");
     }
-    let routes = initial_routes(config)?;
+    let user_ca = UserCa::load(&config.upstream, |w| warn!("{w}"))
+        .map_err(|e| Error::Invalid(e.into()))?
+        .map(Arc::new);
+    if let Some(ca) = &user_ca {
+        info!(fingerprint = %ca.fingerprint(), "user CA loaded for certificate logins");
+    }
+    let routes = initial_routes(config, user_ca.is_some())?;
     let admin_auth = AdminAuth::load(&config.admin).map_err(|e| Error::Invalid(e.into()))?;
     for (path, field) in [
         (&config.admin.read_token_file, "admin.read_token_file"),
@@ -96,26 +105,49 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
         identity,
         routes,
         admin_auth,
+        user_ca,
     })
 }
 
-/// The first load of the routes file: a broken route is logged and skipped; a
-/// file that cannot be read, or whose every route is broken, stops the start.
-fn initial_routes(config: &Config) -> Result<Arc<RouteSources>, Error> {
+/// The first load of the routes file: a broken route is logged and skipped
+/// (as is a `login = "certificate"` route without `user_ca`); a file that
+/// cannot be read, or whose every route is broken, stops the start.
+fn initial_routes(config: &Config, user_ca: bool) -> Result<Arc<RouteSources>, Error> {
     let path = &config.sources.file.path;
-    let load = file::load(path).map_err(|e| Error::Invalid(e.into()))?;
-    if load.routes.is_empty() && !load.errors.is_empty() {
-        let all: Vec<String> = load.errors.iter().map(ToString::to_string).collect();
+    let mut load = file::load(path).map_err(|e| Error::Invalid(e.into()))?;
+    let mut unservable: Vec<String> = Vec::new();
+    if !user_ca {
+        load.routes.retain(|r| {
+            let servable = r.login != LoginMethod::Certificate;
+            if !servable {
+                unservable.push(format!(
+                    "{}: route \"{}\": {NO_USER_CA}",
+                    path.display(),
+                    r.name
+                ));
+            }
+            servable
+        });
+    }
+    if load.routes.is_empty() && !(load.errors.is_empty() && unservable.is_empty()) {
+        let mut all: Vec<String> = load.errors.iter().map(ToString::to_string).collect();
+        all.extend(unservable);
         return Err(Error::Invalid(anyhow!(
             "no usable route in {}:\n{}",
             path.display(),
             all.join("\n")
         )));
     }
-    for e in &load.errors {
+    for e in load
+        .errors
+        .iter()
+        .map(ToString::to_string)
+        .chain(unservable)
+    {
         error!("{e}; route skipped");
     }
     let sources = RouteSources::new();
+    sources.set_user_ca(user_ca);
     sources.publish(file::SOURCE, load.routes);
     Ok(sources)
 }
@@ -157,6 +189,7 @@ async fn serve_bound(
         identity,
         routes,
         admin_auth,
+        user_ca,
     }: Prepared,
     listeners: Vec<TcpListener>,
     admin: TcpListener,
@@ -184,7 +217,7 @@ async fn serve_bound(
     let grace = config.server.shutdown_grace;
     let unready_window = config.server.accept_after_unready;
     let wakes = Wakes::new(config.wake.clone(), routes.table().clone(), starter);
-    let gateway = Gateway::new(Arc::new(config), &identity, routes, wakes);
+    let gateway = Gateway::new(Arc::new(config), &identity, routes, wakes, user_ca);
     let admin_stop = CancellationToken::new();
     let endpoint = Arc::new(admin::Admin {
         health: gateway.health(),

@@ -23,6 +23,11 @@ pub const DEFAULT_FILE: &str = "switchboard.toml";
 /// one is a warning, never silence.
 const NOT_IMPLEMENTED: &[(&str, &str)] = &[];
 
+/// Longest `upstream.certificate_validity`: a login certificate is used
+/// once, within `handshake_timeout`; a long one only widens what a leaked
+/// certificate allows.
+const MAX_CERTIFICATE_VALIDITY: Duration = Duration::from_secs(60 * 60);
+
 /// Path-valued keys (dotted); relative values in a file are taken relative
 /// to its directory.
 const PATH_KEYS: &[&str] = &[
@@ -31,6 +36,7 @@ const PATH_KEYS: &[&str] = &[
     "server.host_certificates",
     "sources.file.path",
     "sources.kubernetes.kubeconfig",
+    "upstream.user_ca_key_file",
 ];
 
 impl Config {
@@ -252,6 +258,16 @@ fn validate(config: &Config, provenance: &Provenance, errors: &mut Vec<ConfigErr
     };
     validate_server(&config.server, &mut fail);
     validate_agent_logins(&config.upstream, &mut fail);
+    validate_certificates(&config.upstream, &mut fail);
+    let k = &config.sources.kubernetes;
+    if k.mode == super::KubernetesMode::SealosDevbox && !k.read_secrets {
+        fail(
+            "sources.kubernetes.read_secrets",
+            "is false, but mode \"sealos-devbox\" finds its boxes through their Secrets; \
+             set it to true or use mode \"crd\""
+                .into(),
+        );
+    }
     let s = &config.server;
     if provenance.contains_key("server.max_unauthenticated_start")
         && s.max_unauthenticated_start > s.max_unauthenticated
@@ -331,6 +347,26 @@ fn validate_agent_logins(u: &super::UpstreamConfig, fail: &mut impl FnMut(&str, 
                 "must be at least 1 (set routing.agent_login = false to turn agent mode off)"
                     .into(),
             );
+        }
+    }
+}
+
+/// The login certificates' lifetime and the host CAs (each line must parse).
+fn validate_certificates(u: &super::UpstreamConfig, fail: &mut impl FnMut(&str, String)) {
+    let v = u.certificate_validity;
+    if v < Duration::from_secs(30) || v > MAX_CERTIFICATE_VALIDITY {
+        fail(
+            "upstream.certificate_validity",
+            format!(
+                "{} is outside 30s to 1h: a login certificate only has to outlive the login \
+                 (e.g. \"5m\")",
+                humantime::format_duration(v)
+            ),
+        );
+    }
+    for (i, line) in u.trusted_host_cas.iter().enumerate() {
+        if let Err(e) = crate::routes::keys::parse_public_key(line) {
+            fail(&format!("upstream.trusted_host_cas[{i}]"), e);
         }
     }
 }

@@ -601,3 +601,37 @@ fn service_links_of_services_named_after_a_section_are_ignored() {
     assert_eq!(errors("", &[("SWITCHBOARD_ADMIN_LISTN", "x")]).len(), 1);
     assert_eq!(errors("", &[("SWITCHBOARD_ADMIN_PORTS", "x")]).len(), 1);
 }
+
+#[test]
+fn certificate_keys_are_read_and_checked() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "[upstream]\nuser_ca_key_file = \"keys/user_ca\"\ncertificate_validity = \"2m\"\n\
+         trusted_host_cas = [\"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPy79bNUuWn+Hzm/i/zTG1Hj9xvS6X51TAd4Et/u9VRb ca\"]\n",
+    );
+    let config = Config::load_with_env(Some(&path), env(&[])).expect("loads");
+    let u = &config.upstream;
+    assert_eq!(u.user_ca_key_file, Some(dir.path().join("keys/user_ca")));
+    assert_eq!(u.certificate_validity, Duration::from_secs(120));
+    assert_eq!(u.trusted_host_cas.len(), 1);
+    let defaults = Config::default().upstream;
+    assert_eq!(defaults.certificate_validity, Duration::from_secs(300));
+    assert!(defaults.user_ca_key_file.is_none() && defaults.trusted_host_cas.is_empty());
+
+    let errs = errors(
+        "[upstream]\ncertificate_validity = \"2h\"\ntrusted_host_cas = [\"nope\"]\n\
+         [sources.kubernetes]\nmode = \"sealos-devbox\"\nread_secrets = false\n",
+        &[],
+    );
+    let all = errs.join("\n");
+    assert!(
+        all.contains("upstream.certificate_validity: 2h is outside 30s to 1h"),
+        "{all}"
+    );
+    assert!(all.contains("upstream.trusted_host_cas[0]: "), "{all}");
+    assert!(
+        all.contains("sources.kubernetes.read_secrets: is false"),
+        "{all}"
+    );
+}

@@ -37,10 +37,11 @@ fn expectation(n: &Notice) -> (usize, Option<&str>) {
         Notice::TunnelsDisabled => (22, None),
         Notice::NoSuchRoute { name } => (23, Some(name)),
         Notice::NeedToken { route, .. } => (24, Some(route)),
+        Notice::HostKeyUntrusted { route } => (26, Some(route)),
     }
 }
 
-const VARIANTS: usize = 26;
+const VARIANTS: usize = 27;
 
 fn r() -> String {
     "alice-ws".to_owned()
@@ -71,6 +72,7 @@ fn samples() -> Vec<Notice> {
         },
         Notice::HostKeyMismatch { route: r() },
         Notice::HostKeyChanged { route: r() },
+        Notice::HostKeyUntrusted { route: r() },
         Notice::NoIdentity { route: r() },
         Notice::NoUser { route: r() },
         Notice::SessionRefused { route: r() },

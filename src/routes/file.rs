@@ -42,6 +42,7 @@ use thiserror::Error;
 use super::Route;
 use crate::config::text::line_col;
 
+pub(crate) use keys::read_bounded;
 pub use watch::{Merged, SOURCE, merge, spawn_watcher};
 
 /// Largest routes file (and key file) read, in bytes: far above any real

@@ -4,7 +4,7 @@
 //! write the table; the SSH path only reads it.
 
 pub mod file;
-mod keys;
+pub(crate) mod keys;
 #[cfg(feature = "kubernetes")]
 pub mod kube;
 mod model;
@@ -13,6 +13,6 @@ mod table;
 
 pub(crate) use keys::decode_identity;
 pub(crate) use model::parse_token_sha256;
-pub use model::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
-pub use sources::RouteSources;
+pub use model::{Forwarding, LoginMethod, Route, RouteState, ScaleKind, WakeTarget};
+pub use sources::{NO_USER_CA, RouteSources};
 pub use table::{RouteTable, SharedRoutes, shared};

@@ -45,6 +45,38 @@ pub struct Route {
     /// How the gateway starts this box when it is stopped and an authorized
     /// key connects (`None`: it is never woken).
     pub wake: Option<WakeTarget>,
+    /// How key mode logs in to the box: the route's `identity`, or a
+    /// certificate minted per login by the gateway's user CA.
+    pub login: LoginMethod,
+    /// Host CAs whose host certificates this box may present (replacing
+    /// `[upstream] trusted_host_cas` for this route); empty: the global list
+    /// applies, unless `host_key` pins the box.
+    pub trusted_host_cas: Vec<PublicKey>,
+}
+
+/// How the gateway logs in to a box in key mode (`login` in a route).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LoginMethod {
+    /// The route's identity key (`identity_file`, `identitySecretRef`).
+    #[default]
+    Key,
+    /// A fresh key and a certificate valid for minutes, signed by the
+    /// gateway's user CA (`upstream.user_ca_key_file`); the box trusts the
+    /// CA (`TrustedUserCAKeys`), and no per-box key exists.
+    Certificate,
+}
+
+impl LoginMethod {
+    /// `key` or `certificate`, as routes write it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        match text {
+            "key" => Ok(LoginMethod::Key),
+            "certificate" => Ok(LoginMethod::Certificate),
+            other => Err(format!(
+                "unknown login `{other}`, expected `key` or `certificate`"
+            )),
+        }
+    }
 }
 
 /// What to ask the Kubernetes API to start a stopped box.
@@ -102,6 +134,8 @@ impl fmt::Debug for Route {
             .field("token_sha256", &self.token_sha256.map(|_| "<set>"))
             .field("sshgate_compat", &self.sshgate_compat)
             .field("wake", &self.wake)
+            .field("login", &self.login)
+            .field("trusted_host_cas", &self.trusted_host_cas.len())
             .finish()
     }
 }
@@ -187,6 +221,8 @@ mod tests {
             token_sha256: None,
             sshgate_compat: false,
             wake: None,
+            login: LoginMethod::Key,
+            trusted_host_cas: Vec::new(),
         }
     }
 

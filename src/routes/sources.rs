@@ -15,14 +15,19 @@
 //! [`RouteSources::set_stale`]; `/readyz` reports it without turning the
 //! gateway unready (every replica would lose it at once).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use tokio::sync::watch;
-use tracing::warn;
+use tracing::{error, warn};
 
-use super::{Route, RouteTable, SharedRoutes, shared};
+use super::{LoginMethod, Route, RouteTable, SharedRoutes, shared};
 use crate::ops::metrics::{self, Source};
+
+/// Why a `login = "certificate"` route is skipped on a gateway without a user CA.
+pub const NO_USER_CA: &str = "login = \"certificate\" needs the gateway's user CA, and \
+     upstream.user_ca_key_file is not set";
 
 struct Part {
     source: &'static str,
@@ -37,6 +42,9 @@ pub struct RouteSources {
     table: SharedRoutes,
     parts: Mutex<Vec<Part>>,
     ready: watch::Sender<bool>,
+    /// Whether the gateway has a user CA (`upstream.user_ca_key_file`):
+    /// without one, every `login = "certificate"` route is skipped.
+    user_ca: AtomicBool,
 }
 
 impl RouteSources {
@@ -46,7 +54,20 @@ impl RouteSources {
             table: shared(RouteTable::default()),
             parts: Mutex::new(Vec::new()),
             ready: watch::Sender::new(true),
+            user_ca: AtomicBool::new(false),
         })
+    }
+
+    /// Says whether the gateway has a user CA to mint login certificates
+    /// with; set before the first publish (routes published earlier are not
+    /// re-checked).
+    pub fn set_user_ca(&self, configured: bool) {
+        self.user_ca.store(configured, Ordering::Release);
+    }
+
+    /// Whether `login = "certificate"` routes can be served.
+    pub fn user_ca(&self) -> bool {
+        self.user_ca.load(Ordering::Acquire)
     }
 
     /// The table connections read.
@@ -71,7 +92,16 @@ impl RouteSources {
 
     /// Replaces everything `source` contributes (registering it if needed)
     /// and swaps in the rebuilt table.
-    pub fn publish(&self, source: &'static str, routes: Vec<Route>) {
+    pub fn publish(&self, source: &'static str, mut routes: Vec<Route>) {
+        if !self.user_ca() {
+            routes.retain(|r| {
+                let servable = r.login != LoginMethod::Certificate;
+                if !servable {
+                    error!(route = %r.name, "{source}: route \"{}\": {NO_USER_CA}; route skipped", r.name);
+                }
+                servable
+            });
+        }
         let m = metrics::get();
         m.routes
             .get_or_create(&Source { source })
@@ -215,6 +245,8 @@ mod tests {
             token_sha256: None,
             sshgate_compat: false,
             wake: None,
+            login: crate::routes::LoginMethod::Key,
+            trusted_host_cas: Vec::new(),
         }
     }
 
@@ -230,6 +262,19 @@ mod tests {
         sources.publish("kubernetes", vec![]);
         assert!(sources.is_ready());
         assert_eq!(sources.table().load().len(), 1);
+    }
+
+    #[test]
+    fn certificate_routes_need_the_user_ca() {
+        let mut cert = route("c", "10.0.0.3:22");
+        cert.login = crate::routes::LoginMethod::Certificate;
+        let sources = RouteSources::new();
+        sources.publish("file", vec![route("a", "10.0.0.1:22"), cert.clone()]);
+        let table = sources.table().load();
+        assert!(table.get("c").is_none() && table.get("a").is_some());
+        sources.set_user_ca(true);
+        sources.publish("file", vec![route("a", "10.0.0.1:22"), cert]);
+        assert!(sources.table().load().get("c").is_some());
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::config::Config;
 use crate::ops::{Sessions, metrics};
 use crate::routes::RouteSources;
 use crate::tunnel;
-use crate::upstream::BoxLeg;
+use crate::upstream::{BoxLeg, UserCa};
 use admin::Health;
 use limits::PreAuth;
 use proxy::ProxyPolicy;
@@ -70,12 +70,14 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// `wakes` waits for stopped or starting boxes (built on the same table).
+    /// `wakes` waits for stopped or starting boxes (built on the same table);
+    /// `user_ca` signs the logins of `login = "certificate"` routes.
     pub fn new(
         config: Arc<Config>,
         identity: &crate::hostkey::HostIdentity,
         sources: Arc<RouteSources>,
         wakes: Arc<crate::wake::Wakes>,
+        user_ca: Option<Arc<UserCa>>,
     ) -> Arc<Self> {
         let ssh_settings = Arc::new(crate::ssh::settings::server_config(&config, identity));
         let s = &config.server;
@@ -87,7 +89,7 @@ impl Gateway {
         });
         let health = Health::new(sources.clone());
         let access = Arc::new(Access::new(config.clone(), sources.table().clone()));
-        let boxes = Arc::new(BoxLeg::new(&config));
+        let boxes = Arc::new(BoxLeg::new(&config, user_ca));
         let ssh = Arc::new(crate::ssh::Shared {
             config: config.clone(),
             access: access.clone(),

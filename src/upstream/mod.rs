@@ -5,7 +5,9 @@
 //! forwarded agent — under `handshake_timeout`. Every failure is the
 //! [`Notice`] the user is told; every attempt is counted in the metrics.
 //! Agent mode's login ([`BoxLeg::agent_login`]) opens the client's agent and
-//! lists its keys whether or not its target exists.
+//! lists its keys whether or not its target exists. Key mode logs in with
+//! the route's identity, or, for `login = "certificate"` routes, with a
+//! certificate the gateway's user CA mints for that login ([`user_ca`]).
 //!
 //! Jumps and HTTP tunnels use `dial`; relayed sessions use `login`.
 
@@ -15,16 +17,19 @@ mod back;
 mod login;
 mod seen;
 pub mod settings;
+pub mod user_ca;
 
 pub use agent::{AgentFailure, AgentLogin};
 pub use back::ClientLink;
 pub use login::BoxSession;
+pub use user_ca::{UserCa, UserCaError};
 
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use russh::client;
+use russh::keys::PublicKey;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use tokio::net::TcpStream;
@@ -43,11 +48,18 @@ pub struct BoxLeg {
     seen: Arc<seen::SeenKeys>,
     /// Agent-mode logins in progress, per route and per source.
     agent_slots: Arc<agent_slots::AgentSlots>,
+    /// The user CA for `login = "certificate"` routes, when configured.
+    user_ca: Option<Arc<UserCa>>,
+    /// `[upstream] trusted_host_cas`, parsed.
+    host_cas: Vec<PublicKey>,
+    /// [`settings`] that ask for host certificates, for boxes with host CAs.
+    cert_settings: Arc<client::Config>,
 }
 
 /// How the gateway logs in to the box.
 pub enum Login {
-    /// Key mode: the route's `identity_file`.
+    /// Key mode: the route's `identity_file`, or a minted certificate
+    /// for a `login = "certificate"` route.
     Identity,
     /// Agent mode: the keys in the client's forwarded agent; the box's own
     /// `authorized_keys` decides.
@@ -68,12 +80,24 @@ pub struct AgentKeys {
 type Failed = (&'static str, Notice);
 
 impl BoxLeg {
-    pub fn new(config: &Config) -> Self {
+    /// The box leg under `config`, minting login certificates with
+    /// `user_ca` (loaded at start, see [`UserCa::load`]) when given.
+    pub fn new(config: &Config, user_ca: Option<Arc<UserCa>>) -> Self {
+        // Validated at load: a line that does not parse was refused there.
+        let host_cas = config
+            .upstream
+            .trusted_host_cas
+            .iter()
+            .filter_map(|line| crate::routes::keys::parse_public_key(line).ok())
+            .collect();
         Self {
             config: config.upstream.clone(),
             settings: Arc::new(settings::client_config(config)),
             seen: Arc::default(),
             agent_slots: Arc::default(),
+            user_ca,
+            host_cas,
+            cert_settings: Arc::new(settings::client_config_with_host_certificates(config)),
         }
     }
 

@@ -56,3 +56,14 @@ pub fn client_config(config: &Config) -> client::Config {
         ..client::Config::default()
     }
 }
+
+/// [`client_config`] that also asks for host certificates (every
+/// `*-cert-v01@openssh.com` variant of the host key algorithms, ahead of
+/// the plain ones), for boxes whose host CAs are trusted: an sshd with a
+/// `HostCertificate` then presents it. Boxes without trusted host CAs are
+/// asked for plain keys only, as before.
+pub fn client_config_with_host_certificates(config: &Config) -> client::Config {
+    let mut settings = client_config(config);
+    settings.preferred.host_key_certificates = settings.preferred.key.clone();
+    settings
+}

@@ -33,6 +33,8 @@ fn route(running: bool, wake: bool) -> Route {
             namespace: "ns-abc".into(),
             name: "box1".into(),
         }),
+        login: crate::routes::LoginMethod::Key,
+        trusted_host_cas: Vec::new(),
     }
 }
 

@@ -610,6 +610,16 @@ pub struct BoxOptions {
     /// Listen on this port (a box started later on a port already
     /// configured); `None`: a free one.
     pub port: Option<u16>,
+    /// sshd's `LogLevel` (default `ERROR`; `VERBOSE` logs each login's key
+    /// and certificate ID).
+    pub log_level: String,
+    /// sshd's `AuthorizedKeysFile` instead of the box's own file (`none`:
+    /// only certificates from a `TrustedUserCAKeys` CA log in).
+    pub authorized_keys_file: Option<String>,
+    /// Sign the box's host key with this CA private key for these
+    /// principals (`ssh-keygen -s CA -h -n PRINCIPALS`) and present the
+    /// certificate (`HostCertificate`).
+    pub host_certificate: Option<(PathBuf, String)>,
 }
 
 impl Default for BoxOptions {
@@ -620,6 +630,9 @@ impl Default for BoxOptions {
             extra_config: String::new(),
             max_startups: "100".into(),
             port: None,
+            log_level: "ERROR".into(),
+            authorized_keys_file: None,
+            host_certificate: None,
         }
     }
 }
@@ -663,14 +676,33 @@ impl SshdBox {
             authorized.push('\n');
         }
         fs::write(d.join("authorized_keys"), authorized).expect("authorized_keys");
+        let mut host_certificate = String::new();
+        if let Some((ca, principals)) = &opts.host_certificate {
+            run(
+                Command::new("ssh-keygen")
+                    .args(["-q", "-s"])
+                    .arg(ca)
+                    .args(["-I", name, "-h", "-n", principals, "-V", "-5m:+1h"])
+                    .arg(d.join("host_key.pub")),
+                Input::Null,
+                Duration::from_secs(20),
+            )
+            .assert_ok();
+            host_certificate = format!("HostCertificate {}/host_key-cert.pub\n", d.display());
+        }
+        let authorized_keys_file = opts
+            .authorized_keys_file
+            .clone()
+            .unwrap_or_else(|| format!("{}/authorized_keys", d.display()));
         for attempt in 1..=START_ATTEMPTS {
             let port = opts.port.unwrap_or_else(free_port);
             let config = format!(
                 "Port {port}\n\
                  ListenAddress 127.0.0.1\n\
                  HostKey {dir}/host_key\n\
+                 {host_certificate}\
                  PidFile {dir}/sshd.pid\n\
-                 AuthorizedKeysFile {dir}/authorized_keys\n\
+                 AuthorizedKeysFile {authorized_keys_file}\n\
                  StrictModes no\n\
                  UsePAM no\n\
                  UseDNS no\n\
@@ -684,8 +716,9 @@ impl SshdBox {
                  Subsystem sftp internal-sftp\n\
                  SetEnv BOX={name}\n\
                  AcceptEnv SB_*\n\
-                 LogLevel ERROR\n\
+                 LogLevel {log_level}\n\
                  {extra}\n",
+                log_level = opts.log_level,
                 dir = d.display(),
                 extra = opts.extra_config,
                 max_startups = opts.max_startups,

@@ -5,12 +5,13 @@ use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use russh::keys::PublicKey;
 use serde::de::DeserializeOwned;
 
 use super::{Position, RouteError, keys};
 use crate::config::text::{check_login_user, check_text, dotted, quote};
 use crate::routes::keys::parse_public_key;
-use crate::routes::{Forwarding, Route, RouteState, parse_token_sha256};
+use crate::routes::{Forwarding, LoginMethod, Route, RouteState, parse_token_sha256};
 
 /// Longest route name (a DNS name's limit; Kubernetes names fit).
 const MAX_NAME_LEN: usize = 253;
@@ -34,6 +35,10 @@ const FIELDS: &[&str] = &[
     "forwarding",
     // SHA-256 (hex) of this route's HTTP tunnel token (SPEC §11).
     "token_sha256",
+    // "key" (default: identity_file) or "certificate" (the user CA mints one).
+    "login",
+    // Host CAs whose certificates the box may present instead of a pin.
+    "trusted_host_cas",
 ];
 
 /// `state`: read as a string first, so a value of the wrong type says so
@@ -243,6 +248,7 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
         RawState::Running => RouteState::Running,
         RawState::Stopped => RouteState::Stopped { message },
     };
+    let (login, trusted_host_cas) = read_certificates(f, identity.is_some(), host_key.is_some());
     Some(Route {
         name: name?,
         address: address?,
@@ -255,7 +261,44 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
         token_sha256,
         sshgate_compat: false,
         wake: None,
+        login,
+        trusted_host_cas,
     })
+}
+
+/// `login` and `trusted_host_cas`, and what they exclude: an identity the
+/// certificate login would never use, a pin beside host CAs.
+fn read_certificates(
+    f: &mut Fields<impl FnMut(&str, String)>,
+    has_identity: bool,
+    has_pin: bool,
+) -> (LoginMethod, Vec<PublicKey>) {
+    let login: Option<String> = f.take("login");
+    let login = f
+        .checked("login", login.as_deref().map(LoginMethod::parse))
+        .unwrap_or_default();
+    if login == LoginMethod::Certificate && has_identity {
+        (f.fail)(
+            "identity_file",
+            "is not used with login = \"certificate\" (the gateway's user CA signs each \
+             login); remove one of them"
+                .to_owned(),
+        );
+    }
+    let mut cas = Vec::new();
+    let lines: Vec<String> = f.take("trusted_host_cas").unwrap_or_default();
+    for (i, line) in lines.iter().enumerate() {
+        let field = format!("trusted_host_cas[{i}]");
+        cas.extend(f.checked(&field, Some(parse_public_key(line))));
+    }
+    if has_pin && !lines.is_empty() {
+        (f.fail)(
+            "trusted_host_cas",
+            "is set together with host_key: pin the box's key or trust its host CAs, not both"
+                .to_owned(),
+        );
+    }
+    (login, cas)
 }
 
 /// `[route.forwarding]`, one switch at a time like the route's own fields;

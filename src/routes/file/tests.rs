@@ -198,6 +198,28 @@ fn field_errors_name_file_route_and_field() {
             "route \"a\": forwarding.local: invalid type",
         ),
         (
+            route("a", "login = \"password\""),
+            "route \"a\": login: unknown login `password`",
+        ),
+        (
+            route(
+                "a",
+                "login = \"certificate\"\nidentity_file = \"keys/alice\"",
+            ),
+            "route \"a\": identity_file: is not used with login = \"certificate\"",
+        ),
+        (
+            route("a", "trusted_host_cas = [\"nope\"]"),
+            "route \"a\": trusted_host_cas[0]: ",
+        ),
+        (
+            route(
+                "a",
+                &format!("host_key = \"{KEY_A}\"\ntrusted_host_cas = [\"{KEY_B}\"]"),
+            ),
+            "route \"a\": trusted_host_cas: is set together with host_key",
+        ),
+        (
             route("a", "[route.forwarding]\nx11 = true"),
             "route \"a\": forwarding.x11: unknown field `x11`",
         ),
@@ -231,6 +253,22 @@ fn field_errors_name_file_route_and_field() {
         assert!(got.starts_with(&format!("{file}: ")), "{got}");
         assert!(got.contains(want), "want {want:?} in {got:?}");
     }
+}
+
+#[test]
+fn certificate_login_and_host_cas() {
+    let fx = Fixture::new();
+    let load = fx.load(&route(
+        "a",
+        &format!("login = \"certificate\"\ntrusted_host_cas = [\"{KEY_A}\", \"{KEY_B}\"]"),
+    ));
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    let r = &load.routes[0];
+    assert_eq!(r.login, crate::routes::LoginMethod::Certificate);
+    assert!(r.identity.is_none());
+    assert_eq!(r.trusted_host_cas.len(), 2);
+    let load = fx.load(&route("b", "login = \"key\""));
+    assert_eq!(load.routes[0].login, crate::routes::LoginMethod::Key);
 }
 
 #[test]

@@ -64,6 +64,28 @@ pub struct SSHRouteSpec {
     /// connects (with `sources.kubernetes.wake = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<WakeSpec>,
+    /// How the gateway logs in to the box: `key` (default: the key in
+    /// `identitySecretRef`) or `certificate` (a certificate the gateway's
+    /// user CA mints per login; no `identitySecretRef`, no Secret read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login: Option<LoginSpec>,
+    /// Host CAs (OpenSSH public key lines) whose host certificates the box
+    /// may present, instead of `hostKey` or the first key seen; replaces the
+    /// gateway's `upstream.trusted_host_cas` for this route.
+    #[serde(
+        default,
+        rename = "trustedHostCAs",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub trusted_host_cas: Vec<String>,
+}
+
+/// `spec.login`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LoginSpec {
+    Key,
+    Certificate,
 }
 
 /// A Deployment or StatefulSet, scaled through its `scale` subresource.
@@ -218,8 +240,12 @@ mod tests {
             "state": "stopped",
             "tokenSha256": "00",
             "wake": {"kind": "StatefulSet", "name": "ws"},
+            "login": "certificate",
+            "trustedHostCAs": ["ssh-ed25519 AAAA ca"],
         }))
         .expect("parses");
+        assert_eq!(spec.login, Some(LoginSpec::Certificate));
+        assert_eq!(spec.trusted_host_cas.len(), 1);
         let wake = spec.wake.as_ref().expect("wake");
         assert_eq!(
             (wake.kind, wake.name.as_str()),

@@ -20,12 +20,15 @@ use super::crd_validate::validate;
 use super::secrets::{self, Memo, Version, Wanted};
 use crate::config::KubernetesSourceConfig;
 use crate::routes::keys::{AuthorizedKeys, parse_public_key};
-use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
+use crate::routes::{
+    Forwarding, LoginMethod, NO_USER_CA, Route, RouteState, ScaleKind, WakeTarget,
+};
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub(super) enum Reason {
     InvalidSpec,
+    NoUserCA,
     BackendRefused,
     ServiceMissing,
     NoReadyPod,
@@ -38,6 +41,7 @@ impl Reason {
     pub(super) fn as_str(self) -> &'static str {
         match self {
             Reason::InvalidSpec => "InvalidSpec",
+            Reason::NoUserCA => "NoUserCA",
             Reason::BackendRefused => "BackendRefused",
             Reason::ServiceMissing => "ServiceMissing",
             Reason::NoReadyPod => "NoReadyPod",
@@ -166,6 +170,10 @@ pub(super) struct Mapper {
     policy: Policy,
     /// The label selector Secrets are watched with (named when one is missing).
     secret_selector: String,
+    /// `sources.kubernetes.read_secrets = false`: no Secret is ever there.
+    secrets_off: bool,
+    /// Whether the gateway has a user CA for `login: certificate` routes.
+    user_ca: bool,
 }
 
 impl Mapper {
@@ -174,8 +182,16 @@ impl Mapper {
         Self {
             policy: Policy::new(config),
             secret_selector: config.secret_selector.clone(),
+            secrets_off: !config.read_secrets,
             ..Self::default()
         }
+    }
+
+    /// Says whether the gateway has a user CA (without one, `login:
+    /// certificate` routes are not served).
+    pub(super) fn user_ca(mut self, configured: bool) -> Self {
+        self.user_ca = configured;
+        self
     }
 
     /// Ends a build (forgets parsed Secrets no route used).
@@ -198,6 +214,12 @@ impl Mapper {
             Ok(v) => v,
             Err(problems) => return invalid(problems.join("; ")),
         };
+        if valid.login == LoginMethod::Certificate && !self.user_ca {
+            return unservable(
+                Reason::NoUserCA,
+                NO_USER_CA.replace("= \"certificate\"", ": certificate"),
+            );
+        }
         let mut problems = Problems::default();
         let mut authorized_keys = Vec::new();
         for (i, line) in spec.authorized_keys.iter().enumerate() {
@@ -242,6 +264,8 @@ impl Mapper {
                 token_sha256: valid.token_sha256,
                 sshgate_compat: false,
                 wake: wake_target(ns, spec),
+                login: valid.login,
+                trusted_host_cas: valid.trusted_host_cas,
             }),
             verdict,
         }
@@ -256,14 +280,7 @@ impl Mapper {
         keys: &mut Vec<PublicKey>,
         problems: &mut Problems,
     ) {
-        let found = lookup(
-            ns,
-            r,
-            cluster,
-            "authorizedKeysSecretRef",
-            &self.secret_selector,
-            problems,
-        );
+        let found = self.lookup(ns, r, cluster, "authorizedKeysSecretRef", problems);
         let Some((secret, bytes)) = found else {
             return;
         };
@@ -291,14 +308,7 @@ impl Mapper {
         route: &str,
         problems: &mut Problems,
     ) -> Option<Arc<PrivateKey>> {
-        let (secret, bytes) = lookup(
-            ns,
-            r,
-            cluster,
-            "identitySecretRef",
-            &self.secret_selector,
-            problems,
-        )?;
+        let (secret, bytes) = self.lookup(ns, r, cluster, "identitySecretRef", problems)?;
         let what = format!("Secret {}, key {}", r.name, r.key);
         let parsed = self.identities.get(Version::of(secret, &r.key), || {
             let parsed = secrets::identity(bytes, &what);
@@ -323,6 +333,30 @@ fn forwarding(spec: Option<&ForwardingSpec>) -> Forwarding {
         local: f.local.unwrap_or(default.local),
         remote: f.remote.unwrap_or(default.remote),
         agent: f.agent.unwrap_or(default.agent),
+    }
+}
+
+impl Mapper {
+    /// The Secret and data entry `r` names, or a `SecretMissing` problem.
+    fn lookup<'c>(
+        &self,
+        ns: &str,
+        r: &SecretKeyRef,
+        cluster: &Cluster<'c>,
+        field: &str,
+        problems: &mut Problems,
+    ) -> Option<(&'c Secret, &'c [u8])> {
+        if self.secrets_off {
+            problems.add(
+                Reason::SecretMissing,
+                format!(
+                    "{field}: this gateway reads no Secrets (sources.kubernetes.read_secrets = \
+                     false); use inline keys or login: certificate"
+                ),
+            );
+            return None;
+        }
+        lookup(ns, r, cluster, field, &self.secret_selector, problems)
     }
 }
 
@@ -356,11 +390,16 @@ fn lookup<'c>(
 }
 
 fn invalid(message: String) -> Mapped {
+    unservable(Reason::InvalidSpec, message)
+}
+
+/// No route, and why.
+fn unservable(reason: Reason, message: String) -> Mapped {
     Mapped {
         route: None,
         verdict: Verdict {
             ready: false,
-            reason: Reason::InvalidSpec.as_str(),
+            reason: reason.as_str(),
             message,
         },
     }

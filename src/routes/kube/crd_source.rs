@@ -51,6 +51,7 @@ pub(super) fn setup(
     client: &Client,
     config: &KubernetesSourceConfig,
     shared: &Arc<Shared>,
+    user_ca: bool,
 ) -> (CrdBuilder, Vec<BoxFuture<'static, ()>>) {
     let mut tasks = Vec::new();
     let wanted: Arc<RwLock<Wanted>> = Arc::default();
@@ -65,7 +66,7 @@ pub(super) fn setup(
         relist,
         relist_at: None,
         status: None,
-        mapper: Mapper::new(config),
+        mapper: Mapper::new(config).user_ca(user_ca),
     };
     let all = watcher::Config::default();
     for (api, label) in apis::<SSHRoute>(client, &config.namespaces, "sshroutes") {
@@ -91,9 +92,14 @@ pub(super) fn setup(
         b.services.push(store);
         tasks.push(task);
     }
-    // Only Secrets with the label are ever listed or watched.
+    // Only Secrets with the label are ever listed or watched, and none
+    // without `read_secrets`.
     let labelled = watcher::Config::default().labels(&config.secret_selector);
-    for (api, label) in apis::<Secret>(client, &config.namespaces, "secrets") {
+    let secret_apis = match config.read_secrets {
+        true => apis::<Secret>(client, &config.namespaces, "secrets"),
+        false => Vec::new(),
+    };
+    for (api, label) in secret_apis {
         let wanted = wanted.clone();
         let keep: Keep<Secret> = Arc::new(move |s: &Secret| {
             let wanted = wanted.read().unwrap_or_else(|e| e.into_inner());

@@ -4,16 +4,18 @@
 
 use russh::keys::PublicKey;
 
-use super::crd::SSHRouteSpec;
+use super::crd::{LoginSpec, SSHRouteSpec};
 use crate::config::text::check_login_user;
 use crate::routes::keys::parse_public_key;
-use crate::routes::parse_token_sha256;
+use crate::routes::{LoginMethod, parse_token_sha256};
 
 /// The parts of a spec that must be right for the route to exist.
 pub(super) struct Valid {
     pub port: u16,
     pub host_key: Option<PublicKey>,
     pub token_sha256: Option<[u8; 32]>,
+    pub login: LoginMethod,
+    pub trusted_host_cas: Vec<PublicKey>,
 }
 
 /// The validated parts of `spec`, or every problem found.
@@ -56,11 +58,38 @@ pub(super) fn validate(spec: &SSHRouteSpec) -> Result<Valid, Vec<String>> {
             None
         }
     };
+    let login = match spec.login {
+        None | Some(LoginSpec::Key) => LoginMethod::Key,
+        Some(LoginSpec::Certificate) => LoginMethod::Certificate,
+    };
+    if login == LoginMethod::Certificate && spec.identity_secret_ref.is_some() {
+        errors.push(
+            "identitySecretRef: not used with login: certificate (the gateway's user CA signs \
+             each login); remove one of them"
+                .into(),
+        );
+    }
+    let mut trusted_host_cas = Vec::new();
+    for (i, line) in spec.trusted_host_cas.iter().enumerate() {
+        match parse_public_key(line) {
+            Ok(k) => trusted_host_cas.push(k),
+            Err(e) => errors.push(format!("trustedHostCAs[{i}]: {e}")),
+        }
+    }
+    if spec.host_key.is_some() && !spec.trusted_host_cas.is_empty() {
+        errors.push(
+            "trustedHostCAs: set together with hostKey; pin the box's key or trust its host \
+             CAs, not both"
+                .into(),
+        );
+    }
     match (port, errors.is_empty()) {
         (Some(port), true) => Ok(Valid {
             port,
             host_key,
             token_sha256,
+            login,
+            trusted_host_cas,
         }),
         _ => Err(errors),
     }

@@ -79,7 +79,13 @@ pub struct CheckReport {
 /// Lists everything once (through the same watches and mapping as `serve`)
 /// and reports; fails with a clear message when the API cannot be reached
 /// within `timeout`. Blocking: runs its own runtime.
-pub fn check(config: &KubernetesSourceConfig, timeout: Duration) -> Result<CheckReport, String> {
+/// `user_ca`: whether the gateway has a user CA (`login: certificate` routes
+/// are problems without one).
+pub fn check(
+    config: &KubernetesSourceConfig,
+    timeout: Duration,
+    user_ca: bool,
+) -> Result<CheckReport, String> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -89,6 +95,7 @@ pub fn check(config: &KubernetesSourceConfig, timeout: Duration) -> Result<Check
             .await
             .map_err(|e| format!("{e:#}"))?;
         let sources = RouteSources::new();
+        sources.set_user_ca(user_ca);
         sources.register(SOURCE);
         let (tasks, shared, report) = spawn(client, config, sources.clone());
         let supervisor = supervise(tasks);
@@ -175,7 +182,7 @@ fn spawn(
     let mut tasks = Vec::new();
     match config.mode {
         KubernetesMode::Crd => {
-            let (builder, watches) = crd_source::setup(&client, config, &shared);
+            let (builder, watches) = crd_source::setup(&client, config, &shared, sources.user_ca());
             tasks.extend(watches);
             tasks.push(Box::pin(sync::run(
                 shared.clone(),

@@ -163,6 +163,8 @@ impl Mapper {
             token_sha256: None,
             sshgate_compat: true,
             wake: None,
+            login: crate::routes::LoginMethod::Key,
+            trusted_host_cas: Vec::new(),
         }
     }
 

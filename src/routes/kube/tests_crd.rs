@@ -385,3 +385,83 @@ fn a_wake_target_is_kept_unless_the_spec_stops_the_route() {
     let m = map(&sshroute("ws", spec), &[], &[], &[]);
     assert_eq!(m.route.expect("route").wake, None);
 }
+
+fn certificate_spec(extra: Value) -> Value {
+    let mut spec = selector_spec();
+    spec["login"] = json!("certificate");
+    if let (Some(spec), Value::Object(extra)) = (spec.as_object_mut(), extra) {
+        spec.extend(extra);
+    }
+    spec
+}
+
+#[test]
+fn certificate_logins_need_no_identity_and_a_user_ca() {
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "10.0.0.1",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
+    let cluster = Cluster::new(&pods, &[], &[]);
+    let sr = sshroute(
+        "ws",
+        certificate_spec(json!({"trustedHostCAs": [public_line(5)]})),
+    );
+    let m = Mapper::default().user_ca(true).map(&sr, &cluster);
+    let r = m.route.expect("route");
+    assert_eq!(r.login, crate::routes::LoginMethod::Certificate);
+    assert!(r.identity.is_none());
+    assert_eq!(r.trusted_host_cas, [public(5)]);
+    assert!(m.verdict.ready, "{:?}", m.verdict);
+    // No user CA at the gateway: not served, and the status says why.
+    let m = Mapper::default().map(&sr, &cluster);
+    assert!(m.route.is_none());
+    assert_eq!(m.verdict.reason, "NoUserCA");
+    assert!(
+        m.verdict.message.contains("user_ca_key_file"),
+        "{:?}",
+        m.verdict
+    );
+    // An identity beside it, or host CAs beside a pin: invalid.
+    for extra in [
+        json!({"identitySecretRef": {"name": "id", "key": "k"}}),
+        json!({"trustedHostCAs": [public_line(5)], "hostKey": public_line(6)}),
+        json!({"trustedHostCAs": ["not a key"]}),
+    ] {
+        let sr = sshroute("ws", certificate_spec(extra.clone()));
+        let m = Mapper::default().user_ca(true).map(&sr, &cluster);
+        assert!(m.route.is_none(), "{extra}");
+        assert_eq!(m.verdict.reason, "InvalidSpec", "{extra}");
+    }
+}
+
+#[test]
+fn without_read_secrets_a_secret_reference_is_a_reason_naming_the_switch() {
+    let config = crate::config::KubernetesSourceConfig {
+        read_secrets: false,
+        backend_ports: vec![crate::config::PortSpec::One(2222)],
+        ..Default::default()
+    };
+    let mut spec = selector_spec();
+    spec["authorizedKeysSecretRef"] = json!({"name": "keys", "key": "authorized_keys"});
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "10.0.0.1",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
+    let m = Mapper::new(&config).map(&sshroute("ws", spec), &Cluster::new(&pods, &[], &[]));
+    let r = m
+        .route
+        .expect("degraded, still served with its inline keys");
+    assert!(r.authorizes(&public(1)));
+    assert_eq!(m.verdict.reason, "SecretMissing");
+    assert!(
+        m.verdict.message.contains("read_secrets = false"),
+        "{:?}",
+        m.verdict
+    );
+}

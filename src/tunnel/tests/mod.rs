@@ -39,6 +39,8 @@ pub(super) fn route(name: &str, address: &str) -> Route {
         token_sha256: None,
         sshgate_compat: false,
         wake: None,
+        login: crate::routes::LoginMethod::Key,
+        trusted_host_cas: Vec::new(),
     }
 }
 
@@ -63,7 +65,7 @@ pub(super) fn context(http_tunnel: HttpTunnelConfig, routes: Vec<Route>) -> Arc<
     config.upstream.connect_timeout = Duration::from_secs(2);
     let config = Arc::new(config);
     Arc::new(Shared {
-        boxes: Arc::new(BoxLeg::new(&config)),
+        boxes: Arc::new(BoxLeg::new(&config, None)),
         access: Arc::new(Access::new(config, shared(RouteTable::new(routes)))),
     })
 }

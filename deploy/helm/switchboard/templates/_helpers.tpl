@@ -49,13 +49,16 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["list", "watch"]
+{{- if or .Values.kubernetes.readSecrets (eq .Values.kubernetes.mode "sealos-devbox") }}
 # The keys: identities and authorized keys live in Secrets. RBAC cannot
 # narrow a list by label, but the gateway lists and watches only Secrets
 # labelled {{ dig "sources" "kubernetes" "secret_selector" "switchboard.dev/route-secret=true" (.Values.config | default dict) }}
 # (sealos-devbox: app.kubernetes.io/part-of=devbox); nothing from them is logged.
+# (kubernetes.readSecrets: false drops this: no Secret is read through the API.)
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["list", "watch"]
+{{- end }}
 {{- if .Values.kubernetes.wake }}
 {{- if eq .Values.kubernetes.mode "crd" }}
 # Wake on connect: read a workload's replicas and scale it from 0 to 1
@@ -101,7 +104,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       "mode" .Values.kubernetes.mode
       "namespaces" (include "switchboard.namespaces" . | fromJsonArray)
       "write_status" .Values.kubernetes.writeStatus
-      "wake" .Values.kubernetes.wake))
+      "wake" .Values.kubernetes.wake
+      "read_secrets" .Values.kubernetes.readSecrets))
   "admin" (dict "listen" (printf "0.0.0.0:%d" (int .Values.adminPort)))
 -}}
 {{- with .Values.hostIdentity.secretName -}}
@@ -115,6 +119,12 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- $_ := set $owned.server "extra_host_keys" $keys -}}
 {{- $_ := set $owned.server "host_certificates" $certs -}}
+{{- end -}}
+{{- if .Values.userCA.secretName -}}
+{{- $_ := set $owned "upstream" (dict "user_ca_key_file" (printf "/etc/switchboard/user-ca/%s" .Values.userCA.key)) -}}
+{{- end -}}
+{{- if and (not .Values.kubernetes.readSecrets) (eq .Values.kubernetes.mode "sealos-devbox") -}}
+{{- fail "kubernetes.readSecrets: false does not work with mode sealos-devbox, which finds its boxes through their Secrets" -}}
 {{- end -}}
 {{- if .Values.proxyProtocol.enabled -}}
 {{- $_ := set $owned "proxy_protocol" (dict "enabled" true "trusted_cidrs" .Values.proxyProtocol.trustedCidrs) -}}
