@@ -34,20 +34,22 @@ def side(frame):
 
 
 def classify(frames):
-    """FRAMES outermost first, demangled. (heaptrack lists the inlined
-    frames of one address innermost first, so "nearby" is fuzzy by a few.)"""
+    """FRAMES outermost first, demangled. heaptrack lists the inlined frames
+    of one address innermost first, so the code that made a task or channel
+    is a few frames either side of it: the nearest russh frame wins."""
     events = [i for i, f in enumerate(frames)
-              if re.match(r"^(?:russh_util::runtime::spawn|tokio::task::spawn|"
+              if re.match(r"^(?:tokio::task::spawn::spawn$|alloc::boxed::Box<T>::pin|"
+                          r"alloc::boxed::Box\$LT\$T\$GT\$::pin|"
                           r"tokio::sync::mpsc::block::Block)", f)]
     sides = [i for i, f in enumerate(frames) if SIDE.match(f)]
     if events:
         k = events[-1]
-        # Inlined generics put one of our closures between a spawn or a
-        # channel and the russh function that made it: prefer russh nearby.
-        near = [frames[i] for i in sides if i < k][-3:]
-        owner = next((g for g in reversed(near) if g.startswith("russh")),
-                     near[-1] if near else "")
-        what = "`mpsc` channels (first block of slots)" if "Block" in frames[k] else "task futures"
+        near = sorted((abs(i - k), not frames[i].startswith("russh"), i)
+                      for i in sides if abs(i - k) <= 6)
+        near.sort(key=lambda t: (t[1], t[0]))
+        owner = frames[near[0][2]] if near else ""
+        what = ("`mpsc` channels (first block of slots)" if "Block" in frames[k]
+                else "task futures (spawned or boxed)")
         return f"{side(owner)}: {what}"
     if sides:
         f = frames[sides[-1]]
