@@ -28,6 +28,7 @@ fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
         token_sha256: None,
         sshgate_compat: false,
         wake: None,
+        user_certs: Default::default(),
     }
 }
 

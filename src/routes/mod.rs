@@ -12,6 +12,8 @@ mod sources;
 mod table;
 
 pub(crate) use model::parse_token_sha256;
-pub use model::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
+pub use model::{
+    CertAuthority, Forwarding, Route, RouteState, ScaleKind, UserCerts, WakeTarget,
+};
 pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};

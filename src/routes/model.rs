@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{PrivateKey, PublicKey};
 use serde::Deserialize;
 
@@ -45,6 +46,41 @@ pub struct Route {
     /// How the gateway starts this box when it is stopped and an authorized
     /// key connects (`None`: it is never woken).
     pub wake: Option<WakeTarget>,
+    /// Who may use this route with an OpenSSH user certificate.
+    pub user_certs: UserCerts,
+}
+
+/// Which OpenSSH user certificates a route accepts (README "User
+/// certificates"): one whose principals include one of `principals` and
+/// that is signed by a CA the gateway trusts (`trusted_user_ca_keys`), or
+/// by one of the route's own `authorities` with a principal that CA's line
+/// allows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserCerts {
+    /// `principals = [...]` (`spec.principals`).
+    pub principals: Vec<String>,
+    /// `cert-authority` lines of the route's `authorized_keys`.
+    pub authorities: Vec<CertAuthority>,
+}
+
+/// A CA trusted for one route: an `authorized_keys` line
+/// `cert-authority[,principals="a,b"] <CA public key>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertAuthority {
+    pub key: PublicKey,
+    /// `principals="…"`: the certificate principals this CA may use here;
+    /// `None`: the route's [`UserCerts::principals`].
+    pub principals: Option<Vec<String>>,
+}
+
+impl UserCerts {
+    /// The principals a certificate signed by `ca` must name one of, or
+    /// `None` when the route does not trust `ca` itself (only the gateway's
+    /// CAs, through [`UserCerts::principals`], may then apply).
+    pub fn authority_principals(&self, ca: &KeyData) -> Option<&[String]> {
+        let authority = self.authorities.iter().find(|a| a.key.key_data() == ca)?;
+        Some(authority.principals.as_deref().unwrap_or(&self.principals))
+    }
 }
 
 /// What to ask the Kubernetes API to start a stopped box.
@@ -102,6 +138,7 @@ impl fmt::Debug for Route {
             .field("token_sha256", &self.token_sha256.map(|_| "<set>"))
             .field("sshgate_compat", &self.sshgate_compat)
             .field("wake", &self.wake)
+            .field("user_certs", &self.user_certs)
             .finish()
     }
 }
@@ -187,6 +224,7 @@ mod tests {
             token_sha256: None,
             sshgate_compat: false,
             wake: None,
+            user_certs: UserCerts::default(),
         }
     }
 

@@ -215,6 +215,7 @@ mod tests {
             token_sha256: None,
             sshgate_compat: false,
             wake: None,
+            user_certs: Default::default(),
         }
     }
 

@@ -33,6 +33,7 @@ fn route(running: bool, wake: bool) -> Route {
             namespace: "ns-abc".into(),
             name: "box1".into(),
         }),
+        user_certs: Default::default(),
     }
 }
 

@@ -64,6 +64,11 @@ pub struct SSHRouteSpec {
     /// connects (with `sources.kubernetes.wake = true`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wake: Option<WakeSpec>,
+    /// OpenSSH user-certificate principals that may use this route, with a
+    /// certificate signed by a CA the gateway trusts (`trusted_user_ca_keys`)
+    /// or by a `cert-authority` line of `authorizedKeys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 /// A Deployment or StatefulSet, scaled through its `scale` subresource.

@@ -19,8 +19,8 @@ use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec
 use super::crd_validate::validate;
 use super::secrets::{self, Memo, Version, Wanted};
 use crate::config::KubernetesSourceConfig;
-use crate::routes::keys::{AuthorizedKeys, parse_public_key};
-use crate::routes::{Forwarding, Route, RouteState, ScaleKind, WakeTarget};
+use crate::routes::keys::{AuthorizedKeys, AuthorizedLine, check_principal, parse_authorized_line};
+use crate::routes::{Forwarding, Route, RouteState, ScaleKind, UserCerts, WakeTarget};
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -200,10 +200,18 @@ impl Mapper {
         };
         let mut problems = Problems::default();
         let mut authorized_keys = Vec::new();
+        let mut user_certs = UserCerts::default();
         for (i, line) in spec.authorized_keys.iter().enumerate() {
-            match parse_public_key(line) {
-                Ok(k) => authorized_keys.push(k),
+            match parse_authorized_line(line) {
+                Ok(AuthorizedLine::Key(k)) => authorized_keys.push(k),
+                Ok(AuthorizedLine::Authority(ca)) => user_certs.authorities.push(ca),
                 Err(e) => problems.add(Reason::KeyUnparsable, format!("authorizedKeys[{i}]: {e}")),
+            }
+        }
+        for (i, principal) in spec.principals.iter().enumerate() {
+            match check_principal(principal) {
+                Ok(()) => user_certs.principals.push(principal.clone()),
+                Err(e) => problems.add(Reason::KeyUnparsable, format!("principals[{i}]: {e}")),
             }
         }
         if let Some(r) = &spec.authorized_keys_secret_ref {
@@ -212,7 +220,7 @@ impl Mapper {
                 r,
                 cluster,
                 &route_name,
-                &mut authorized_keys,
+                (&mut authorized_keys, &mut user_certs),
                 &mut problems,
             );
         }
@@ -242,6 +250,7 @@ impl Mapper {
                 token_sha256: valid.token_sha256,
                 sshgate_compat: false,
                 wake: wake_target(ns, spec),
+                user_certs,
             }),
             verdict,
         }
@@ -253,7 +262,7 @@ impl Mapper {
         r: &SecretKeyRef,
         cluster: &Cluster<'_>,
         route: &str,
-        keys: &mut Vec<PublicKey>,
+        (keys, user_certs): (&mut Vec<PublicKey>, &mut UserCerts),
         problems: &mut Problems,
     ) {
         let found = lookup(
@@ -281,6 +290,11 @@ impl Mapper {
             );
         }
         secrets::add_new_keys(keys, &parsed.keys);
+        for ca in &parsed.authorities {
+            if !user_certs.authorities.contains(ca) {
+                user_certs.authorities.push(ca.clone());
+            }
+        }
     }
 
     fn identity(

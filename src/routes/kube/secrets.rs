@@ -86,8 +86,8 @@ pub(super) fn authorized_keys(bytes: &[u8]) -> AuthorizedKeys {
     match key_text(bytes) {
         Some(text) => parse_authorized_keys(&text),
         None => AuthorizedKeys {
-            keys: Vec::new(),
             problems: vec!["is not UTF-8 text".into()],
+            ..AuthorizedKeys::default()
         },
     }
 }

@@ -39,6 +39,7 @@ pub(super) fn route(name: &str, address: &str) -> Route {
         token_sha256: None,
         sshgate_compat: false,
         wake: None,
+        user_certs: Default::default(),
     }
 }
 
