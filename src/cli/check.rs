@@ -9,7 +9,7 @@ use anyhow::anyhow;
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::hostkey::{SeedOrigin, unprotected_key_file};
-use crate::routes::file;
+use crate::routes::{UserTrust, file};
 use crate::server::admin::auth::AdminAuth;
 
 /// `check` flags.
@@ -84,6 +84,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
     if config.sources.kubernetes.enabled {
         check_kubernetes(config, &mut problems, &mut warnings);
     }
+    check_user_trust(config, &mut problems);
     check_admin(config, &mut problems, &mut warnings);
     for w in &warnings {
         println!("warning:  {w}");
@@ -99,6 +100,30 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         "{}",
         super::problem_summary(problems.len())
     )))
+}
+
+/// The user-certificate CAs and revocations, as `serve` loads them (only
+/// printed when any is configured).
+fn check_user_trust(config: &Config, problems: &mut Vec<String>) {
+    let s = &config.server;
+    if s.trusted_user_ca_keys.is_empty()
+        && s.trusted_user_ca_keys_file.is_none()
+        && s.revoked_keys_file.is_none()
+    {
+        return;
+    }
+    match UserTrust::load(s) {
+        Ok(trust) => println!(
+            "user CAs: {} trusted{}",
+            trust.cas.len(),
+            if trust.revoked.is_empty() {
+                ""
+            } else {
+                ", revocations loaded"
+            }
+        ),
+        Err(e) => problems.extend(e),
+    }
 }
 
 /// The admin endpoint and who may use its sessions API; an unreadable or

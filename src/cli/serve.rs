@@ -16,7 +16,7 @@ use tracing::{error, info, warn};
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::hostkey::unprotected_key_file;
-use crate::routes::{RouteSources, file};
+use crate::routes::{RouteSources, UserTrust, file, trust};
 use crate::server::Gateway;
 use crate::server::admin;
 use crate::server::admin::auth::AdminAuth;
@@ -81,6 +81,9 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
     }
     let (key, _) = host_key(config, dev)?;
     let routes = initial_routes(config)?;
+    let trust = UserTrust::load(&config.server)
+        .map_err(|problems| Error::Invalid(anyhow!("{}", problems.join("\n"))))?;
+    routes.set_trust(Arc::new(trust));
     let admin_auth = AdminAuth::load(&config.admin).map_err(|e| Error::Invalid(e.into()))?;
     for (path, field) in [
         (&config.admin.read_token_file, "admin.read_token_file"),
@@ -169,6 +172,8 @@ async fn serve_bound(
             WATCH_INTERVAL,
         )
     });
+    let trust_watcher =
+        trust::spawn_watcher(config.server.clone(), routes.clone(), WATCH_INTERVAL);
     let addrs: Vec<String> = listeners.iter().map(local_addr).collect();
     info!(
         "listening on {}, host key {}, {} routes; admin on http://{}",
@@ -207,7 +212,7 @@ async fn serve_bound(
     gateway.drain(grace).await;
     admin_stop.cancel();
     let _ = admin_task.await;
-    if let Some(watcher) = watcher {
+    for watcher in [watcher, trust_watcher].into_iter().flatten() {
         watcher.abort();
     }
     if let Some(cluster) = cluster {

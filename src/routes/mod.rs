@@ -4,12 +4,13 @@
 //! write the table; the SSH path only reads it.
 
 pub mod file;
-mod keys;
+pub(crate) mod keys;
 #[cfg(feature = "kubernetes")]
 pub mod kube;
 mod model;
 mod sources;
 mod table;
+pub mod trust;
 
 pub(crate) use model::parse_token_sha256;
 pub use model::{
@@ -17,3 +18,4 @@ pub use model::{
 };
 pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};
+pub use trust::UserTrust;

@@ -21,7 +21,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tracing::warn;
 
-use super::{Route, RouteTable, SharedRoutes, shared};
+use super::{Route, RouteTable, SharedRoutes, UserTrust, shared};
 use crate::ops::metrics::{self, Source};
 
 struct Part {
@@ -36,6 +36,8 @@ struct Part {
 pub struct RouteSources {
     table: SharedRoutes,
     parts: Mutex<Vec<Part>>,
+    /// The certificate trust every rebuilt table carries.
+    trust: Mutex<Arc<UserTrust>>,
     ready: watch::Sender<bool>,
 }
 
@@ -45,6 +47,7 @@ impl RouteSources {
         Arc::new(Self {
             table: shared(RouteTable::default()),
             parts: Mutex::new(Vec::new()),
+            trust: Mutex::default(),
             ready: watch::Sender::new(true),
         })
     }
@@ -86,7 +89,7 @@ impl RouteSources {
                 stale: None,
             }),
         }
-        let table = build(&parts);
+        let table = build(&parts).with_trust(self.current_trust());
         self.table.store(Arc::new(table));
         let ready = parts.iter().all(|p| p.routes.is_some());
         drop(parts);
@@ -95,6 +98,19 @@ impl RouteSources {
             *r = ready;
             changed
         });
+    }
+
+    /// Replaces the gateway's certificate trust and swaps in a table that
+    /// carries it.
+    pub fn set_trust(&self, trust: Arc<UserTrust>) {
+        *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = trust.clone();
+        let parts = self.lock();
+        self.table.store(Arc::new(build(&parts).with_trust(trust)));
+    }
+
+    fn current_trust(&self) -> Arc<UserTrust> {
+        // Poison-safe like `lock`: the value is replaced whole.
+        self.trust.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The routes `source` published last (empty before its first publish),

@@ -52,7 +52,7 @@ pub(super) fn load_identity(path: &Path) -> Result<PrivateKey, String> {
 
 /// Reads a regular file of at most [`MAX_FILE_LEN`] bytes. Devices, FIFOs and
 /// directories are refused so a wrong path cannot block or exhaust the loader.
-pub(super) fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path) -> io::Result<Vec<u8>> {
     let file = File::open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
