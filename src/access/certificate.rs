@@ -146,7 +146,10 @@ pub fn admits(cert: &Certificate, trust: &UserTrust, route: &Route) -> bool {
     let names = cert.valid_principals();
     let any_of = |allowed: &[String]| names.iter().any(|p| allowed.contains(p));
     (trust.is_ca(ca) && any_of(&route.user_certs.principals))
-        || route.user_certs.authority_principals(ca).is_some_and(any_of)
+        || route
+            .user_certs
+            .authority_principals(ca)
+            .is_some_and(any_of)
 }
 
 /// Every route of `table` that accepts `cert` (already checked), by name.

@@ -30,6 +30,8 @@ pub mod username;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_certificate;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -41,7 +43,9 @@ use russh::keys::ssh_key::Certificate;
 
 use crate::config::{Config, JumpPolicy, RoutingConfig};
 use crate::routes::{Route, RouteTable, SharedRoutes};
-use certificate::{CertRefusal, Grant, PERMIT_AGENT_FORWARDING, PERMIT_PORT_FORWARDING, PERMIT_PTY};
+use certificate::{
+    CertRefusal, Grant, PERMIT_AGENT_FORWARDING, PERMIT_PORT_FORWARDING, PERMIT_PTY,
+};
 use username::Target;
 
 /// The destination port of the sshgate jump form (`ssh -J` to an inner host
@@ -223,16 +227,25 @@ impl Access {
     /// The username, parsed once under the configured grammar.
     fn target(&self, username: &str) -> Result<Target, Refusal> {
         let routing = &self.config.routing;
-        username::parse(username, &routing.target_separator, routing.username_grammar).map_err(
-            |e| {
-                tracing::debug!(error = %e, "malformed username");
-                Refusal::MalformedUsername
-            },
+        username::parse(
+            username,
+            &routing.target_separator,
+            routing.username_grammar,
         )
+        .map_err(|e| {
+            tracing::debug!(error = %e, "malformed username");
+            Refusal::MalformedUsername
+        })
     }
 
     /// A bare key (or a certificate's key, when the certificate is not used).
-    fn bare(&self, table: &RouteTable, target: Target, username: &str, key: &PublicKey) -> Admission {
+    fn bare(
+        &self,
+        table: &RouteTable,
+        target: Target,
+        username: &str,
+        key: &PublicKey,
+    ) -> Admission {
         let routing = &self.config.routing;
         let key_revoked = table.trust().revoked.key(key.key_data());
         match decide(table, routing, &target, username, key, key_revoked) {

@@ -172,8 +172,7 @@ async fn serve_bound(
             WATCH_INTERVAL,
         )
     });
-    let trust_watcher =
-        trust::spawn_watcher(config.server.clone(), routes.clone(), WATCH_INTERVAL);
+    let trust_watcher = trust::spawn_watcher(config.server.clone(), routes.clone(), WATCH_INTERVAL);
     let addrs: Vec<String> = listeners.iter().map(local_addr).collect();
     info!(
         "listening on {}, host key {}, {} routes; admin on http://{}",

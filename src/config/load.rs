@@ -390,7 +390,10 @@ fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String))
         }
     }
     for (field, path) in [
-        ("server.trusted_user_ca_keys_file", &s.trusted_user_ca_keys_file),
+        (
+            "server.trusted_user_ca_keys_file",
+            &s.trusted_user_ca_keys_file,
+        ),
         ("server.revoked_keys_file", &s.revoked_keys_file),
     ] {
         if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {

@@ -308,8 +308,14 @@ mod tests {
             (format!("principals=\"a\" {KEY}"), "options"),
             (format!("cert-authority,no-pty {KEY}"), "options"),
             (format!("cert-authority,principals=a {KEY}"), "quoted"),
-            (format!("cert-authority,principals=\"a,,b\" {KEY}"), "principal"),
-            ("cert-authority ssh-ed25519 AAAA".to_owned(), "cert-authority key"),
+            (
+                format!("cert-authority,principals=\"a,,b\" {KEY}"),
+                "principal",
+            ),
+            (
+                "cert-authority ssh-ed25519 AAAA".to_owned(),
+                "cert-authority key",
+            ),
         ] {
             let err = parse_authorized_line(&bad).expect_err(&bad);
             assert!(err.contains(want), "{bad}: {err}");

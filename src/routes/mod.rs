@@ -13,9 +13,7 @@ mod table;
 pub mod trust;
 
 pub(crate) use model::parse_token_sha256;
-pub use model::{
-    CertAuthority, Forwarding, Route, RouteState, ScaleKind, UserCerts, WakeTarget,
-};
+pub use model::{CertAuthority, Forwarding, Route, RouteState, ScaleKind, UserCerts, WakeTarget};
 pub use sources::RouteSources;
 pub use table::{RouteTable, SharedRoutes, shared};
 pub use trust::UserTrust;

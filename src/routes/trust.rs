@@ -71,9 +71,11 @@ impl UserTrust {
         if let Some(path) = &server.revoked_keys_file {
             match read(path).map(|text| Revoked::parse(&text)) {
                 Ok(Ok(revoked)) => trust.revoked = revoked,
-                Ok(Err(lines)) => problems.extend(lines.into_iter().map(|l| {
-                    format!("server.revoked_keys_file: {}: {l}", path.display())
-                })),
+                Ok(Err(lines)) => problems.extend(
+                    lines
+                        .into_iter()
+                        .map(|l| format!("server.revoked_keys_file: {}: {l}", path.display())),
+                ),
                 Err(e) => problems.push(format!("server.revoked_keys_file: {e}")),
             }
         }

@@ -9,7 +9,9 @@ use serde::de::DeserializeOwned;
 
 use super::{Position, RouteError, keys};
 use crate::config::text::{check_login_user, check_text, dotted, quote};
-use crate::routes::keys::{AuthorizedLine, check_principal, parse_authorized_line, parse_public_key};
+use crate::routes::keys::{
+    AuthorizedLine, check_principal, parse_authorized_line, parse_public_key,
+};
 use crate::routes::{Forwarding, Route, RouteState, UserCerts, parse_token_sha256};
 
 /// Longest route name (a DNS name's limit; Kubernetes names fit).
@@ -247,7 +249,10 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
     let token_sha256 = f.checked("token_sha256", token.as_deref().map(parse_token_sha256));
     let principals: Vec<String> = f.take("principals").unwrap_or_default();
     for (i, principal) in principals.iter().enumerate() {
-        f.checked(&format!("principals[{i}]"), Some(check_principal(principal)));
+        f.checked(
+            &format!("principals[{i}]"),
+            Some(check_principal(principal)),
+        );
     }
     user_certs.principals = principals;
     let state = match state {

@@ -54,7 +54,10 @@ impl Revoked {
 
     fn add(&mut self, line: &str) -> Result<(), String> {
         let Some((kind, value)) = line.split_once(':') else {
-            return Err("expected \"serial:\", \"id:\", \"key:\", \"sha1:\", \"sha256:\" or \"hash:\"".into());
+            return Err(
+                "expected \"serial:\", \"id:\", \"key:\", \"sha1:\", \"sha256:\" or \"hash:\""
+                    .into(),
+            );
         };
         let value = value.trim();
         match kind.trim().to_ascii_lowercase().as_str() {
@@ -139,7 +142,11 @@ fn parse_serial(text: &str) -> Result<u64, String> {
 
 /// A public key line, or a certificate line (its certified key).
 fn parse_key_or_certificate(text: &str) -> Result<KeyData, String> {
-    if text.split_whitespace().next().is_some_and(|t| t.contains("-cert-v01@openssh.com")) {
+    if text
+        .split_whitespace()
+        .next()
+        .is_some_and(|t| t.contains("-cert-v01@openssh.com"))
+    {
         return Certificate::from_openssh(text)
             .map(|c| c.public_key().clone())
             .map_err(|e| format!("not a valid certificate: {e}"));
@@ -175,8 +182,9 @@ mod tests {
 
     #[test]
     fn bad_lines_are_numbered() {
-        let err = Revoked::parse("serial: 0\nid:\nfoo: bar\nserial: 5-3\nkey: nope\nhash: MD5:x\nwhat")
-            .expect_err("bad");
+        let err =
+            Revoked::parse("serial: 0\nid:\nfoo: bar\nserial: 5-3\nkey: nope\nhash: MD5:x\nwhat")
+                .expect_err("bad");
         assert_eq!(err.len(), 7, "{err:?}");
         assert!(err[0].starts_with("line 1: serial 0"), "{err:?}");
         assert!(err[2].contains("unknown entry"), "{err:?}");
