@@ -9,6 +9,8 @@
 mod common;
 
 use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -434,6 +436,43 @@ fn certificate_extensions_narrow_forwarding_and_pty() {
         "{out:?}"
     );
     assert!(!out.stdout.contains("SSH-2.0"), "{out:?}");
+    // -L: the forward listens, but its channel is refused.
+    let echo = echo_server();
+    let mut done = false;
+    for _attempt in 0..5 {
+        let lport = free_port();
+        let mut fwd = Bg::spawn(
+            ssh_at("INFO", gw.port, &user)
+                .arg("-o")
+                .arg(format!("CertificateFile={}", narrow.display()))
+                .args(["-N", "-L", &format!("127.0.0.1:{lport}:127.0.0.1:{echo}")])
+                .arg("anyone@127.0.0.1"),
+        );
+        let listening = eventually(Duration::from_secs(15), || {
+            !fwd.is_running() || TcpStream::connect(("127.0.0.1", lport)).is_ok()
+        });
+        if !fwd.is_running() {
+            continue; // the local port was taken under us
+        }
+        assert!(listening, "ssh -L never listened: {}", fwd.stderr());
+        let mut conn = TcpStream::connect(("127.0.0.1", lport)).expect("connect -L");
+        conn.set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let _ = conn.write_all(b"ping\n");
+        let mut got = Vec::new();
+        let _ = conn.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "data came back through a refused -L: {got:?}"
+        );
+        let refused = eventually(Duration::from_secs(10), || {
+            fwd.stderr().contains("administratively prohibited")
+        });
+        assert!(refused, "ssh -L stderr: {}", fwd.stderr());
+        done = true;
+        break;
+    }
+    assert!(done, "could not find a free local port for -L");
     // Without permit-pty: the terminal is refused (which OpenSSH makes
     // fatal when one was asked for, as against sshd); commands still run.
     let out = ssh_cert(
@@ -451,4 +490,37 @@ fn certificate_extensions_narrow_forwarding_and_pty() {
     assert_eq!(out.assert_ok().stdout, "a-ws\n", "{out:?}");
     let out = ssh_cert(gw.port, &user, &full, &["-tt", "anyone@127.0.0.1", "tty"]);
     assert!(out.stdout.contains("/dev/pts/"), "{out:?}");
+}
+
+#[test]
+fn bad_certificate_configuration_is_refused_at_start_naming_it() {
+    let dir = temp_dir();
+    let revoked = dir.path().join("revoked.txt");
+    fs::write(&revoked, "serial: 5\nserial: zero\n").expect("revoked");
+    for (server, want) in [
+        (
+            "trusted_user_ca_keys = [\"ssh-ed25519 nope\"]\n".to_owned(),
+            "server.trusted_user_ca_keys[0]",
+        ),
+        (
+            format!(
+                "revoked_keys_file = {}\n",
+                toml_str(&revoked.display().to_string())
+            ),
+            "line 2: \"zero\" is not a serial number",
+        ),
+        (
+            "trusted_user_ca_keys_file = \"/nonexistent/ca.pub\"\n".to_owned(),
+            "server.trusted_user_ca_keys_file: cannot read /nonexistent/ca.pub",
+        ),
+    ] {
+        let cfg = GatewayConfig {
+            server_extra: server.clone(),
+            ..Default::default()
+        };
+        let log = Gateway::try_spawn(&cfg, "")
+            .err()
+            .expect("refused to start");
+        assert!(log.contains(want), "{server}: {log}");
+    }
 }
