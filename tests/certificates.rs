@@ -102,12 +102,13 @@ fn certificates_route_by_principal_and_a_target_picks_among_routes() {
     let user = Key::generate(dir.path(), "user");
     let ed = ca(dir.path(), "ca-ed25519", "ed25519");
     let ecdsa = ca(dir.path(), "ca-ecdsa", "ecdsa");
+    let rsa = ca(dir.path(), "ca-rsa", "rsa");
     let a = SshdBox::start("a-ws");
     let b = SshdBox::start("b-ws");
     let routes = route(&a, &["alice"], &[]) + &route(&b, &["alice", "bob"], &[]);
     let cfg = GatewayConfig {
         log_format: "json".into(),
-        server_extra: trusting(&[&ed, &ecdsa], None),
+        server_extra: trusting(&[&ed, &ecdsa, &rsa], None),
         ..Default::default()
     };
     let gw = Gateway::spawn_with(&cfg, &routes);
@@ -150,6 +151,11 @@ fn certificates_route_by_principal_and_a_target_picks_among_routes() {
         );
         assert_eq!(out.assert_ok().stdout, format!("{name}\n"), "{out:?}");
     }
+
+    // An RSA CA (rsa-sha2-512 signature) works alike.
+    let by_rsa = sign(&rsa, &user, "bob-rsa", "bob@rsa", &["-n", "bob"]);
+    let out = ssh_cert(gw.port, &user, &by_rsa, &["anyone@127.0.0.1", "echo $BOX"]);
+    assert_eq!(out.assert_ok().stdout, "b-ws\n", "{out:?}");
 
     // The bare key opens nothing.
     let out = gw.ssh(&user, &["anyone@127.0.0.1", "true"]);
