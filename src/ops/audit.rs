@@ -25,8 +25,8 @@ use super::source::canonical;
 #[derive(Debug, Clone, Copy)]
 pub struct AuthFailure<'a> {
     /// The reason class: `unknown_key`, `unknown_target`, `not_authorized`,
-    /// `malformed_username`, `agent_login_refused`, `certificate`,
-    /// `tunnel_token`.
+    /// `malformed_username`, `agent_login_refused`, `certificate_…` (a
+    /// certificate not used, and its bare key refused too), `tunnel_token`.
     pub reason: &'static str,
     /// `SHA256:…` of the offered key, for SSH.
     pub key_fingerprint: Option<&'a str>,
