@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use common::agent::{Agent, ssh_with_agent};
 use common::*;
 
 /// A CA key pair of `kind` (`ed25519`, `ecdsa`) made by `ssh-keygen`.
@@ -479,6 +480,29 @@ fn certificate_extensions_narrow_forwarding_and_pty() {
         break;
     }
     assert!(done, "could not find a free local port for -L");
+    // -A into the box: only with permit-agent-forwarding.
+    let no_agent = sign(
+        &trusted,
+        &user,
+        "no-agent",
+        "alice@laptop",
+        &["-n", "alice", "-O", "no-agent-forwarding"],
+    );
+    let agent = Agent::start(&[&user]);
+    let listed = |cert: &Path| {
+        run(
+            ssh_with_agent(gw.port, &user, &agent)
+                .arg("-o")
+                .arg(format!("CertificateFile={}", cert.display()))
+                .args(["-A", "anyone@127.0.0.1", "ssh-add -l"]),
+            Input::Null,
+            SSH_TIMEOUT,
+        )
+    };
+    let out = listed(&full);
+    assert!(out.success() && out.stdout.contains("SHA256:"), "{out:?}");
+    let out = listed(&no_agent);
+    assert!(!out.success() && !out.stdout.contains("SHA256:"), "{out:?}");
     // Without permit-pty: the terminal is refused (which OpenSSH makes
     // fatal when one was asked for, as against sshd); commands still run.
     let out = ssh_cert(
