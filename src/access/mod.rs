@@ -213,7 +213,8 @@ impl Access {
         };
         tracing::debug!(
             reason = why.label(),
-            key_id = cert.key_id(),
+            // Unauthenticated input: clipped like every such field.
+            key_id = crate::ops::channel::clip(cert.key_id()),
             serial = cert.serial(),
             "certificate not used; deciding as its bare key"
         );

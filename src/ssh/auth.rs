@@ -17,6 +17,7 @@ use tracing::{Span, info};
 
 use crate::access::{Access, Admission, Principal};
 use crate::ops::audit::{self, AuthFailure};
+use crate::ops::channel::clip;
 use crate::ops::conn::CertIdentity;
 use crate::ops::{Conn, metrics};
 
@@ -92,7 +93,7 @@ fn admit(
     }
     let cert = principal.certificate();
     if let Some(cert) = cert {
-        span.record("cert.key_id", cert.key_id());
+        span.record("cert.key_id", clip(cert.key_id()));
         span.record("cert.serial", cert.serial());
     }
     conn.identify(|id| {
