@@ -554,3 +554,35 @@ fn bad_certificate_configuration_is_refused_at_start_naming_it() {
         assert!(log.contains(want), "{server}: {log}");
     }
 }
+
+#[test]
+fn check_counts_the_user_cas_and_warns_about_principals_nothing_can_use() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let team = ca(d, "ca", "ed25519");
+    fs::write(
+        d.join("routes.toml"),
+        "[[route]]\nname = \"a\"\naddress = \"127.0.0.1:22\"\nprincipals = [\"alice\"]\n",
+    )
+    .expect("routes");
+    let config = |server: &str| {
+        fs::write(
+            d.join("switchboard.toml"),
+            format!(
+                "[server]\nhost_key_seed = \"0123456789abcdef0123456789abcdef\"\n{server}\n\
+                 [sources.file]\npath = \"routes.toml\"\n"
+            ),
+        )
+        .expect("config");
+        run_switchboard(d, &["check", "--config", "switchboard.toml"])
+    };
+    let out = config("");
+    assert!(
+        out.stdout.contains("route \"a\": principals has no effect"),
+        "{out:?}"
+    );
+    let out = config(&trusting(&[&team], None));
+    out.assert_ok();
+    assert!(out.stdout.contains("user CAs: 1 trusted"), "{out:?}");
+    assert!(!out.stdout.contains("no effect"), "{out:?}");
+}

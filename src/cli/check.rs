@@ -78,6 +78,7 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                 ));
             }
             problems.extend(load.errors.iter().map(ToString::to_string));
+            warnings.extend(unused_principals(config, &load.routes));
         }
         Err(e) => problems.push(e.to_string()),
     }
@@ -100,6 +101,29 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         "{}",
         super::problem_summary(problems.len())
     )))
+}
+
+/// Routes whose `principals` no CA can use: no gateway CA is configured and
+/// every `cert-authority` line of the route lists its own `principals="…"`.
+fn unused_principals(config: &Config, routes: &[crate::routes::Route]) -> Vec<String> {
+    let s = &config.server;
+    if !s.trusted_user_ca_keys.is_empty() || s.trusted_user_ca_keys_file.is_some() {
+        return Vec::new();
+    }
+    routes
+        .iter()
+        .filter(|r| {
+            let certs = &r.user_certs;
+            !certs.principals.is_empty() && certs.authorities.iter().all(|a| a.principals.is_some())
+        })
+        .map(|r| {
+            format!(
+                "route {:?}: principals has no effect: no server.trusted_user_ca_keys \
+                 and no cert-authority line without principals=\"…\"",
+                r.name
+            )
+        })
+        .collect()
 }
 
 /// The user-certificate CAs and revocations, as `serve` loads them (only
