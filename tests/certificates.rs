@@ -158,6 +158,21 @@ fn certificates_route_by_principal_and_a_target_picks_among_routes() {
     let out = ssh_cert(gw.port, &user, &by_rsa, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.assert_ok().stdout, "b-ws\n", "{out:?}");
 
+    // A live session lists its certificate in the sessions API.
+    let mut live = Bg::spawn(
+        ssh_command(gw.port, &user.path)
+            .arg("-o")
+            .arg(format!("CertificateFile={}", bob.display()))
+            .args(["anyone@127.0.0.1", "sleep 20"]),
+    );
+    let listed = eventually(Duration::from_secs(10), || {
+        let (status, body) = gw.admin_get("/sessions");
+        status == 200 && body.contains("\"cert_key_id\":\"bob@laptop\",\"cert_serial\":7")
+    });
+    assert!(listed, "{:?}", gw.admin_get("/sessions"));
+    assert!(live.is_running());
+    drop(live);
+
     // The bare key opens nothing.
     let out = gw.ssh(&user, &["anyone@127.0.0.1", "true"]);
     assert!(
