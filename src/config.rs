@@ -128,6 +128,16 @@ pub struct ServerConfig {
     pub per_source_penalty: Duration,
     /// Optional pre-auth banner.
     pub banner: String,
+    /// OpenSSH user-certificate CAs trusted for every route (public key
+    /// lines, like sshd's `TrustedUserCAKeys`); a certificate they sign
+    /// opens the routes whose `principals` name one of its principals.
+    pub trusted_user_ca_keys: Vec<String>,
+    /// More such CAs, one a line, in a file (`TrustedUserCAKeys` format);
+    /// re-read when it changes.
+    pub trusted_user_ca_keys_file: Option<PathBuf>,
+    /// Revoked certificates and keys, in the text format `ssh-keygen -k`
+    /// reads (`serial:`, `id:`, `key:`, `hash:` lines); re-read when it changes.
+    pub revoked_keys_file: Option<PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -157,6 +167,9 @@ impl Default for ServerConfig {
             per_source_max_failures: 10,
             per_source_penalty: Duration::from_secs(60),
             banner: String::new(),
+            trusted_user_ca_keys: Vec::new(),
+            trusted_user_ca_keys_file: None,
+            revoked_keys_file: None,
         }
     }
 }

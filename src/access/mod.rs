@@ -8,6 +8,15 @@
 //!   ([`Principal::allows`]) are then asked of the principal. A route the
 //!   principal may not jump to is an ordinary destination (forwarded by its
 //!   box), so a `direct-tcpip` answer never tells which names are routes.
+//! - SSH with an OpenSSH user certificate: [`Access::ssh_certificate`]
+//!   ([`certificate`]). A certificate the checks refuse, or that opens no
+//!   route (of the named target), is decided exactly as its certified key
+//!   offered bare — the outcome an unknown key gets, agent-mode fallback
+//!   included — so a refused certificate tells nothing an unknown key does
+//!   not. An admitted certificate stands on its own: its principal may use
+//!   the routes the certificate opens, within its extensions.
+//! - Revoked keys (`revoked_keys_file`) are authorized for nothing, like
+//!   unknown keys.
 //! - HTTP tunnels: [`Access::tunnel`] takes the route name and the presented
 //!   tokens ([`tunnel`]).
 //!
@@ -15,19 +24,28 @@
 //! talks to a client. Unknown key, unknown target and unauthorized key are
 //! one outcome, so an answer cannot tell which routes exist.
 
+pub mod certificate;
 pub mod tunnel;
 pub mod username;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_certificate;
 
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use arc_swap::Guard;
 use russh::keys::PublicKey;
+use russh::keys::ssh_key::Certificate;
 
 use crate::config::{Config, JumpPolicy, RoutingConfig};
 use crate::routes::{Route, RouteTable, SharedRoutes};
+use certificate::{
+    CertRefusal, Grant, PERMIT_AGENT_FORWARDING, PERMIT_PORT_FORWARDING, PERMIT_PTY,
+};
 use username::Target;
 
 /// The destination port of the sshgate jump form (`ssh -J` to an inner host
@@ -63,6 +81,8 @@ pub enum Refusal {
     UnknownTarget,
     /// The named route exists and the key is not authorized for it.
     NotAuthorized,
+    /// A certificate was not used (why), and its bare key is refused too.
+    Certificate(CertRefusal),
 }
 
 impl Refusal {
@@ -73,6 +93,7 @@ impl Refusal {
             Refusal::UnknownKey => "unknown_key",
             Refusal::UnknownTarget => "unknown_target",
             Refusal::NotAuthorized => "not_authorized",
+            Refusal::Certificate(why) => why.label(),
         }
     }
 }
@@ -81,6 +102,10 @@ impl Refusal {
 #[derive(Debug)]
 pub struct Principal {
     key: PublicKey,
+    /// The certificate that admitted it, if one did.
+    cert: Option<Arc<Grant>>,
+    /// The key is in `revoked_keys_file` (admitted only as an unknown key is).
+    key_revoked: bool,
     mode: Mode,
     jump: JumpPolicy,
     /// The route the username named, if any (for the sshgate jump form).
@@ -129,6 +154,9 @@ pub enum Forward {
     Remote,
     /// `ssh -A` into the box (key mode).
     Agent,
+    /// A terminal (`pty-req`): not a forwarding, but a certificate without
+    /// `permit-pty` may not have one.
+    Pty,
 }
 
 impl Access {
@@ -151,21 +179,81 @@ impl Access {
     /// once its signature is verified; both see the same answer for the same
     /// table.
     pub fn ssh(&self, username: &str, key: &PublicKey) -> Admission {
+        match self.target(username) {
+            Ok(target) => self.bare(&self.table(), target, username, key),
+            Err(refusal) => Admission::Refused(refusal),
+        }
+    }
+
+    /// Decides what the OpenSSH certificate `cert`, offered with SSH
+    /// username `username` from `client` (the real address, after PROXY),
+    /// may do; like [`Access::ssh`], asked at the offer and once verified.
+    /// A certificate that is not used decides as its bare key (module doc).
+    pub fn ssh_certificate(&self, username: &str, cert: &Certificate, client: IpAddr) -> Admission {
+        let target = match self.target(username) {
+            Ok(target) => target,
+            Err(refusal) => return Admission::Refused(refusal),
+        };
+        let table = self.table();
+        let checked = certificate::check(cert, table.trust(), client, unix_now());
+        let why = match checked.map(|()| certificate_mode(&table, &target, username, cert)) {
+            Ok(Some(mode)) => {
+                let grant = Grant::new(cert.clone(), table.trust().clone());
+                return Admission::Admitted(Box::new(Principal {
+                    key: PublicKey::new(cert.public_key().clone(), ""),
+                    cert: Some(Arc::new(grant)),
+                    key_revoked: false,
+                    mode,
+                    jump: self.config.routing.jump,
+                    named: target.route,
+                }));
+            }
+            Ok(None) => CertRefusal::NoRoute,
+            Err(why) => why,
+        };
+        tracing::debug!(
+            reason = why.label(),
+            // Unauthenticated input: clipped like every such field.
+            key_id = crate::ops::channel::clip(cert.key_id()),
+            serial = cert.serial(),
+            "certificate not used; deciding as its bare key"
+        );
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        match self.bare(&table, target, username, &key) {
+            Admission::Refused(_) => Admission::Refused(Refusal::Certificate(why)),
+            admitted @ Admission::Admitted(_) => admitted,
+        }
+    }
+
+    /// The username, parsed once under the configured grammar.
+    fn target(&self, username: &str) -> Result<Target, Refusal> {
         let routing = &self.config.routing;
-        let target = match username::parse(
+        username::parse(
             username,
             &routing.target_separator,
             routing.username_grammar,
-        ) {
-            Ok(target) => target,
-            Err(e) => {
-                tracing::debug!(error = %e, "malformed username");
-                return Admission::Refused(Refusal::MalformedUsername);
-            }
-        };
-        match decide(&self.table(), routing, &target, username, key) {
+        )
+        .map_err(|e| {
+            tracing::debug!(error = %e, "malformed username");
+            Refusal::MalformedUsername
+        })
+    }
+
+    /// A bare key (or a certificate's key, when the certificate is not used).
+    fn bare(
+        &self,
+        table: &RouteTable,
+        target: Target,
+        username: &str,
+        key: &PublicKey,
+    ) -> Admission {
+        let routing = &self.config.routing;
+        let key_revoked = table.trust().revoked.key(key.key_data());
+        match decide(table, routing, &target, username, key, key_revoked) {
             Ok(mode) => Admission::Admitted(Box::new(Principal {
                 key: key.clone(),
+                cert: None,
+                key_revoked,
                 mode,
                 jump: routing.jump,
                 named: target.route,
@@ -175,6 +263,41 @@ impl Access {
     }
 }
 
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A checked certificate + parsed username → key mode (or choose), or
+/// `None` when it opens no route (of the named target).
+fn certificate_mode(
+    table: &RouteTable,
+    target: &Target,
+    login_name: &str,
+    cert: &Certificate,
+) -> Option<Mode> {
+    let routes = certificate::routes(cert, table);
+    let Some(name) = &target.route else {
+        return match routes.as_slice() {
+            [] => None,
+            [route] => Some(Mode::Key {
+                route: route.clone(),
+                user: route.key_mode_user(Some(login_name)),
+            }),
+            many => Some(Mode::Choose {
+                routes: many.to_vec(),
+                login_name: login_name.to_owned(),
+            }),
+        };
+    };
+    let route = routes.into_iter().find(|r| &r.name == name)?;
+    Some(Mode::Key {
+        user: target.user.clone().or_else(|| route.user.clone()),
+        route,
+    })
+}
+
 /// Key + parsed username → mode (SPEC §5), or why it is refused.
 fn decide(
     table: &RouteTable,
@@ -182,9 +305,15 @@ fn decide(
     target: &Target,
     login_name: &str,
     key: &PublicKey,
+    revoked: bool,
 ) -> Result<Mode, Refusal> {
+    let routes_for_key = if revoked {
+        &[]
+    } else {
+        table.routes_for_key(key)
+    };
     let Some(name) = &target.route else {
-        return match table.routes_for_key(key) {
+        return match routes_for_key {
             [] if routing.jump == JumpPolicy::AnyKey => Ok(Mode::JumpOnly),
             [] => Err(Refusal::UnknownKey),
             [route] => Ok(Mode::Key {
@@ -199,7 +328,7 @@ fn decide(
     };
     let route = table.get(name);
     match route {
-        Some(route) if route.authorizes(key) => Ok(Mode::Key {
+        Some(route) if !revoked && route.authorizes(key) => Ok(Mode::Key {
             route: route.clone(),
             user: target.user.clone().or_else(|| route.user.clone()),
         }),
@@ -208,7 +337,7 @@ fn decide(
             route: route.cloned(),
             user: target.user.clone(),
         }),
-        _ if table.routes_for_key(key).is_empty() => Err(Refusal::UnknownKey),
+        _ if routes_for_key.is_empty() => Err(Refusal::UnknownKey),
         None => Err(Refusal::UnknownTarget),
         Some(_) => Err(Refusal::NotAuthorized),
     }
@@ -279,15 +408,36 @@ impl Principal {
     /// a key authorized for it, never an agent-mode client before its box
     /// accepted it, nor any key a `jump = "any-key"` lets through.
     pub fn may_wake(&self, route: &Route) -> bool {
-        !self.is_provisional() && route.authorizes(&self.key)
+        !self.is_provisional() && self.authorizes(route)
     }
 
+    /// Whether this principal's key (or certificate) is authorized for
+    /// `route`.
+    fn authorizes(&self, route: &Route) -> bool {
+        match &self.cert {
+            Some(grant) => grant.admits(route),
+            None => !self.key_revoked && route.authorizes(&self.key),
+        }
+    }
+
+    /// The certificate that admitted this principal, if one did.
+    pub fn certificate(&self) -> Option<&Grant> {
+        self.cert.as_deref()
+    }
+
+    /// Whether the certificate, if any, carries `extension`.
+    fn permits(&self, extension: &str) -> bool {
+        self.cert.as_ref().is_none_or(|g| g.permits(extension))
+    }
+
+    /// A jump is a TCP forward: a certificate needs `permit-port-forwarding`.
     fn may_jump(&self, route: &Route) -> bool {
-        match self.jump {
+        let allowed = match self.jump {
             JumpPolicy::Off => false,
             JumpPolicy::AnyKey => true,
-            JumpPolicy::Authenticated => route.authorizes(&self.key),
-        }
+            JumpPolicy::Authenticated => self.authorizes(route),
+        };
+        allowed && self.permits(PERMIT_PORT_FORWARDING)
     }
 
     /// Whether the route's `forwarding` switches allow `forward`, asked
@@ -301,12 +451,25 @@ impl Principal {
     /// the box has accepted the client ([`Principal::allows_once_in`]): before
     /// that, a route that forbids `-L` must answer like one that does not
     /// exist.
+    ///
+    /// A certificate's extensions narrow the switches: without
+    /// `permit-port-forwarding` no `-L`/`-D`/`-W`/`-R`, without
+    /// `permit-agent-forwarding` no `-A`, without `permit-pty` no PTY.
     pub fn allows(&self, forward: Forward) -> bool {
         match (&self.mode, forward) {
-            (Mode::Key { route, .. }, Forward::Local) => route.forwarding.local,
-            (Mode::Key { route, .. }, Forward::Remote) => route.forwarding.remote,
-            (Mode::Key { route, .. }, Forward::Agent) => route.forwarding.agent,
-            (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Local) => true,
+            (Mode::Key { route, .. }, Forward::Local) => {
+                route.forwarding.local && self.permits(PERMIT_PORT_FORWARDING)
+            }
+            (Mode::Key { route, .. }, Forward::Remote) => {
+                route.forwarding.remote && self.permits(PERMIT_PORT_FORWARDING)
+            }
+            (Mode::Key { route, .. }, Forward::Agent) => {
+                route.forwarding.agent && self.permits(PERMIT_AGENT_FORWARDING)
+            }
+            (_, Forward::Pty) => self.permits(PERMIT_PTY),
+            (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Local) => {
+                self.permits(PERMIT_PORT_FORWARDING)
+            }
             (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Remote)
             | (Mode::Agent { .. } | Mode::JumpOnly | Mode::Choose { .. }, Forward::Agent) => false,
         }

@@ -30,6 +30,7 @@ fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
         wake: None,
         login: crate::routes::LoginMethod::Key,
         trusted_host_cas: Vec::new(),
+        user_certs: Default::default(),
     }
 }
 

@@ -11,7 +11,7 @@ use crate::config::Config;
 use russh::keys::HashAlg;
 
 use crate::hostkey::{SeedOrigin, timestamp, unprotected_key_file};
-use crate::routes::{LoginMethod, NO_USER_CA, file};
+use crate::routes::{LoginMethod, NO_USER_CA, UserTrust, file};
 use crate::server::admin::auth::AdminAuth;
 use crate::upstream::UserCa;
 
@@ -124,12 +124,14 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
                         .map(|r| format!("{}: route \"{}\": {NO_USER_CA}", path.display(), r.name)),
                 );
             }
+            warnings.extend(unused_principals(config, &load.routes));
         }
         Err(e) => problems.push(e.to_string()),
     }
     if config.sources.kubernetes.enabled {
         check_kubernetes(config, user_ca, &mut problems, &mut warnings);
     }
+    check_user_trust(config, &mut problems);
     check_admin(config, &mut problems, &mut warnings);
     for w in &warnings {
         println!("warning:  {w}");
@@ -145,6 +147,53 @@ pub fn run(args: &Args, config: &Config) -> Result<(), Error> {
         "{}",
         super::problem_summary(problems.len())
     )))
+}
+
+/// Routes whose `principals` no CA can use: no gateway CA is configured and
+/// every `cert-authority` line of the route lists its own `principals="…"`.
+fn unused_principals(config: &Config, routes: &[crate::routes::Route]) -> Vec<String> {
+    let s = &config.server;
+    if !s.trusted_user_ca_keys.is_empty() || s.trusted_user_ca_keys_file.is_some() {
+        return Vec::new();
+    }
+    routes
+        .iter()
+        .filter(|r| {
+            let certs = &r.user_certs;
+            !certs.principals.is_empty() && certs.authorities.iter().all(|a| a.principals.is_some())
+        })
+        .map(|r| {
+            format!(
+                "route {:?}: principals has no effect: no server.trusted_user_ca_keys \
+                 and no cert-authority line without principals=\"…\"",
+                r.name
+            )
+        })
+        .collect()
+}
+
+/// The user-certificate CAs and revocations, as `serve` loads them (only
+/// printed when any is configured).
+fn check_user_trust(config: &Config, problems: &mut Vec<String>) {
+    let s = &config.server;
+    if s.trusted_user_ca_keys.is_empty()
+        && s.trusted_user_ca_keys_file.is_none()
+        && s.revoked_keys_file.is_none()
+    {
+        return;
+    }
+    match UserTrust::load(s) {
+        Ok(trust) => println!(
+            "user CAs: {} trusted{}",
+            trust.cas.len(),
+            if trust.revoked.is_empty() {
+                ""
+            } else {
+                ", revocations loaded"
+            }
+        ),
+        Err(e) => problems.extend(e),
+    }
 }
 
 /// The admin endpoint and who may use its sessions API; an unreadable or

@@ -15,7 +15,7 @@ use tracing::{error, info, warn};
 use super::{ConfigArg, Error, fingerprint, host_key};
 use crate::config::Config;
 use crate::hostkey::{HostIdentity, timestamp, unprotected_key_file, watch_expiry};
-use crate::routes::{LoginMethod, NO_USER_CA, RouteSources, file};
+use crate::routes::{LoginMethod, NO_USER_CA, RouteSources, UserTrust, file, trust};
 use crate::server::Gateway;
 use crate::server::admin;
 use crate::server::admin::auth::AdminAuth;
@@ -92,6 +92,9 @@ fn prepare(config: &Config, dev: bool) -> Result<Prepared, Error> {
         info!(fingerprint = %ca.fingerprint(), "user CA loaded for certificate logins");
     }
     let routes = initial_routes(config, user_ca.is_some())?;
+    let trust = UserTrust::load(&config.server)
+        .map_err(|problems| Error::Invalid(anyhow!("{}", problems.join("\n"))))?;
+    routes.set_trust(Arc::new(trust));
     let admin_auth = AdminAuth::load(&config.admin).map_err(|e| Error::Invalid(e.into()))?;
     for (path, field) in [
         (&config.admin.read_token_file, "admin.read_token_file"),
@@ -204,6 +207,7 @@ async fn serve_bound(
             WATCH_INTERVAL,
         )
     });
+    let trust_watcher = trust::spawn_watcher(config.server.clone(), routes.clone(), WATCH_INTERVAL);
     let addrs: Vec<String> = listeners.iter().map(local_addr).collect();
     info!(
         "listening on {}, host key {}, {} routes; admin on http://{}",
@@ -244,7 +248,7 @@ async fn serve_bound(
     gateway.drain(grace).await;
     admin_stop.cancel();
     let _ = admin_task.await;
-    if let Some(watcher) = watcher {
+    for watcher in [watcher, trust_watcher].into_iter().flatten() {
         watcher.abort();
     }
     if let Some(expiry) = expiry {

@@ -34,6 +34,8 @@ const PATH_KEYS: &[&str] = &[
     "server.host_key_seed_file",
     "server.extra_host_keys",
     "server.host_certificates",
+    "server.trusted_user_ca_keys_file",
+    "server.revoked_keys_file",
     "sources.file.path",
     "sources.kubernetes.kubeconfig",
     "upstream.user_ca_key_file",
@@ -417,6 +419,22 @@ fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String))
     ] {
         if n == 0 {
             fail(field, "must be at least 1".into());
+        }
+    }
+    for (i, line) in s.trusted_user_ca_keys.iter().enumerate() {
+        if let Err(e) = crate::routes::keys::parse_public_key(line) {
+            fail(&format!("server.trusted_user_ca_keys[{i}]"), e);
+        }
+    }
+    for (field, path) in [
+        (
+            "server.trusted_user_ca_keys_file",
+            &s.trusted_user_ca_keys_file,
+        ),
+        ("server.revoked_keys_file", &s.revoked_keys_file),
+    ] {
+        if path.as_ref().is_some_and(|p| p.as_os_str().is_empty()) {
+            fail(field, "must not be empty".into());
         }
     }
     if s.max_unauthenticated_rate > 100 {

@@ -25,8 +25,8 @@ use super::source::canonical;
 #[derive(Debug, Clone, Copy)]
 pub struct AuthFailure<'a> {
     /// The reason class: `unknown_key`, `unknown_target`, `not_authorized`,
-    /// `malformed_username`, `agent_login_refused`, `certificate`,
-    /// `tunnel_token`.
+    /// `malformed_username`, `agent_login_refused`, `certificate_…` (a
+    /// certificate not used, and its bare key refused too), `tunnel_token`.
     pub reason: &'static str,
     /// `SHA256:…` of the offered key, for SSH.
     pub key_fingerprint: Option<&'a str>,
@@ -85,6 +85,9 @@ fn session_start(conn: &Conn) {
         route = id.route.as_deref(),
         user.name = id.user.as_deref(),
         key.fingerprint = id.key_fp.as_deref(),
+        cert.key_id = id.cert.as_ref().map(|c| clip(&c.key_id)),
+        cert.serial = id.cert.as_ref().map(|c| c.serial),
+        cert.ca_fingerprint = id.cert.as_ref().map(|c| c.ca_fp.as_str()),
         "session started"
     );
 }
@@ -181,6 +184,8 @@ fn session_end(conn: &Conn) {
         route = id.route.as_deref(),
         user.name = id.user.as_deref(),
         key.fingerprint = id.key_fp.as_deref(),
+        cert.key_id = id.cert.as_ref().map(|c| clip(&c.key_id)),
+        cert.serial = id.cert.as_ref().map(|c| c.serial),
         bytes.up = up,
         bytes.down = down,
         process.exit_code = conn.exit_status(),

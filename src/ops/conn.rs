@@ -25,6 +25,19 @@ pub struct Identity {
     pub user: Option<String>,
     /// SHA-256 fingerprint of the client key (public information).
     pub key_fp: Option<String>,
+    /// The user certificate it authenticated with, if any.
+    pub cert: Option<CertIdentity>,
+}
+
+/// What logs say about a user certificate (all public: a certificate is
+/// shown to every server it is offered to).
+#[derive(Debug, Clone, Default)]
+pub struct CertIdentity {
+    /// The key ID its CA signed (`ssh-keygen -I`).
+    pub key_id: String,
+    pub serial: u64,
+    /// `SHA256:…` of the signing CA.
+    pub ca_fp: String,
 }
 
 /// What an unauthenticated connection holds: its `max_unauthenticated`

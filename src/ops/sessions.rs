@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 
 use super::audit;
+use super::channel::clip;
 use super::conn::{Conn, lock};
 use super::source::canonical;
 
@@ -83,6 +84,12 @@ pub struct SessionInfo {
     /// At most [`MAX_CHANNELS_LISTED`], oldest first.
     #[serde(default)]
     pub channels: Vec<ChannelInfo>,
+    /// The key ID of the user certificate it authenticated with.
+    #[serde(default)]
+    pub cert_key_id: Option<String>,
+    /// That certificate's serial.
+    #[serde(default)]
+    pub cert_serial: Option<u64>,
 }
 
 /// One open channel of a session.
@@ -160,6 +167,8 @@ pub fn info(conn: &Conn) -> SessionInfo {
         client_port: conn.client.port(),
         authenticated: conn.is_authenticated(),
         mode: conn.mode().map(str::to_owned),
+        cert_key_id: id.cert.as_ref().map(|c| clip(&c.key_id).to_owned()),
+        cert_serial: id.cert.as_ref().map(|c| c.serial),
         route: id.route,
         user: id.user,
         key_fingerprint: id.key_fp,

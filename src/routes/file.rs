@@ -21,7 +21,7 @@
 //! also breaks it leaves the previous, wider version in service until the error
 //! is fixed; the error says so. The merge is the pure function [`merge`].
 
-mod keys;
+pub(crate) mod keys;
 mod raw;
 mod watch;
 

@@ -9,7 +9,125 @@ use std::str::FromStr;
 use russh::keys::ssh_key::Algorithm;
 use russh::keys::{PrivateKey, PublicKey};
 
+use super::CertAuthority;
 use crate::config::text::quote;
+
+/// Longest principal name accepted in a route (OpenSSH has no limit; a
+/// login name is far shorter).
+const MAX_PRINCIPAL_LEN: usize = 256;
+
+/// One `authorized_keys` line: a client key, or a CA whose user
+/// certificates the route accepts.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum AuthorizedLine {
+    Key(PublicKey),
+    Authority(CertAuthority),
+}
+
+/// Parses an `authorized_keys` line: a public key ([`parse_public_key`]),
+/// or `cert-authority[,principals="a,b"] <CA key>` (the only options the
+/// gateway enforces; any other option is refused, as for a key).
+pub(crate) fn parse_authorized_line(line: &str) -> Result<AuthorizedLine, String> {
+    let line = line.trim();
+    if !starts_with_options(line) {
+        return parse_public_key(line).map(AuthorizedLine::Key);
+    }
+    let (options, key) = split_options(line);
+    let mut cert_authority = false;
+    let mut principals = None;
+    for option in split_unquoted(options, ',') {
+        if option.eq_ignore_ascii_case("cert-authority") {
+            cert_authority = true;
+        } else if let Some(value) = option
+            .strip_prefix("principals=")
+            .or_else(|| option.strip_prefix("PRINCIPALS="))
+        {
+            principals = Some(parse_principals_option(value)?);
+        } else {
+            return Err(unsupported_options());
+        }
+    }
+    if !cert_authority {
+        return Err(unsupported_options());
+    }
+    let key = parse_public_key(key).map_err(|e| format!("cert-authority key: {e}"))?;
+    Ok(AuthorizedLine::Authority(CertAuthority { key, principals }))
+}
+
+/// `principals="a,b"`: a quoted, comma-separated list of principal names.
+fn parse_principals_option(value: &str) -> Result<Vec<String>, String> {
+    let Some(inner) = value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) else {
+        return Err("principals= takes a quoted list: principals=\"alice,bob\"".to_owned());
+    };
+    let inner = inner.replace("\\\"", "\"");
+    inner
+        .split(',')
+        .map(|p| check_principal(p.trim()).map(|()| p.trim().to_owned()))
+        .collect()
+}
+
+/// A certificate principal as a route names it: not empty, no commas,
+/// whitespace, quotes or control characters, at most
+/// [`MAX_PRINCIPAL_LEN`] bytes.
+pub(crate) fn check_principal(principal: &str) -> Result<(), String> {
+    let bad = principal.is_empty()
+        || principal.len() > MAX_PRINCIPAL_LEN
+        || principal
+            .chars()
+            .any(|c| c == ',' || c == '"' || c.is_whitespace() || c.is_control());
+    if bad {
+        return Err(format!(
+            "{} is not a certificate principal (a non-empty name without commas, quotes, \
+             spaces or control characters, at most {MAX_PRINCIPAL_LEN} bytes)",
+            quote(principal)
+        ));
+    }
+    Ok(())
+}
+
+fn unsupported_options() -> String {
+    "authorized_keys options (restrict, from=, command=, …) are not supported by the gateway; \
+     remove them and use the route's [route.forwarding] switches (only \
+     cert-authority[,principals=\"…\"] is accepted)"
+        .to_owned()
+}
+
+/// Splits an options line at the first whitespace outside quotes: (the
+/// options, the key that follows).
+fn split_options(line: &str) -> (&str, &str) {
+    let mut in_quotes = false;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c.is_whitespace() && !in_quotes => return (&line[..i], line[i..].trim_start()),
+            _ => {}
+        }
+    }
+    (line, "")
+}
+
+/// Splits `text` at every `sep` outside double quotes.
+fn split_unquoted(text: &str, sep: char) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut start, mut in_quotes, mut escaped) = (0, false, false);
+    for (i, c) in text.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if in_quotes => escaped = true,
+            '"' => in_quotes = !in_quotes,
+            c if c == sep && !in_quotes => {
+                parts.push(&text[start..i]);
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
 
 /// Parses `<algorithm> <base64> [comment]`. An `authorized_keys` options
 /// prefix (`restrict,from="…" ssh-ed25519 …`) is refused rather than ignored:
@@ -75,10 +193,13 @@ fn starts_with_options(line: &str) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct AuthorizedKeys {
     pub keys: Vec<PublicKey>,
+    /// `cert-authority` lines.
+    pub authorities: Vec<CertAuthority>,
     pub problems: Vec<String>,
 }
 
-/// Parses `authorized_keys` text: one key per line ([`parse_public_key`]);
+/// Parses `authorized_keys` text: one key or `cert-authority` line per
+/// line ([`parse_authorized_line`]);
 /// blank lines and `#` comments are skipped; every bad line is reported as
 /// `line N: <why>`, and the good ones are kept.
 pub(crate) fn parse_authorized_keys(text: &str) -> AuthorizedKeys {
@@ -88,8 +209,9 @@ pub(crate) fn parse_authorized_keys(text: &str) -> AuthorizedKeys {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        match parse_public_key(line) {
-            Ok(key) => out.keys.push(key),
+        match parse_authorized_line(line) {
+            Ok(AuthorizedLine::Key(key)) => out.keys.push(key),
+            Ok(AuthorizedLine::Authority(ca)) => out.authorities.push(ca),
             Err(e) => out.problems.push(format!("line {}: {e}", n + 1)),
         }
     }
@@ -162,6 +284,42 @@ mod tests {
             parsed.problems
         );
         assert!(parse_authorized_keys("").keys.is_empty());
+    }
+
+    #[test]
+    fn cert_authority_lines() {
+        let plain = parse_authorized_line(&format!("cert-authority {KEY} ca")).expect("plain");
+        let AuthorizedLine::Authority(ca) = plain else {
+            panic!("not an authority")
+        };
+        assert_eq!(ca.principals, None);
+        let listed = parse_authorized_line(&format!(
+            "cert-authority,principals=\"alice, bob\" {KEY} ca"
+        ))
+        .expect("principals");
+        let AuthorizedLine::Authority(ca) = listed else {
+            panic!("not an authority")
+        };
+        assert_eq!(ca.principals, Some(vec!["alice".into(), "bob".into()]));
+        let text = format!("{KEY} a\ncert-authority {KEY} b\n");
+        let parsed = parse_authorized_keys(&text);
+        assert_eq!((parsed.keys.len(), parsed.authorities.len()), (1, 1));
+        for (bad, want) in [
+            (format!("principals=\"a\" {KEY}"), "options"),
+            (format!("cert-authority,no-pty {KEY}"), "options"),
+            (format!("cert-authority,principals=a {KEY}"), "quoted"),
+            (
+                format!("cert-authority,principals=\"a,,b\" {KEY}"),
+                "principal",
+            ),
+            (
+                "cert-authority ssh-ed25519 AAAA".to_owned(),
+                "cert-authority key",
+            ),
+        ] {
+            let err = parse_authorized_line(&bad).expect_err(&bad);
+            assert!(err.contains(want), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -10,9 +10,13 @@ pub mod kube;
 mod model;
 mod sources;
 mod table;
+pub mod trust;
 
 pub(crate) use keys::decode_identity;
 pub(crate) use model::parse_token_sha256;
-pub use model::{Forwarding, LoginMethod, Route, RouteState, ScaleKind, WakeTarget};
+pub use model::{
+    CertAuthority, Forwarding, LoginMethod, Route, RouteState, ScaleKind, UserCerts, WakeTarget,
+};
 pub use sources::{NO_USER_CA, RouteSources};
 pub use table::{RouteTable, SharedRoutes, shared};
+pub use trust::UserTrust;

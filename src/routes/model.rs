@@ -6,6 +6,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use russh::keys::ssh_key::public::KeyData;
 use russh::keys::{PrivateKey, PublicKey};
 use serde::Deserialize;
 
@@ -52,6 +53,8 @@ pub struct Route {
     /// `[upstream] trusted_host_cas` for this route); empty: the global list
     /// applies, unless `host_key` pins the box.
     pub trusted_host_cas: Vec<PublicKey>,
+    /// Who may use this route with an OpenSSH user certificate.
+    pub user_certs: UserCerts,
 }
 
 /// How the gateway logs in to a box in key mode (`login` in a route).
@@ -76,6 +79,39 @@ impl LoginMethod {
                 "unknown login `{other}`, expected `key` or `certificate`"
             )),
         }
+    }
+}
+
+/// Which OpenSSH user certificates a route accepts (README "User
+/// certificates"): one whose principals include one of `principals` and
+/// that is signed by a CA the gateway trusts (`trusted_user_ca_keys`), or
+/// by one of the route's own `authorities` with a principal that CA's line
+/// allows.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct UserCerts {
+    /// `principals = [...]` (`spec.principals`).
+    pub principals: Vec<String>,
+    /// `cert-authority` lines of the route's `authorized_keys`.
+    pub authorities: Vec<CertAuthority>,
+}
+
+/// A CA trusted for one route: an `authorized_keys` line
+/// `cert-authority[,principals="a,b"] <CA public key>`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CertAuthority {
+    pub key: PublicKey,
+    /// `principals="…"`: the certificate principals this CA may use here;
+    /// `None`: the route's [`UserCerts::principals`].
+    pub principals: Option<Vec<String>>,
+}
+
+impl UserCerts {
+    /// The principals a certificate signed by `ca` must name one of, or
+    /// `None` when the route does not trust `ca` itself (only the gateway's
+    /// CAs, through [`UserCerts::principals`], may then apply).
+    pub fn authority_principals(&self, ca: &KeyData) -> Option<&[String]> {
+        let authority = self.authorities.iter().find(|a| a.key.key_data() == ca)?;
+        Some(authority.principals.as_deref().unwrap_or(&self.principals))
     }
 }
 
@@ -136,6 +172,7 @@ impl fmt::Debug for Route {
             .field("wake", &self.wake)
             .field("login", &self.login)
             .field("trusted_host_cas", &self.trusted_host_cas.len())
+            .field("user_certs", &self.user_certs)
             .finish()
     }
 }
@@ -223,6 +260,7 @@ mod tests {
             wake: None,
             login: LoginMethod::Key,
             trusted_host_cas: Vec::new(),
+            user_certs: UserCerts::default(),
         }
     }
 

@@ -22,7 +22,7 @@ use std::time::Instant;
 use tokio::sync::watch;
 use tracing::{error, warn};
 
-use super::{LoginMethod, Route, RouteTable, SharedRoutes, shared};
+use super::{LoginMethod, Route, RouteTable, SharedRoutes, UserTrust, shared};
 use crate::ops::metrics::{self, Source};
 
 /// Why a `login = "certificate"` route is skipped on a gateway without a user CA.
@@ -41,6 +41,8 @@ struct Part {
 pub struct RouteSources {
     table: SharedRoutes,
     parts: Mutex<Vec<Part>>,
+    /// The certificate trust every rebuilt table carries.
+    trust: Mutex<Arc<UserTrust>>,
     ready: watch::Sender<bool>,
     /// Whether the gateway has a user CA (`upstream.user_ca_key_file`):
     /// without one, every `login = "certificate"` route is skipped.
@@ -53,6 +55,7 @@ impl RouteSources {
         Arc::new(Self {
             table: shared(RouteTable::default()),
             parts: Mutex::new(Vec::new()),
+            trust: Mutex::default(),
             ready: watch::Sender::new(true),
             user_ca: AtomicBool::new(false),
         })
@@ -116,7 +119,7 @@ impl RouteSources {
                 stale: None,
             }),
         }
-        let table = build(&parts);
+        let table = build(&parts).with_trust(self.current_trust());
         self.table.store(Arc::new(table));
         let ready = parts.iter().all(|p| p.routes.is_some());
         drop(parts);
@@ -125,6 +128,19 @@ impl RouteSources {
             *r = ready;
             changed
         });
+    }
+
+    /// Replaces the gateway's certificate trust and swaps in a table that
+    /// carries it.
+    pub fn set_trust(&self, trust: Arc<UserTrust>) {
+        *self.trust.lock().unwrap_or_else(|e| e.into_inner()) = trust.clone();
+        let parts = self.lock();
+        self.table.store(Arc::new(build(&parts).with_trust(trust)));
+    }
+
+    fn current_trust(&self) -> Arc<UserTrust> {
+        // Poison-safe like `lock`: the value is replaced whole.
+        self.trust.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The routes `source` published last (empty before its first publish),
@@ -247,6 +263,7 @@ mod tests {
             wake: None,
             login: crate::routes::LoginMethod::Key,
             trusted_host_cas: Vec::new(),
+            user_certs: Default::default(),
         }
     }
 

@@ -8,13 +8,19 @@ use arc_swap::ArcSwap;
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::public::KeyData;
 
-use super::Route;
+use super::{Route, UserTrust};
 
-/// One consistent view of every route.
+/// One consistent view of every route, and of the gateway's trust in user
+/// certificates.
 #[derive(Debug, Default)]
 pub struct RouteTable {
     by_name: HashMap<String, Arc<Route>>,
     by_key: HashMap<KeyData, Vec<Arc<Route>>>,
+    /// Routes by the certificate principals they allow (`principals`).
+    by_principal: HashMap<String, Vec<Arc<Route>>>,
+    /// Routes by the CAs of their `cert-authority` lines.
+    by_ca: HashMap<KeyData, Vec<Arc<Route>>>,
+    trust: Arc<UserTrust>,
 }
 
 impl RouteTable {
@@ -36,10 +42,57 @@ impl RouteTable {
                 }
             }
         }
-        for list in by_key.values_mut() {
+        let mut by_principal: HashMap<String, Vec<Arc<Route>>> = HashMap::new();
+        let mut by_ca: HashMap<KeyData, Vec<Arc<Route>>> = HashMap::new();
+        for route in by_name.values() {
+            for principal in &route.user_certs.principals {
+                push_once(by_principal.entry(principal.clone()).or_default(), route);
+            }
+            for ca in &route.user_certs.authorities {
+                push_once(by_ca.entry(ca.key.key_data().clone()).or_default(), route);
+            }
+        }
+        for list in by_key
+            .values_mut()
+            .chain(by_principal.values_mut())
+            .chain(by_ca.values_mut())
+        {
             list.sort_by(|a, b| a.name.cmp(&b.name));
         }
-        Self { by_name, by_key }
+        Self {
+            by_name,
+            by_key,
+            by_principal,
+            by_ca,
+            trust: Arc::default(),
+        }
+    }
+
+    /// This table with `trust` as the gateway's certificate trust.
+    pub fn with_trust(mut self, trust: Arc<UserTrust>) -> Self {
+        self.trust = trust;
+        self
+    }
+
+    /// The gateway's trust in user certificates.
+    pub fn trust(&self) -> &Arc<UserTrust> {
+        &self.trust
+    }
+
+    /// Routes that could accept a certificate signed by `ca` naming
+    /// `principals` (a superset: [`crate::access`] decides), sorted by name.
+    pub fn routes_for_certificate(&self, ca: &KeyData, principals: &[String]) -> Vec<Arc<Route>> {
+        let mut routes: Vec<Arc<Route>> = self.by_ca.get(ca).cloned().unwrap_or_default();
+        if self.trust.is_ca(ca) {
+            for principal in principals {
+                for route in self.by_principal.get(principal).into_iter().flatten() {
+                    push_once(&mut routes, route);
+                }
+            }
+        }
+        routes.sort_by(|a, b| a.name.cmp(&b.name));
+        routes.dedup_by(|a, b| a.name == b.name);
+        routes
     }
 
     /// The route called `name`.
@@ -70,6 +123,12 @@ impl RouteTable {
         let mut names: Vec<&str> = self.by_name.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
+    }
+}
+
+fn push_once(list: &mut Vec<Arc<Route>>, route: &Arc<Route>) {
+    if !list.iter().any(|r| r.name == route.name) {
+        list.push(route.clone());
     }
 }
 

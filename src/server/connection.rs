@@ -221,6 +221,8 @@ fn conn_span(conn: &Conn) -> Span {
         client.address = %canonical(conn.client.ip()),
         client.port = conn.client.port(),
         key.fingerprint = field::Empty,
+        cert.key_id = field::Empty,
+        cert.serial = field::Empty,
         route = field::Empty,
         user.name = field::Empty,
         auth.mode = field::Empty

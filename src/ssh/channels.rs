@@ -407,6 +407,10 @@ impl Channels {
         request: Request,
         session: &mut Session,
     ) -> Result<(), russh::Error> {
+        if matches!(request, Request::Pty { .. }) && !self.principal.allows(Forward::Pty) {
+            debug!(parent: &self.span, "pty-req refused: the certificate has no permit-pty");
+            return session.channel_failure(channel);
+        }
         let started = match &request {
             Request::Shell => Some(SessionType::Shell),
             Request::Exec(_) => Some(SessionType::Exec),

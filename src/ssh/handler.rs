@@ -30,7 +30,8 @@ pub struct ClientHandler {
     /// (read by the login-grace timer and the audit event).
     conn: Arc<Conn>,
     /// The connection's span: `session.id`, `client.address`, `client.port`,
-    /// `key.fingerprint`, `route`, `user.name`, `auth.mode`.
+    /// `key.fingerprint`, `cert.key_id`, `cert.serial`, `route`,
+    /// `user.name`, `auth.mode`.
     span: Span,
     /// Set once a key is admitted.
     channels: Option<Channels>,
@@ -45,6 +46,31 @@ impl ClientHandler {
             span,
             channels: None,
         }
+    }
+
+    /// An admitted client: its box link and channels.
+    fn admitted(&mut self, principal: crate::access::Principal) {
+        let shared = &self.shared;
+        let link = BoxLink::new(
+            &principal,
+            (shared.boxes.clone(), shared.wakes.clone()),
+            self.conn.clone(),
+            self.span.clone(),
+            (self.local, &shared.access.routing().target_separator),
+            &shared.pending,
+        );
+        self.channels = Some(Channels::new(
+            principal,
+            link,
+            shared.access.clone(),
+            (shared.boxes.clone(), shared.wakes.clone()),
+            self.conn.clone(),
+            self.span.clone(),
+            Caps {
+                sessions: shared.config.server.max_sessions,
+                channels: shared.config.server.max_channels,
+            },
+        ));
     }
 
     /// Forwards a channel request (see [`Channels::forward_request`]).
@@ -99,7 +125,8 @@ impl Handler for ClientHandler {
         offer: PublicKeyOffer<'_>,
     ) -> Result<Auth, Self::Error> {
         let (access, conn) = (&self.shared.access, &self.conn);
-        Ok(auth::offered(access, conn, user, offer.public_key))
+        let cert = offer.certificate;
+        Ok(auth::offered(access, conn, user, offer.public_key, cert))
     }
 
     async fn auth_publickey(
@@ -111,26 +138,7 @@ impl Handler for ClientHandler {
         let (result, principal) =
             auth::verified(&shared.access, &self.conn, &self.span, user, key.public_key);
         if let Some(principal) = principal {
-            let link = BoxLink::new(
-                &principal,
-                (shared.boxes.clone(), shared.wakes.clone()),
-                self.conn.clone(),
-                self.span.clone(),
-                (self.local, &shared.access.routing().target_separator),
-                &shared.pending,
-            );
-            self.channels = Some(Channels::new(
-                principal,
-                link,
-                shared.access.clone(),
-                (shared.boxes.clone(), shared.wakes.clone()),
-                self.conn.clone(),
-                self.span.clone(),
-                Caps {
-                    sessions: shared.config.server.max_sessions,
-                    channels: shared.config.server.max_channels,
-                },
-            ));
+            self.admitted(principal);
         }
         Ok(result)
     }
@@ -140,9 +148,13 @@ impl Handler for ClientHandler {
         user: &str,
         cert: &Certificate,
     ) -> Result<Auth, Self::Error> {
-        // No user CA is configured: certificates are not accepted.
-        let key = russh::keys::PublicKey::new(cert.public_key().clone(), "");
-        Ok(auth::certificate(&self.conn, user, &key))
+        let shared = &self.shared;
+        let (result, principal) =
+            auth::certificate(&shared.access, &self.conn, &self.span, user, cert);
+        if let Some(principal) = principal {
+            self.admitted(principal);
+        }
+        Ok(result)
     }
 
     async fn auth_succeeded(&mut self, _session: &mut Session) -> Result<(), Self::Error> {

@@ -35,6 +35,7 @@ fn route(running: bool, wake: bool) -> Route {
         }),
         login: crate::routes::LoginMethod::Key,
         trusted_host_cas: Vec::new(),
+        user_certs: Default::default(),
     }
 }
 

@@ -159,6 +159,8 @@ mod tests {
             bytes_down: 3 * 1024 * 1024 / 2,
             channel_count: channels.len(),
             channels,
+            cert_key_id: None,
+            cert_serial: None,
         }
     }
 

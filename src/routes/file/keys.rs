@@ -9,23 +9,23 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::Path;
 
-use russh::keys::{PrivateKey, PublicKey};
+use russh::keys::PrivateKey;
 use zeroize::Zeroizing;
 
 use super::MAX_FILE_LEN;
 use crate::hostkey::unprotected_key_file;
-use crate::routes::keys::{decode_identity, parse_authorized_keys};
+use crate::routes::keys::{AuthorizedKeys, decode_identity, parse_authorized_keys};
 
 /// Reads an `authorized_keys` file ([`parse_authorized_keys`]). Any bad line
 /// fails the whole field, and the error names every bad line (unlike a
 /// Kubernetes Secret, which degrades the route to its good keys).
-pub(super) fn read_authorized_keys(path: &Path) -> Result<Vec<PublicKey>, String> {
+pub(super) fn read_authorized_keys(path: &Path) -> Result<AuthorizedKeys, String> {
     let bytes = read_bounded(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let text =
         String::from_utf8(bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
     let parsed = parse_authorized_keys(&text);
     if parsed.problems.is_empty() {
-        Ok(parsed.keys)
+        Ok(parsed)
     } else {
         Err(format!(
             "{}: {}",

@@ -10,8 +10,10 @@ use serde::de::DeserializeOwned;
 
 use super::{Position, RouteError, keys};
 use crate::config::text::{check_login_user, check_text, dotted, quote};
-use crate::routes::keys::parse_public_key;
-use crate::routes::{Forwarding, LoginMethod, Route, RouteState, parse_token_sha256};
+use crate::routes::keys::{
+    AuthorizedLine, check_principal, parse_authorized_line, parse_public_key,
+};
+use crate::routes::{Forwarding, LoginMethod, Route, RouteState, UserCerts, parse_token_sha256};
 
 /// Longest route name (a DNS name's limit; Kubernetes names fit).
 const MAX_NAME_LEN: usize = 253;
@@ -39,6 +41,8 @@ const FIELDS: &[&str] = &[
     "login",
     // Host CAs whose certificates the box may present instead of a pin.
     "trusted_host_cas",
+    // Certificate principals that may use this route (README "User certificates").
+    "principals",
 ];
 
 /// `state`: read as a string first, so a value of the wrong type says so
@@ -206,20 +210,24 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
     let user: Option<String> = f.take("user");
     f.checked("user", user.as_deref().map(check_login_user));
     let mut authorized_keys = Vec::new();
+    let mut user_certs = UserCerts::default();
     let lines: Vec<String> = f.take("authorized_keys").unwrap_or_default();
     for (i, line) in lines.iter().enumerate() {
         let field = format!("authorized_keys[{i}]");
-        authorized_keys.extend(f.checked(&field, Some(parse_public_key(line))));
+        match f.checked(&field, Some(parse_authorized_line(line))) {
+            Some(AuthorizedLine::Key(key)) => authorized_keys.push(key),
+            Some(AuthorizedLine::Authority(ca)) => user_certs.authorities.push(ca),
+            None => {}
+        }
     }
     let key_file: Option<String> = f.take("authorized_keys_file");
     let key_file = key_file
         .as_deref()
         .map(|path| non_empty_path(path).and_then(|p| keys::read_authorized_keys(&ctx.resolve(p))));
-    authorized_keys.extend(
-        f.checked("authorized_keys_file", key_file)
-            .into_iter()
-            .flatten(),
-    );
+    if let Some(parsed) = f.checked("authorized_keys_file", key_file) {
+        authorized_keys.extend(parsed.keys);
+        user_certs.authorities.extend(parsed.authorities);
+    }
     let identity: Option<String> = f.take("identity_file");
     let identity = identity
         .as_deref()
@@ -244,6 +252,14 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
         .unwrap_or_default();
     let token: Option<String> = f.take("token_sha256");
     let token_sha256 = f.checked("token_sha256", token.as_deref().map(parse_token_sha256));
+    let principals: Vec<String> = f.take("principals").unwrap_or_default();
+    for (i, principal) in principals.iter().enumerate() {
+        f.checked(
+            &format!("principals[{i}]"),
+            Some(check_principal(principal)),
+        );
+    }
+    user_certs.principals = principals;
     let state = match state {
         RawState::Running => RouteState::Running,
         RawState::Stopped => RouteState::Stopped { message },
@@ -263,6 +279,7 @@ fn read(f: &mut Fields<impl FnMut(&str, String)>, ctx: &Context<'_>) -> Option<R
         wake: None,
         login,
         trusted_host_cas,
+        user_certs,
     })
 }
 

@@ -466,3 +466,29 @@ fn a_wrongly_typed_field_does_not_hide_the_others() {
         "{got:?}"
     );
 }
+
+#[test]
+fn principals_and_cert_authority_lines() {
+    let fx = Fixture::new();
+    let load = fx.load(&route(
+        "a",
+        &format!(
+            "principals = [\"alice\", \"bob\"]\n\
+             authorized_keys = [\"{KEY_B}\", 'cert-authority,principals=\"carol\" {KEY_A}']"
+        ),
+    ));
+    assert!(load.errors.is_empty(), "{:?}", load.errors);
+    let certs = &load.routes[0].user_certs;
+    assert_eq!(certs.principals, ["alice", "bob"]);
+    assert_eq!(certs.authorities.len(), 1);
+    assert_eq!(
+        certs.authorities[0].principals,
+        Some(vec!["carol".to_owned()])
+    );
+    assert_eq!(load.routes[0].authorized_keys.len(), 1);
+    let err = only_error(&fx, &route("a", "principals = [\"ok\", \"a b\"]"));
+    assert!(
+        err.contains("route \"a\": principals[1]: \"a b\" is not a certificate principal"),
+        "{err}"
+    );
+}

@@ -78,6 +78,11 @@ pub struct SSHRouteSpec {
         skip_serializing_if = "Vec::is_empty"
     )]
     pub trusted_host_cas: Vec<String>,
+    /// OpenSSH user-certificate principals that may use this route, with a
+    /// certificate signed by a CA the gateway trusts (`trusted_user_ca_keys`)
+    /// or by a `cert-authority` line of `authorizedKeys`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub principals: Vec<String>,
 }
 
 /// `spec.login`.

@@ -19,9 +19,9 @@ use super::crd::{ForwardingSpec, SSHRoute, SSHRouteSpec, SecretKeyRef, StateSpec
 use super::crd_validate::validate;
 use super::secrets::{self, Memo, Version, Wanted};
 use crate::config::KubernetesSourceConfig;
-use crate::routes::keys::{AuthorizedKeys, parse_public_key};
+use crate::routes::keys::{AuthorizedKeys, AuthorizedLine, check_principal, parse_authorized_line};
 use crate::routes::{
-    Forwarding, LoginMethod, NO_USER_CA, Route, RouteState, ScaleKind, WakeTarget,
+    Forwarding, LoginMethod, NO_USER_CA, Route, RouteState, ScaleKind, UserCerts, WakeTarget,
 };
 
 /// Why a route is not Ready, most serious first (the verdict names the first).
@@ -222,10 +222,18 @@ impl Mapper {
         }
         let mut problems = Problems::default();
         let mut authorized_keys = Vec::new();
+        let mut user_certs = UserCerts::default();
         for (i, line) in spec.authorized_keys.iter().enumerate() {
-            match parse_public_key(line) {
-                Ok(k) => authorized_keys.push(k),
+            match parse_authorized_line(line) {
+                Ok(AuthorizedLine::Key(k)) => authorized_keys.push(k),
+                Ok(AuthorizedLine::Authority(ca)) => user_certs.authorities.push(ca),
                 Err(e) => problems.add(Reason::KeyUnparsable, format!("authorizedKeys[{i}]: {e}")),
+            }
+        }
+        for (i, principal) in spec.principals.iter().enumerate() {
+            match check_principal(principal) {
+                Ok(()) => user_certs.principals.push(principal.clone()),
+                Err(e) => problems.add(Reason::KeyUnparsable, format!("principals[{i}]: {e}")),
             }
         }
         if let Some(r) = &spec.authorized_keys_secret_ref {
@@ -234,7 +242,7 @@ impl Mapper {
                 r,
                 cluster,
                 &route_name,
-                &mut authorized_keys,
+                (&mut authorized_keys, &mut user_certs),
                 &mut problems,
             );
         }
@@ -266,6 +274,7 @@ impl Mapper {
                 wake: wake_target(ns, spec),
                 login: valid.login,
                 trusted_host_cas: valid.trusted_host_cas,
+                user_certs,
             }),
             verdict,
         }
@@ -277,7 +286,7 @@ impl Mapper {
         r: &SecretKeyRef,
         cluster: &Cluster<'_>,
         route: &str,
-        keys: &mut Vec<PublicKey>,
+        (keys, user_certs): (&mut Vec<PublicKey>, &mut UserCerts),
         problems: &mut Problems,
     ) {
         let found = self.lookup(ns, r, cluster, "authorizedKeysSecretRef", problems);
@@ -298,6 +307,11 @@ impl Mapper {
             );
         }
         secrets::add_new_keys(keys, &parsed.keys);
+        for ca in &parsed.authorities {
+            if !user_certs.authorities.contains(ca) {
+                user_certs.authorities.push(ca.clone());
+            }
+        }
     }
 
     fn identity(

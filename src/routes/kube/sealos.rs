@@ -24,7 +24,7 @@ use super::reflect::Shared;
 use super::secrets::{self, Memo, Version};
 use super::sync::{Builder, Built};
 use crate::routes::keys::AuthorizedKeys;
-use crate::routes::{Forwarding, Route, RouteState, WakeTarget};
+use crate::routes::{CertAuthority, Forwarding, Route, RouteState, UserCerts, WakeTarget};
 
 /// The label selecting Devbox Secrets and Pods.
 pub(super) const SELECTOR: &str = "app.kubernetes.io/part-of=devbox";
@@ -144,7 +144,7 @@ impl Mapper {
         pod: Option<&Pod>,
         problems: &mut Vec<String>,
     ) -> Route {
-        let authorized_keys = self.authorized_keys(&name, secret, problems);
+        let (authorized_keys, authorities) = self.authorized_keys(&name, secret, problems);
         let identity = self.identity(&name, secret, problems);
         let (address, state) = match pod.and_then(|p| pods::ip(p)) {
             Some(ip) => (pods::address(ip, self.port), RouteState::Running),
@@ -165,18 +165,24 @@ impl Mapper {
             wake: None,
             login: crate::routes::LoginMethod::Key,
             trusted_host_cas: Vec::new(),
+            user_certs: UserCerts {
+                principals: Vec::new(),
+                authorities,
+            },
         }
     }
 
-    /// The user's key and any more the Secret authorizes; problems degrade
-    /// the route to the keys that parsed.
+    /// The user's key and any more the Secret authorizes, and its
+    /// `cert-authority` lines; problems degrade the route to the lines that
+    /// parsed.
     fn authorized_keys(
         &mut self,
         name: &str,
         secret: &Secret,
         problems: &mut Vec<String>,
-    ) -> Vec<PublicKey> {
+    ) -> (Vec<PublicKey>, Vec<CertAuthority>) {
         let mut authorized_keys = Vec::new();
+        let mut authorities: Vec<CertAuthority> = Vec::new();
         for key in [PUBLIC_KEY, AUTHORIZED_KEYS] {
             let Some(bytes) = data(secret, key) else {
                 if key == PUBLIC_KEY {
@@ -198,8 +204,13 @@ impl Mapper {
                     .map(|p| format!("devbox {name}: {key}: {p}")),
             );
             secrets::add_new_keys(&mut authorized_keys, &parsed.keys);
+            for ca in &parsed.authorities {
+                if !authorities.contains(ca) {
+                    authorities.push(ca.clone());
+                }
+            }
         }
-        authorized_keys
+        (authorized_keys, authorities)
     }
 
     /// The box's private key, which the gateway logs in with.

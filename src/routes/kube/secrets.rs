@@ -86,8 +86,8 @@ pub(super) fn authorized_keys(bytes: &[u8]) -> AuthorizedKeys {
     match key_text(bytes) {
         Some(text) => parse_authorized_keys(&text),
         None => AuthorizedKeys {
-            keys: Vec::new(),
             problems: vec!["is not UTF-8 text".into()],
+            ..AuthorizedKeys::default()
         },
     }
 }
@@ -127,7 +127,7 @@ fn key_text(bytes: &[u8]) -> Option<Zeroizing<String>> {
 }
 
 /// True when the first meaningful line starts like an OpenSSH public key
-/// line or a PEM block.
+/// line, a `cert-authority` line or a PEM block.
 fn looks_like_key(text: &str) -> bool {
     let Some(first) = text
         .lines()
@@ -137,7 +137,7 @@ fn looks_like_key(text: &str) -> bool {
         return true; // empty: nothing to unwrap
     };
     first.starts_with("-----BEGIN ")
-        || ["ssh-", "ecdsa-", "sk-"]
+        || ["ssh-", "ecdsa-", "sk-", "cert-authority"]
             .iter()
             .any(|p| first.starts_with(p))
 }

@@ -465,3 +465,49 @@ fn without_read_secrets_a_secret_reference_is_a_reason_naming_the_switch() {
         m.verdict
     );
 }
+
+#[test]
+fn principals_and_cert_authority_lines_inline_and_from_secrets() {
+    let mut spec = selector_spec();
+    spec["principals"] = json!(["alice", "bad principal"]);
+    spec["authorizedKeys"] = json!([
+        public_line(1),
+        format!("cert-authority,principals=\"ops\" {}", public_line(2)),
+    ]);
+    spec["authorizedKeysSecretRef"] = json!({"name": "keys", "key": "authorized_keys"});
+    let sr = sshroute("ws", spec);
+    let pods = [team_pod(
+        "p",
+        "ws",
+        "10.0.0.1",
+        true,
+        "2025-01-01T00:00:00Z",
+    )];
+    let keys = secret(
+        "keys",
+        json!({"authorized_keys": format!("cert-authority {}\n", public_line(3))}),
+    );
+    let m = map(&sr, &pods, &[], &[keys]);
+    assert_eq!(m.verdict.reason, "KeyUnparsable", "{:?}", m.verdict);
+    assert!(
+        m.verdict.message.contains("principals[1]"),
+        "{}",
+        m.verdict.message
+    );
+    let r = m.route.expect("route");
+    assert_eq!(r.authorized_keys.len(), 1);
+    assert_eq!(r.user_certs.principals, ["alice"]);
+    let cas: Vec<_> = r
+        .user_certs
+        .authorities
+        .iter()
+        .map(|a| (a.key.key_data().clone(), a.principals.clone()))
+        .collect();
+    assert_eq!(
+        cas,
+        [
+            (public(2).key_data().clone(), Some(vec!["ops".to_owned()])),
+            (public(3).key_data().clone(), None),
+        ]
+    );
+}

@@ -41,6 +41,7 @@ pub(super) fn route(name: &str, address: &str) -> Route {
         wake: None,
         login: crate::routes::LoginMethod::Key,
         trusted_host_cas: Vec::new(),
+        user_certs: Default::default(),
     }
 }
 
