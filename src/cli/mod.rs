@@ -173,7 +173,9 @@ fn host_key(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Er
 
 /// [`host_key`], with every problem on its own.
 fn host_identity(config: &Config, dev: bool) -> Result<(HostIdentity, SeedOrigin), Vec<String>> {
-    let seed = load_seed(&config.server, dev).map_err(|e| vec![e.to_string()])?;
+    // `{:#}`: the cause too ("…: Permission denied (os error 13)").
+    let seed = load_seed(&config.server, dev)
+        .map_err(|e| vec![format!("{:#}", anyhow::Error::from(e))])?;
     let identity = HostIdentity::load(&config.server, seed.expose())?;
     Ok((identity, seed.origin().clone()))
 }
