@@ -217,6 +217,7 @@ class World:
             "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\n"
             f"AllowTcpForwarding yes\nAllowAgentForwarding yes\nMaxStartups {max_startups}\n"
             "ClientAliveInterval 0\nLogLevel ERROR\n"
+            "Subsystem sftp /usr/lib/openssh/sftp-server\n"
         )
         Path("/run/sshd").mkdir(exist_ok=True)
         proc = self.spawn(["/usr/sbin/sshd", "-D", "-f", str(d / "sshd_config"),
@@ -670,7 +671,9 @@ def bench_scp(world, args):
     with open(src, "wb") as f:
         f.truncate(args.scp_mb * MIB)  # sparse zeros: no disk I/O to speak of
     rows, results = [], {}
-    for path in GATEWAY_PATHS:
+    # Not gw-agent: scp and sftp pass -oForwardAgent=no to ssh, so agent
+    # mode needs a ControlMaster connection opened with -A (README).
+    for path in ["gw-key", "gw-jump"]:
         for way in ["up", "down"]:
             remote = f"/tmp/switchboard-bench-scp-{os.getpid()}.bin"
             argv = (["scp", "-q", "-F", str(cfg), str(src), f"{path}:{remote}"] if way == "up"
