@@ -157,6 +157,21 @@ fn certificates_route_by_principal_and_a_target_picks_among_routes() {
     let by_rsa = sign(&rsa, &user, "bob-rsa", "bob@rsa", &["-n", "bob"]);
     let out = ssh_cert(gw.port, &user, &by_rsa, &["anyone@127.0.0.1", "echo $BOX"]);
     assert_eq!(out.assert_ok().stdout, "b-ws\n", "{out:?}");
+    // Signed with SHA-1 (`-t ssh-rsa`): refused, as OpenSSH's
+    // CASignatureAlgorithms does; the key alone is unknown.
+    let sha1 = sign(
+        &rsa,
+        &user,
+        "bob-sha1",
+        "bob@sha1",
+        &["-n", "bob", "-t", "ssh-rsa"],
+    );
+    let out = ssh_cert(gw.port, &user, &sha1, &["anyone@127.0.0.1", "echo $BOX"]);
+    assert!(!out.success(), "{out:?}");
+    assert!(
+        out.stderr.contains("Permission denied (publickey)"),
+        "{out:?}"
+    );
 
     // A live session lists its certificate in the sessions API.
     let mut live = Bg::spawn(

@@ -249,6 +249,29 @@ fn the_minted_certificate_follows_the_route_forwarding_policy() {
 }
 
 #[test]
+fn the_typed_user_cannot_choose_the_certificate_principal() {
+    // The box trusts the CA for every user; the route's user is root. A
+    // client typing another user must not get a certificate for it.
+    let dir = temp_dir();
+    let ca = Key::generate(dir.path(), "user_ca");
+    let client = Key::generate(dir.path(), "alice");
+    let b = ca_box("cert-ws", &ca, None);
+    let gw = Gateway::start_with(&with_ca(&ca, ""), &cert_route(&b, &client, ""));
+    let out = gw.ssh(&client, &["nobody@cert-ws@127.0.0.1", "id -un"]);
+    assert_eq!(out.code, Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .contains("switchboard: cert-ws refused login as nobody"),
+        "{out:?}"
+    );
+    // The route's own user still logs in, with the route as a principal.
+    let out = gw.ssh(&client, &["root@cert-ws@127.0.0.1", "cat $SSH_USER_AUTH"]);
+    out.assert_ok();
+    let cert = certificate_seen_by_box(dir.path(), &out.stdout);
+    assert!(cert.contains("switchboard-route:cert-ws"), "{cert}");
+}
+
+#[test]
 fn a_box_that_does_not_trust_the_ca_refuses_and_the_user_is_told() {
     let dir = temp_dir();
     let ca = Key::generate(dir.path(), "user_ca");

@@ -105,7 +105,9 @@ pub fn check(
     // The signature against the CA key the certificate names; whether that
     // CA is trusted is `admits`' question.
     let own_ca = cert.signature_key().fingerprint(HashAlg::Sha256);
-    if cert.validate_at(now, [&own_ca]).is_err() {
+    // SHA-1 RSA CA signatures (`ssh-rsa`) are refused, as OpenSSH's
+    // default `CASignatureAlgorithms` has done since 8.2.
+    if cert.validate_at(now, [&own_ca]).is_err() || crate::routes::trust::sha1_signed(cert) {
         return Err(CertRefusal::BadSignature);
     }
     if trust.revoked.certificate(cert) {

@@ -150,3 +150,11 @@ pub fn spawn_watcher(
         }
     }))
 }
+
+/// Whether `cert`'s CA signed it with SHA-1 RSA (`ssh-rsa`).
+pub(crate) fn sha1_signed(cert: &russh::keys::ssh_key::Certificate) -> bool {
+    matches!(
+        cert.signature().algorithm(),
+        russh::keys::Algorithm::Rsa { hash: None }
+    )
+}

@@ -272,7 +272,7 @@ fn judge_certificate(
         return Err("a host certificate signed by a CA that is not trusted for this box");
     };
     let fingerprint = ca.fingerprint(HashAlg::Sha256);
-    if cert.validate([&fingerprint]).is_err() {
+    if cert.validate([&fingerprint]).is_err() || crate::routes::trust::sha1_signed(cert) {
         return Err("a host certificate that is expired, not yet valid, or badly signed");
     }
     if !cert.critical_options().is_empty() {

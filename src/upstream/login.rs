@@ -170,11 +170,22 @@ impl Credential {
             LoginMethod::Key => route.identity.clone().map(Credential::Key).ok_or_else(none),
             // Route sources skip such routes on a gateway without a user CA.
             LoginMethod::Certificate => {
+                // Every box trusts the CA, so the typed username must not
+                // choose the principal: a certificate route logs in only as
+                // its own `user` (`root@alice-ws@gw` is refused, not minted).
+                if route.user.as_deref() != Some(user) {
+                    let notice = Notice::LoginRefused {
+                        route: route.name.clone(),
+                        user: user.to_owned(),
+                    };
+                    return Err(("login_refused", notice));
+                }
                 let ca = leg.user_ca.as_ref().ok_or_else(none)?;
                 let key_id = key_id(route, client);
                 let forwarding = route.forwarding;
                 let what = MintFor {
                     user,
+                    route: &route.name,
                     key_id,
                     forwarding,
                 };

@@ -60,9 +60,16 @@ pub struct Minted {
 }
 
 /// What a certificate is minted for.
+/// The prefix of a minted certificate's route principal.
+pub const ROUTE_PRINCIPAL_PREFIX: &str = "switchboard-route:";
+
 pub struct MintFor<'a> {
-    /// The login user on the box: the certificate's only principal.
+    /// The login user on the box: the certificate's first principal.
     pub user: &'a str,
+    /// The route: the second principal, `switchboard-route:<route>`, so a
+    /// box's `AuthorizedPrincipalsFile` can name the routes that may log
+    /// in as each user (README "Certificates towards boxes").
+    pub route: &'a str,
     /// The certificate's key ID, shown in the box's sshd log.
     pub key_id: String,
     /// The route's switches, turned into the certificate's extensions.
@@ -106,6 +113,7 @@ impl UserCa {
         // A key that cannot sign fails now, not at a user's login.
         let trial = MintFor {
             user: "switchboard-trial",
+            route: "trial",
             key_id: String::new(),
             forwarding: Forwarding::default(),
         };
@@ -162,7 +170,8 @@ impl UserCa {
             .serial(rand::rngs::OsRng.next_u64())?
             .cert_type(CertType::User)?
             .key_id(what.key_id)?
-            .valid_principal(what.user)?;
+            .valid_principal(what.user)?
+            .valid_principal(format!("{ROUTE_PRINCIPAL_PREFIX}{}", what.route))?;
         for name in extensions(what.forwarding) {
             builder.extension(name, "")?;
         }
@@ -233,13 +242,14 @@ mod tests {
         let minted = ca
             .mint(MintFor {
                 user: "devbox",
+                route: "a",
                 key_id: "switchboard route=a".into(),
                 forwarding: closed,
             })
             .expect("mints");
         let cert = &minted.cert;
         assert_eq!(cert.cert_type(), CertType::User);
-        assert_eq!(cert.valid_principals(), ["devbox"]);
+        assert_eq!(cert.valid_principals(), ["devbox", "switchboard-route:a"]);
         assert_eq!(cert.key_id(), "switchboard route=a");
         assert_eq!(cert.public_key(), minted.key.public_key().key_data());
         let names: Vec<&str> = cert.extensions().keys().map(String::as_str).collect();
@@ -251,6 +261,7 @@ mod tests {
         let open = ca
             .mint(MintFor {
                 user: "root",
+                route: "r",
                 key_id: String::new(),
                 forwarding: Forwarding::default(),
             })
