@@ -293,7 +293,10 @@ class World:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
-        shutil.rmtree(self.work, ignore_errors=True)
+        if os.environ.get("BENCH_KEEP"):
+            log(f"kept {self.work} (BENCH_KEEP)")
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
 
 
 def run(argv, **kw):

@@ -47,6 +47,9 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+/// The most `server.rekey_limit_bytes` may be (RFC 4253 §9, and russh's bound).
+pub const MAX_REKEY_LIMIT: usize = 1 << 30;
+
 /// `[server]`: the listening side.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -102,6 +105,9 @@ pub struct ServerConfig {
     /// the per-source penalty (health checkers, the load balancer's own
     /// checks); still under `max_unauthenticated`.
     pub per_source_exempt: Vec<String>,
+    /// Bytes each way after which the gateway re-keys a connection, on both
+    /// legs (OpenSSH's `RekeyLimit`); at most, and by default, 1 GiB.
+    pub rekey_limit_bytes: usize,
     /// Keepalive interval on both legs; 0 disables.
     #[serde(with = "humantime_serde")]
     pub keepalive_interval: Duration,
@@ -160,6 +166,7 @@ impl Default for ServerConfig {
             max_unauthenticated_rate: 30,
             per_source_max_unauthenticated: 20,
             per_source_exempt: Vec::new(),
+            rekey_limit_bytes: MAX_REKEY_LIMIT,
             keepalive_interval: Duration::from_secs(30),
             idle_timeout: Duration::ZERO,
             shutdown_grace: Duration::from_secs(30),

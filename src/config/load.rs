@@ -385,6 +385,16 @@ fn validate_server(s: &super::ServerConfig, fail: &mut impl FnMut(&str, String))
             fail("server.listen", format!("{addr} is listed twice"));
         }
     }
+    if !(1 << 16..=super::MAX_REKEY_LIMIT).contains(&s.rekey_limit_bytes) {
+        fail(
+            "server.rekey_limit_bytes",
+            format!(
+                "{} is out of range: between 65536 and {} (1 GiB)",
+                s.rekey_limit_bytes,
+                super::MAX_REKEY_LIMIT
+            ),
+        );
+    }
     let seeds = [
         ("server.host_key_seed_file", s.host_key_seed_file.is_some()),
         ("server.host_key_seed_env", s.host_key_seed_env.is_some()),

@@ -47,6 +47,7 @@ pub fn server_config(config: &Config, identity: &HostIdentity) -> server::Config
         keepalive_interval: nonzero(config.server.keepalive_interval),
         keepalive_max: 3,
         nodelay: true,
+        limits: crate::upstream::settings::rekey_limits(config),
         ..server::Config::default()
     }
 }

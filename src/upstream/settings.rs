@@ -53,6 +53,7 @@ pub fn client_config(config: &Config) -> client::Config {
         keepalive_max: 3,
         nodelay: true,
         channel_buffer_size: BOX_CHANNEL_BUFFER,
+        limits: rekey_limits(config),
         ..client::Config::default()
     }
 }
@@ -66,4 +67,13 @@ pub fn client_config_with_host_certificates(config: &Config) -> client::Config {
     let mut settings = client_config(config);
     settings.preferred.host_key_certificates = settings.preferred.key.clone();
     settings
+}
+
+/// `server.rekey_limit_bytes` each way (validated to at most 1 GiB), both legs.
+pub fn rekey_limits(config: &Config) -> russh::Limits {
+    let bytes = config
+        .server
+        .rekey_limit_bytes
+        .min(crate::config::MAX_REKEY_LIMIT);
+    russh::Limits::new(bytes, bytes, russh::Limits::default().rekey_time_limit)
 }
