@@ -7,7 +7,7 @@ use russh::keys::{PrivateKey, PublicKey, ssh_key::private::Ed25519Keypair};
 
 use super::*;
 use crate::config::Config;
-use crate::routes::{Forwarding, RouteState, shared};
+use crate::routes::shared;
 
 fn key(n: u8) -> PublicKey {
     PrivateKey::from(Ed25519Keypair::from_seed(&[n; 32]))
@@ -17,20 +17,9 @@ fn key(n: u8) -> PublicKey {
 
 fn route(name: &str, user: Option<&str>, keys: &[PublicKey]) -> Route {
     Route {
-        name: name.into(),
-        address: "127.0.0.1:22".into(),
         user: user.map(str::to_owned),
         authorized_keys: keys.to_vec(),
-        identity: None,
-        host_key: None,
-        state: RouteState::Running,
-        forwarding: Forwarding::default(),
-        token_sha256: None,
-        sshgate_compat: false,
-        wake: None,
-        login: crate::routes::LoginMethod::Key,
-        trusted_host_cas: Vec::new(),
-        user_certs: Default::default(),
+        ..Route::for_test(name, "127.0.0.1:22")
     }
 }
 

@@ -14,7 +14,7 @@ use super::certificate::{self, CertRefusal};
 use super::*;
 use crate::config::Config;
 use crate::routes::trust::Revoked;
-use crate::routes::{CertAuthority, Forwarding, RouteState, UserCerts, UserTrust, shared};
+use crate::routes::{CertAuthority, UserCerts, UserTrust, shared};
 
 const CA: u8 = 100;
 const ROUTE_CA: u8 = 101;
@@ -97,23 +97,12 @@ fn cert(spec: Spec) -> Certificate {
 
 fn route(name: &str, principals: &[&str], authorities: Vec<CertAuthority>) -> Route {
     Route {
-        name: name.into(),
-        address: "127.0.0.1:22".into(),
         user: Some("devbox".into()),
-        authorized_keys: Vec::new(),
-        identity: None,
-        host_key: None,
-        state: RouteState::Running,
-        forwarding: Forwarding::default(),
-        token_sha256: None,
-        sshgate_compat: false,
-        wake: None,
-        login: crate::routes::LoginMethod::Key,
-        trusted_host_cas: Vec::new(),
         user_certs: UserCerts {
             principals: principals.iter().map(|p| (*p).to_owned()).collect(),
             authorities,
         },
+        ..Route::for_test(name, "127.0.0.1:22")
     }
 }
 

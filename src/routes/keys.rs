@@ -170,22 +170,10 @@ pub(crate) fn parse_public_key(line: &str) -> Result<PublicKey, String> {
 
 /// True when the line's first field is an options list followed by a key type.
 fn starts_with_options(line: &str) -> bool {
-    let mut in_quotes = false;
-    let mut escaped = false;
-    for (i, c) in line.char_indices() {
-        match c {
-            _ if escaped => escaped = false,
-            '\\' if in_quotes => escaped = true,
-            '"' => in_quotes = !in_quotes,
-            c if c.is_whitespace() && !in_quotes => {
-                let rest = line[i..].trim_start();
-                let next = rest.split_whitespace().next().unwrap_or_default();
-                return Algorithm::from_str(next).is_ok();
-            }
-            _ => {}
-        }
-    }
-    false
+    let (_, rest) = split_options(line);
+    rest.split_whitespace()
+        .next()
+        .is_some_and(|next| Algorithm::from_str(next).is_ok())
 }
 
 /// Keys parsed from `authorized_keys` text, and a description of each bad

@@ -235,6 +235,30 @@ impl Default for Forwarding {
 }
 
 #[cfg(test)]
+impl Route {
+    /// A running route with nothing set but its name and address: tests
+    /// change what they need with `Route { field, ..Route::for_test(..) }`.
+    pub(crate) fn for_test(name: &str, address: &str) -> Route {
+        Route {
+            name: name.into(),
+            address: address.into(),
+            user: None,
+            authorized_keys: Vec::new(),
+            identity: None,
+            host_key: None,
+            state: RouteState::Running,
+            forwarding: Forwarding::default(),
+            token_sha256: None,
+            sshgate_compat: false,
+            wake: None,
+            login: LoginMethod::Key,
+            trusted_host_cas: Vec::new(),
+            user_certs: UserCerts::default(),
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use russh::keys::ssh_key::LineEnding;
     use russh::keys::ssh_key::private::Ed25519Keypair;
@@ -247,20 +271,9 @@ mod tests {
 
     fn route(identity: Option<PrivateKey>) -> Route {
         Route {
-            name: "a".into(),
-            address: "10.0.0.1:22".into(),
-            user: None,
             authorized_keys: vec![key(9).public_key().clone()],
             identity: identity.map(Arc::new),
-            host_key: None,
-            state: RouteState::Running,
-            forwarding: Forwarding::default(),
-            token_sha256: None,
-            sshgate_compat: false,
-            wake: None,
-            login: LoginMethod::Key,
-            trusted_host_cas: Vec::new(),
-            user_certs: UserCerts::default(),
+            ..Route::for_test("a", "10.0.0.1:22")
         }
     }
 

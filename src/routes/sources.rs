@@ -246,25 +246,9 @@ fn build(parts: &[Part]) -> RouteTable {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routes::{Forwarding, RouteState};
 
     fn route(name: &str, address: &str) -> Route {
-        Route {
-            name: name.into(),
-            address: address.into(),
-            user: None,
-            authorized_keys: Vec::new(),
-            identity: None,
-            host_key: None,
-            state: RouteState::Running,
-            forwarding: Forwarding::default(),
-            token_sha256: None,
-            sshgate_compat: false,
-            wake: None,
-            login: crate::routes::LoginMethod::Key,
-            trusted_host_cas: Vec::new(),
-            user_certs: Default::default(),
-        }
+        Route::for_test(name, address)
     }
 
     #[test]

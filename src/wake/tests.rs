@@ -5,37 +5,25 @@ use std::sync::Mutex as StdMutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use super::*;
-use crate::routes::{Forwarding, RouteTable, shared};
+use crate::routes::{RouteTable, shared};
 
 const NAME: &str = "box1.ns-abc";
 
 fn route(running: bool, wake: bool) -> Route {
+    let address = if running { "127.0.0.1:22" } else { "" };
     Route {
-        name: NAME.into(),
-        address: if running {
-            "127.0.0.1:22".into()
-        } else {
-            String::new()
-        },
         user: Some("devbox".into()),
-        authorized_keys: Vec::new(),
-        identity: None,
-        host_key: None,
         state: if running {
             RouteState::Running
         } else {
             RouteState::Stopped { message: None }
         },
-        forwarding: Forwarding::default(),
-        token_sha256: None,
         sshgate_compat: true,
         wake: wake.then(|| WakeTarget::Devbox {
             namespace: "ns-abc".into(),
             name: "box1".into(),
         }),
-        login: crate::routes::LoginMethod::Key,
-        trusted_host_cas: Vec::new(),
-        user_certs: Default::default(),
+        ..Route::for_test(NAME, address)
     }
 }
 

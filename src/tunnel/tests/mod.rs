@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use crate::access::Access;
 use crate::config::{Config, HttpTunnelConfig, TunnelAuth};
 use crate::ops::Conn;
-use crate::routes::{Forwarding, Route, RouteState, RouteTable, shared};
+use crate::routes::{Route, RouteState, RouteTable, shared};
 use crate::tunnel::Shared;
 use crate::upstream::BoxLeg;
 
@@ -27,22 +27,7 @@ const PIPE: usize = 64 * 1024;
 const WAIT: Duration = Duration::from_secs(10);
 
 pub(super) fn route(name: &str, address: &str) -> Route {
-    Route {
-        name: name.into(),
-        address: address.into(),
-        user: None,
-        authorized_keys: Vec::new(),
-        identity: None,
-        host_key: None,
-        state: RouteState::Running,
-        forwarding: Forwarding::default(),
-        token_sha256: None,
-        sshgate_compat: false,
-        wake: None,
-        login: crate::routes::LoginMethod::Key,
-        trusted_host_cas: Vec::new(),
-        user_certs: Default::default(),
-    }
+    Route::for_test(name, address)
 }
 
 pub(super) fn with_token(mut route: Route, token: &str) -> Route {
