@@ -3,7 +3,6 @@
 //! `conn::OpenChannel` that registers it on its connection and removes it
 //! when dropped.
 
-use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Longest client-supplied text (a forward's host, a subsystem name, a
@@ -78,31 +77,35 @@ pub struct ChannelEntry {
 }
 
 /// The open channels of one connection, keyed by the order they opened in.
+/// A vector in key order: a connection has a handful of channels (its caps
+/// bound them), and a map's first node would cost every connection ~1 KiB.
 #[derive(Debug, Default)]
 pub(super) struct ChannelTable {
     next: u64,
-    open: BTreeMap<u64, ChannelEntry>,
+    open: Vec<(u64, ChannelEntry)>,
 }
 
 impl ChannelTable {
     pub(super) fn entries(&self) -> impl Iterator<Item = &ChannelEntry> {
-        self.open.values()
+        self.open.iter().map(|(_, entry)| entry)
     }
 
     /// Lists `entry`; its key, to unlist it with.
     pub(super) fn insert(&mut self, entry: ChannelEntry) -> u64 {
         let key = self.next;
         self.next += 1;
-        self.open.insert(key, entry);
+        self.open.push((key, entry));
         key
     }
 
     pub(super) fn get_mut(&mut self, key: u64) -> Option<&mut ChannelEntry> {
-        self.open.get_mut(&key)
+        self.open
+            .iter_mut()
+            .find_map(|(k, entry)| (*k == key).then_some(entry))
     }
 
     pub(super) fn remove(&mut self, key: u64) {
-        self.open.remove(&key);
+        self.open.retain(|(k, _)| *k != key);
     }
 
     pub(super) fn len(&self) -> usize {

@@ -157,6 +157,9 @@ impl Channels {
         let closed = CancellationToken::new();
         lock(&self.streams).insert(id, closed.clone());
         let tracked = Tracked(self.streams.clone(), id);
+        // Boxed: moved into `select!` below, an unboxed task would be held
+        // twice in this future for the stream's life (rust-lang/rust#62958).
+        let task = Box::pin(task);
         let carried = async move {
             let _held = (open, tracked);
             let closed_a_while = async {
