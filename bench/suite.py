@@ -26,6 +26,9 @@ Sections (all by default; name some to run only those):
                one-process clients and box: memory per session, idle CPU
   profile      (not in the default set) perf profile of the gateway relaying
                SIZE_MB up and down (--profile-path, --profile-cipher)
+  versus       (not in the default set) throughput of every gateway path and
+               cipher through this build and through --baseline BIN, in one
+               world, transfers interleaved (--reps each): before/after
 
 Run through bench/run.sh, which builds the release binary. Results are printed
 as Markdown tables (stdout); progress goes to stderr. Compare figures within
@@ -225,7 +228,7 @@ class World:
         wait_banner(port, proc, f"sshd {name}")
         return port, proc
 
-    def start_gateway(self, name, extra="", server_extra="", routes=None):
+    def start_gateway(self, name, extra="", server_extra="", routes=None, binary=None):
         port = free_port()
         cfg = self.work / f"{name}.toml"
         cfg.write_text(
@@ -239,7 +242,7 @@ class World:
         # BENCH_GATEWAY_WRAP="heaptrack -o FILE": run the gateway under a
         # profiler (its RSS figures are then the profiler's, not ours).
         wrap = os.environ.get("BENCH_GATEWAY_WRAP", "").split()
-        proc = self.spawn([*wrap, str(self.binary), "serve", "--config", str(cfg)],
+        proc = self.spawn([*wrap, str(binary or self.binary), "serve", "--config", str(cfg)],
                           stdout=logf, stderr=subprocess.STDOUT)
         try:
             wait_banner(port, proc, f"gateway {name}")
@@ -270,6 +273,7 @@ class World:
             if name != "gw":
                 hosts[name] = f"HostName 127.0.0.1\n Port {port}"
                 hosts[f"{name}-jump"] = f"HostName bench-box\n ProxyJump {name}"
+                hosts[f"{name}-agent"] = hosts["gw-agent"].replace(f"Port {gw_port}", f"Port {port}")
         text = "".join(f"Host {h}\n {body}\n" for h, body in hosts.items())
         text += (
             f"Host *\n User {self.user}\n IdentityFile {w / 'client_key'}\n IdentitiesOnly yes\n"
@@ -326,7 +330,8 @@ def children_cpu():
 def cpu_now(world):
     r = resource.getrusage(resource.RUSAGE_SELF)
     return {
-        "gateway": cpu_seconds(world.gateways["gw"][1].pid),
+        # all gateways: only the one a transfer goes through is busy
+        "gateway": sum(cpu_seconds(proc.pid) for _, proc in world.gateways.values()),
         "jumphost": cpu_seconds(world.jumphost.pid, children=True),
         "box": cpu_seconds(world.box.pid, children=True),
         # ssh (reaped) plus this script feeding or draining it
@@ -432,6 +437,54 @@ def bench_throughput(world, args):
     print("Gateway CPU per GiB against the box sshd's on the direct path (same "
           "bytes, same client cipher; target ≤ 2.5):\n")
     table(["cipher, direction, path", "gateway s/GiB", "direct sshd s/GiB", "ratio"], rows)
+    return results
+
+
+# --- versus: this build against a baseline build, interleaved ------------------
+
+
+def bench_versus(world, args):
+    """Throughput of every gateway path and cipher through this build and
+    through --baseline, both gateways in this one world, transfers
+    interleaved (ABBA) so that drift on a shared machine falls on both."""
+    base = {"gw-key": "base", "gw-agent": "base-agent", "gw-jump": "base-jump"}
+    nbytes = args.size_mb * MIB
+    gib = nbytes / (1024 * MIB)
+    got = {}
+    for short, cipher in CIPHERS.items():
+        cfg = world.ssh_config(cipher)
+        for path in GATEWAY_PATHS:
+            check_reaches_box(cfg, path)
+            check_reaches_box(cfg, base[path])
+        for direction in ["up", "down"]:
+            for path in GATEWAY_PATHS:
+                for rep in range(args.reps):
+                    order = [("this", path), ("baseline", base[path])]
+                    for build, host in order if rep % 2 == 0 else reversed(order):
+                        log(f"  versus {short} {direction} {path} {build} {rep + 1}/{args.reps}...")
+                        secs, cpu = transfer(world, cfg, host, direction, nbytes)
+                        got.setdefault((short, direction, path, build), []).append(
+                            (args.size_mb / secs, cpu["gateway"] / gib))
+    print(f"### Versus the baseline: {args.size_mb} MiB each way, "
+          f"{args.reps} interleaved transfers per build\n")
+    print("Both gateways run in this one world, on the same box; transfers alternate "
+          "between them (ABBA). MiB/s and gateway CPU s/GiB are medians; `ratio` is "
+          "this build's MiB/s over the baseline's.\n")
+    rows, results = [], {}
+    for short in CIPHERS:
+        for direction in ["up", "down"]:
+            for path in GATEWAY_PATHS:
+                med = {b: (statistics.median(r for r, _ in got[(short, direction, path, b)]),
+                           statistics.median(c for _, c in got[(short, direction, path, b)]))
+                       for b in ["baseline", "this"]}
+                (b_rate, b_cpu), (t_rate, t_cpu) = med["baseline"], med["this"]
+                results[(short, direction, path)] = {
+                    "baseline": b_rate, "this": t_rate, "baseline_cpu": b_cpu, "this_cpu": t_cpu,
+                    "runs": {b: got[(short, direction, path, b)] for b in ["baseline", "this"]}}
+                rows.append([f"{short} {direction} {path}", f"{b_rate:.1f}", f"{t_rate:.1f}",
+                             f"{t_rate / b_rate:.2f}", f"{b_cpu:.2f} → {t_cpu:.2f}"])
+    table(["cipher, direction, path", "baseline MiB/s", "this MiB/s", "ratio",
+           "gateway CPU s/GiB"], rows)
     return results
 
 
@@ -945,13 +998,18 @@ def main():
                    help="idle sessions, section many (default 10000)")
     p.add_argument("--idle-tool", help="examples/idle_sessions binary, section many "
                    "(bench/run.sh builds it)")
+    p.add_argument("--baseline", help="another switchboard binary, section versus")
+    p.add_argument("--reps", type=int, default=4,
+                   help="transfers per build and cell, section versus (default 4)")
     p.add_argument("--json", help="also write the raw results here")
     args = p.parse_args()
     all_sections = ["throughput", "setup", "echo", "stalled", "slowbox", "concurrency"]
     for section in args.sections:
-        if section not in all_sections + ["profile", "many", "scp"]:
+        if section not in all_sections + ["profile", "many", "scp", "versus"]:
             p.error(f"unknown section {section!r}; choose from {', '.join(all_sections)}, "
-                    "profile, many")
+                    "profile, many, scp, versus")
+    if "versus" in args.sections and not args.baseline:
+        p.error("section versus needs --baseline (a binary to compare with)")
     if "many" in args.sections and not args.idle_tool:
         p.error("section many needs --idle-tool (bench/run.sh passes it)")
     args.sections = args.sections or all_sections
@@ -965,6 +1023,8 @@ def main():
     results = {}
     try:
         world.start_gateway("gw")
+        if args.baseline:
+            world.start_gateway("base", binary=Path(args.baseline))
         print(f"## Switchboard benchmarks\n\n{os.cpu_count()} cores, "
               f"{subprocess.run(['ssh', '-V'], capture_output=True, text=True).stderr.strip()}, "
               f"{time.strftime('%Y-%m-%d %H:%M')}\n", flush=True)
@@ -973,7 +1033,7 @@ def main():
                 "throughput": bench_throughput, "setup": bench_setup,
                 "echo": bench_echo, "stalled": bench_stalled, "slowbox": bench_slowbox, "scp": bench_scp,
                 "concurrency": bench_concurrency, "many": bench_many,
-                "profile": bench_profile,
+                "profile": bench_profile, "versus": bench_versus,
             }[section](world, args)
     finally:
         world.close()

@@ -57,10 +57,10 @@ pub async fn splice_jump(channel: Channel<server::Msg>, tcp: TcpStream, conn: Ar
                     if to_box.write_all(&data).await.is_err() {
                         break;
                     }
-                    open = credit.consumed(len, inbox.received()).await;
+                    open = credit.consumed(len).await;
                 }
                 Item::Data(Some(_), data) => {
-                    open = credit.consumed(data.len(), inbox.received()).await;
+                    open = credit.consumed(data.len()).await;
                 }
                 Item::Other(ChannelMsg::Eof | ChannelMsg::Close) => break,
                 Item::Other(_) => {}

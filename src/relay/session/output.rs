@@ -107,7 +107,7 @@ pub(super) async fn box_to_client(
                     debug!("client channel gone");
                     break;
                 }
-                credit.consumed(len, inbox.received()).await;
+                credit.consumed(len).await;
                 continue;
             }
             Waited::Message(Some(Item::Other(msg))) => msg,

@@ -106,7 +106,7 @@ async fn drain(
                     return false;
                 }
                 // A client gone meanwhile: its close follows in the inbox.
-                credit.consumed(len, queue.received()).await;
+                credit.consumed(len).await;
                 continue;
             }
             Item::Other(input) => input,
