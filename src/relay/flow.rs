@@ -29,10 +29,12 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 use tokio_util::io::StreamReader;
 
-/// The receive window granted on every relayed channel, both legs: enough
-/// to keep a loopback or LAN path full at gigabit rates (BENCHMARKS.md,
-/// "Window size"), and the most the gateway holds per channel and direction.
-pub const WINDOW: u32 = 1024 * 1024;
+/// The receive window granted on every relayed channel, both legs:
+/// OpenSSH's own channel window, enough to keep a loopback or LAN path full
+/// (BENCHMARKS.md, "Throughput, third round": 1 MiB cost up to a fifth of
+/// the throughput of a session channel), and the most the gateway holds per
+/// channel and direction.
+pub const WINDOW: u32 = 2 * 1024 * 1024;
 
 /// Data packets smaller than this are merged into the chunk before them.
 const COALESCE: usize = 16 * 1024;
@@ -304,13 +306,18 @@ impl Owed {
 }
 
 /// Drains `from` into `inbox` until the channel ends: data at once, other
-/// messages as [`CONTROL_DEPTH`] allows. Run as its own task, so that
-/// russh's connection loop never waits on a slow consumer.
+/// messages as [`CONTROL_DEPTH`] allows, window notes not at all. Run as
+/// its own task, so that russh's connection loop never waits on a slow
+/// consumer.
 pub async fn intake(mut from: russh::ChannelReadHalf, inbox: Arc<Inbox<ChannelMsg>>) {
     while let Some(msg) = from.wait().await {
         match msg {
             ChannelMsg::Data { data } => inbox.data(None, data),
             ChannelMsg::ExtendedData { data, ext } => inbox.data(Some(ext), data),
+            // russh's note that the peer granted window (it has applied it
+            // already); the peer's own adjusts would otherwise take places
+            // meant for requests, and wake the consumer every few packets.
+            ChannelMsg::WindowAdjusted { .. } => {}
             msg => inbox.push(msg).await,
         }
     }

@@ -82,13 +82,13 @@ fn window_is_granted_back_in_quarter_window_steps() {
     let mut owed = Owed::default();
     let packet = 32 * 1024;
     let mut grants = Vec::new();
-    for _ in 0..64 {
+    for _ in 0..2 * WINDOW as usize / packet {
         if let Some(amount) = owed.add(packet) {
             grants.push(amount);
         }
     }
-    // 2 MiB written on in 32 KiB packets: eight grants of a quarter window,
-    // not one per packet.
+    // Two windows written on in 32 KiB packets: eight grants of a quarter
+    // window, not one per packet.
     assert_eq!(grants, vec![WINDOW / 4; 8]);
     assert_eq!(owed.add(0), None);
 }
