@@ -168,14 +168,14 @@ fn checks_refuse_each_bad_certificate() {
         ),
         (
             Spec {
-                valid: (now() - 10, now()),
+                valid: (now() - 3600, now() - 60),
                 ..Spec::default()
             },
             CertRefusal::Expired,
         ),
         (
             Spec {
-                valid: (now() + 1, now() + 10),
+                valid: (now() + 600, now() + 3600),
                 ..Spec::default()
             },
             CertRefusal::NotYetValid,
