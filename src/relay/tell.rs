@@ -9,7 +9,7 @@ use crate::notice::Notice;
 pub const EXIT_STATUS: u32 = 1;
 
 /// Writes `notice` to the client's stderr, then exit-status 1, EOF and close.
-pub async fn tell(to_client: ChannelWriteHalf<server::Msg>, notice: &Notice, pty: bool) {
+pub async fn tell(to_client: &ChannelWriteHalf<server::Msg>, notice: &Notice, pty: bool) {
     let text = notice.to_string();
     // With a PTY the client's terminal is raw: end lines with CR LF.
     let mut text = if pty {

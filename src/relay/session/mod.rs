@@ -6,7 +6,9 @@
 //!   window bounds it) drained by a pump task. The pump first waits for the
 //!   box channel — open at once in key mode, after the agent login in agent
 //!   mode — or, when there is no box, tells the client why. Only then is the
-//!   client granted window, and from then on for exactly what reached the box.
+//!   client granted window, and from then on for what was handed on towards
+//!   the box: written to it, or held in a read-ahead sized to the box's own
+//!   rate and bounded per channel and gateway-wide (`ahead`).
 //! - Requests the client wants answered carry a oneshot: the box's reply is
 //!   routed back to it (SSH answers channel requests in order), and the
 //!   handler replies inline (russh keeps a single "wants reply" flag per
@@ -22,8 +24,8 @@
 //!   Requests that overflow it fail the session with `Notice::InputOverflow`
 //!   instead; nothing is sent to the box. (Data cannot come: no window yet.)
 //!
-//! Files: [`input`] (what is queued), `pump` (client → box), `output`
-//! (box → client). What users are told comes from [`crate::notice`].
+//! Files: [`input`] (what is queued), `pump` (client → box), `ahead` (its
+//! read-ahead, sized to the box's rate), `output` (box → client). What users are told comes from [`crate::notice`].
 //!
 //! Tests (`tests`) drive this code through real russh channels: a user, the
 //! gateway's two legs and a box as in-process russh clients and servers over
@@ -32,6 +34,7 @@
 //! for the tests' sake, and the tests also pin down what russh makes of what
 //! we send (a reply only when one was wanted, the order on the wire).
 
+mod ahead;
 mod input;
 mod output;
 mod pump;
@@ -102,7 +105,7 @@ impl SessionRelay {
         let gate = Gate::new(by_box);
         let ended = Arc::new(AtomicBool::new(false));
         let ends = Ends {
-            to_client,
+            to_client: Arc::new(to_client),
             client_handle,
             route,
             conn,

@@ -13,6 +13,7 @@ use russh::{ChannelMsg, ChannelWriteHalf, client, server};
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
+use super::ahead::Ahead;
 use super::input::PendingReplies;
 use crate::notice::Notice;
 use crate::ops::Conn;
@@ -21,7 +22,7 @@ use crate::relay::tell;
 
 /// The client side of a session channel, and what names it to the user.
 pub(super) struct Ends {
-    pub to_client: ChannelWriteHalf<server::Msg>,
+    pub to_client: Arc<ChannelWriteHalf<server::Msg>>,
     pub client_handle: server::Handle,
     /// The route, for notices.
     pub route: String,
@@ -87,8 +88,19 @@ pub(super) async fn box_to_client(
     let mut ended_by_box = false;
     // A box gone already shows as the channel's end below.
     credit.open().await;
+    let mut ahead = Ahead::new(ends.to_client.clone());
     loop {
-        let msg = match wait(&inbox, eof_held, &closed).await {
+        let waited = wait(&inbox, eof_held, &closed).await;
+        // Whatever the box says besides data follows the data before it.
+        let follows = matches!(
+            waited,
+            Waited::Message(Some(Item::Other(_)) | None) | Waited::HoldOver
+        );
+        if follows && !ahead.flush().await {
+            debug!("client channel gone");
+            break;
+        }
+        let msg = match waited {
             Waited::Message(Some(Item::Data(code, data))) => {
                 if eof_held {
                     // Data after EOF: a broken box; pass the EOF on first.
@@ -99,11 +111,7 @@ pub(super) async fn box_to_client(
                 }
                 let len = data.len();
                 ends.conn.add_down(len);
-                let sent = match code {
-                    None => ends.to_client.data_bytes(data).await,
-                    Some(code) => ends.to_client.extended_data_bytes(code, data).await,
-                };
-                if sent.is_err() {
+                if !ahead.write(code, data).await {
                     debug!("client channel gone");
                     break;
                 }

@@ -1,6 +1,7 @@
 //! client → box: wait for the box channel, grant the client its window, then
-//! drain the client's inbox into the box, granting back what was written;
-//! without a box, answer requests and tell the notice.
+//! drain the client's inbox into the box (through the read-ahead of
+//! [`super::ahead`]), granting back what was handed on; without a box,
+//! answer requests and tell the notice.
 
 use russh::{ChannelWriteHalf, client, server};
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug};
 
+use super::ahead::Ahead;
 use super::input::{BoxChannel, Gate, Input, PendingReplies, Request};
 use super::output::{Ends, box_to_client};
 use crate::notice::Notice;
@@ -40,7 +42,7 @@ pub(super) async fn pump(
     let box_channel = match opening.await {
         Ok(channel) => channel,
         Err(notice) => {
-            if tell_when_started(queue, ends.to_client, &notice).await {
+            if tell_when_started(queue, &ends.to_client, &notice).await {
                 conn.set_exit_status(tell::EXIT_STATUS);
                 ends.ended.store(true, Ordering::Release);
             }
@@ -54,7 +56,7 @@ pub(super) async fn pump(
             pty |= matches!(input, Item::Other(Input::Request(Request::Pty { .. }, _)));
         }
         let notice = Notice::InputOverflow { route: ends.route };
-        tell(ends.to_client, &notice, pty).await;
+        tell(&ends.to_client, &notice, pty).await;
         conn.set_exit_status(tell::EXIT_STATUS);
         ends.ended.store(true, Ordering::Release);
         return;
@@ -87,21 +89,18 @@ pub(super) async fn pump(
 /// ends the channel, and its output finishes on its own).
 async fn drain(
     queue: &Queue,
-    to_box: &ChannelWriteHalf<client::Msg>,
+    to_box: &Arc<ChannelWriteHalf<client::Msg>>,
     credit: &mut Credit,
     replies: &PendingReplies,
     conn: &Conn,
 ) -> bool {
+    let mut ahead = Ahead::new(to_box.clone());
     while let Some(item) = queue.next().await {
         let input = match item {
             Item::Data(code, data) => {
                 let len = data.len();
                 conn.add_up(len);
-                let sent = match code {
-                    None => to_box.data_bytes(data).await,
-                    Some(code) => to_box.extended_data_bytes(code, data).await,
-                };
-                if sent.is_err() {
+                if !ahead.write(code, data).await {
                     debug!("box channel gone; dropping client input");
                     return false;
                 }
@@ -111,6 +110,11 @@ async fn drain(
             }
             Item::Other(input) => input,
         };
+        // Requests, EOF and close follow the data before them.
+        if !ahead.flush().await {
+            debug!("box channel gone; dropping client input");
+            return false;
+        }
         let result = match input {
             Input::Eof => to_box.eof().await,
             Input::Close => {
@@ -177,7 +181,7 @@ async fn send_request(
 /// client was granted no window, so no data comes.
 async fn tell_when_started(
     queue: Queue,
-    to_client: ChannelWriteHalf<server::Msg>,
+    to_client: &ChannelWriteHalf<server::Msg>,
     notice: &Notice,
 ) -> bool {
     let mut pty = false;

@@ -3,6 +3,7 @@
 //! the EOF hold, sessions without a box, the agent-mode gate and a box that
 //! vanishes. Time is paused: holds and timeouts elapse without sleeping.
 
+mod ahead;
 mod box_side;
 mod output;
 mod pump;

@@ -300,3 +300,46 @@ async fn the_clients_close_ends_the_output_side_at_once() {
     assert!(!answer);
     assert!(start.elapsed() < REPLY_TIMEOUT, "ended at the close");
 }
+
+#[tokio::test(start_paused = true)]
+async fn input_handed_on_ahead_of_the_box_keeps_its_order() {
+    let mut s = stage(&[Reply::Success]).await;
+    assert!(s.relay.request(Request::Exec(b"cat".to_vec())).await);
+    // Enough, fast enough, that the box's rate earns read-ahead: requests
+    // and EOF must still follow the data sent before them.
+    let piece = |i: usize| format!("{i:05}{}", "x".repeat(4090));
+    let mut sent = [String::new(), String::new()];
+    for (part, range) in [0..300, 300..600].into_iter().enumerate() {
+        for i in range {
+            s.relay.data(piece(i).as_bytes());
+            sent[part].push_str(&piece(i));
+        }
+        s.relay.notify(Request::Signal(Sig::INT)).await;
+    }
+    s.relay.eof().await;
+    s.relay.close().await;
+
+    let mut heard = vec![String::new()];
+    loop {
+        let line = s.at_box.heard().await;
+        if let Some(data) = line.strip_prefix("data ") {
+            heard.last_mut().expect("a part").push_str(data);
+        } else if line == "signal INT" {
+            heard.push(String::new());
+        } else if line == "close" {
+            break;
+        } else {
+            assert!(line == "exec cat" || line == "eof", "unexpected {line}");
+        }
+    }
+    assert_eq!(heard.len(), 3, "two signals");
+    assert!(
+        heard[0] == sent[0],
+        "the first part, whole, before the first signal"
+    );
+    assert!(
+        heard[1] == sent[1],
+        "the second part, whole, before the second signal"
+    );
+    assert!(heard[2].is_empty());
+}
