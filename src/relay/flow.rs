@@ -6,7 +6,9 @@
 //! `patches/README.md`): every channel starts with a receive window of zero,
 //! received data only debits it, and a peer that sends past it is
 //! disconnected by russh. So per channel the gateway holds at most
-//! [`WINDOW`] bytes, whatever the peer does, and a consumer that stops
+//! [`WINDOW`] bytes, whatever the peer does (session channels add a
+//! read-ahead that only a fast reader earns: `relay::session::ahead`), and
+//! a consumer that stops
 //! reading stops only its own channel: russh's connection loop never waits
 //! for it, because every channel is drained at once into an [`Inbox`]
 //! (coalescing small packets, so a flood of one-byte packets costs its bytes,

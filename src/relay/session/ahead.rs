@@ -16,10 +16,12 @@
 //! The same holds box → client (`output`), with the client as the reader:
 //! the box is granted window as its output is handed over.
 //!
-//! A box that stops reading stops the lending within two spans: a stuck or
-//! slow channel holds at most [`SPANS_AHEAD`] times what its box took in its
-//! last span, besides the window (a box that never read: its sshd's window,
-//! 2 MiB, times four), and a box reading 1 MiB/s gets about 200 KiB.
+//! Only a rate held over two whole spans earns read-ahead, and a reader
+//! that stops reading ends the lending within a span: a stuck or slow
+//! channel holds at most [`SPANS_AHEAD`] times what its reader took in a
+//! span, besides the window (a box that never read: nothing, though its
+//! sshd took a window's worth at once), and a box reading 1 MiB/s gets
+//! about 200 KiB.
 //! A sender cannot raise any of this: only the reader's reading does.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -52,12 +54,17 @@ const ITEM_COST: usize = 64;
 /// The gateway's read-ahead still unlent.
 static POOL: AtomicUsize = AtomicUsize::new(TOTAL);
 
-/// Bytes written to the box in the current span and in the one before.
+/// Bytes the reader took in the span under way and in the two before it.
+///
+/// Only a rate held over two whole spans counts: a reader that takes a
+/// burst and stops (a box's sshd filling its own 2 MiB window, a pipe
+/// buffer) earns nothing, and one span without reading ends the lending.
 #[derive(Debug)]
 pub(super) struct Rate {
     started: Instant,
     current: usize,
-    previous: usize,
+    last: usize,
+    older: usize,
 }
 
 impl Rate {
@@ -65,31 +72,34 @@ impl Rate {
         Self {
             started: now,
             current: 0,
-            previous: 0,
+            last: 0,
+            older: 0,
         }
     }
 
     fn roll(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.started);
-        if elapsed >= 2 * SPAN {
-            (self.previous, self.current, self.started) = (0, 0, now);
-        } else if elapsed >= SPAN {
-            (self.previous, self.current) = (self.current, 0);
+        if now.saturating_duration_since(self.started) >= 3 * SPAN {
+            (self.older, self.last, self.current, self.started) = (0, 0, 0, now);
+            return;
+        }
+        while now.saturating_duration_since(self.started) >= SPAN {
+            (self.older, self.last, self.current) = (self.last, self.current, 0);
             self.started += SPAN;
         }
     }
 
-    /// `n` bytes reached the box at `now`.
+    /// The reader took `n` bytes at `now`.
     pub(super) fn record(&mut self, now: Instant, n: usize) {
         self.roll(now);
         self.current += n;
     }
 
-    /// How much may be held ahead of the box at `now`: [`SPANS_AHEAD`]
-    /// times what it took in a recent span, at most [`PER_CHANNEL`].
+    /// How much may be held ahead of the reader at `now`: [`SPANS_AHEAD`]
+    /// times what it took in each of the last two whole spans, at most
+    /// [`PER_CHANNEL`].
     pub(super) fn allowance(&mut self, now: Instant) -> usize {
         self.roll(now);
-        (self.current.max(self.previous) * SPANS_AHEAD).min(PER_CHANNEL)
+        (self.last.min(self.older) * SPANS_AHEAD).min(PER_CHANNEL)
     }
 }
 

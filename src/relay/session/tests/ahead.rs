@@ -1,38 +1,49 @@
-//! The box's rate that sizes the read-ahead.
+//! The reader's rate that sizes the read-ahead.
 
 use std::time::{Duration, Instant};
 
 use super::super::ahead::{PER_CHANNEL, Rate, SPAN, SPANS_AHEAD};
 
 #[test]
-fn read_ahead_follows_what_the_box_took_lately() {
+fn read_ahead_follows_what_the_reader_kept_taking() {
     let start = Instant::now();
+    let span = |n: u32| start + SPAN * n + Duration::from_millis(1);
     let mut rate = Rate::new(start);
     assert_eq!(
         rate.allowance(start),
         0,
-        "nothing is lent before the box reads"
+        "nothing is lent before the reader reads"
     );
     rate.record(start, 1000);
-    assert_eq!(rate.allowance(start), 1000 * SPANS_AHEAD);
-    let next = start + SPAN + Duration::from_millis(1);
-    rate.record(next, 10);
+    rate.record(span(1), 2000);
     assert_eq!(
-        rate.allowance(next),
-        1000 * SPANS_AHEAD,
-        "the span before still counts"
-    );
-    let later = start + 2 * SPAN + Duration::from_millis(2);
-    assert_eq!(
-        rate.allowance(later),
-        10 * SPANS_AHEAD,
-        "the older span is gone"
-    );
-    assert_eq!(
-        rate.allowance(later + 2 * SPAN),
+        rate.allowance(span(1)),
         0,
-        "a box that stopped reading is lent nothing more"
+        "one whole span is not a rate yet"
     );
+    rate.record(span(2), 1500);
+    assert_eq!(
+        rate.allowance(span(2)),
+        1000 * SPANS_AHEAD,
+        "the slower of the last two whole spans"
+    );
+    assert_eq!(rate.allowance(span(3)), 1500 * SPANS_AHEAD);
+    assert_eq!(
+        rate.allowance(span(4)),
+        0,
+        "a span without reading ends the lending"
+    );
+}
+
+#[test]
+fn a_burst_earns_nothing() {
+    let start = Instant::now();
+    let mut rate = Rate::new(start);
+    rate.record(start, 2 * 1024 * 1024);
+    for n in 1..5 {
+        let now = start + SPAN * n + Duration::from_millis(1);
+        assert_eq!(rate.allowance(now), 0, "span {n}");
+    }
 }
 
 #[test]
@@ -40,5 +51,6 @@ fn read_ahead_is_capped_per_channel() {
     let start = Instant::now();
     let mut rate = Rate::new(start);
     rate.record(start, PER_CHANNEL);
-    assert_eq!(rate.allowance(start), PER_CHANNEL);
+    rate.record(start + SPAN, PER_CHANNEL);
+    assert_eq!(rate.allowance(start + 2 * SPAN), PER_CHANNEL);
 }
