@@ -42,9 +42,9 @@ pub const TOTAL: usize = 128 * 1024 * 1024;
 /// The box's rate is measured over spans of this length.
 pub(super) const SPAN: Duration = Duration::from_millis(50);
 
-/// Read-ahead covers this many spans of the box's rate: a 200 ms pause of
-/// the box leg (one span: 0.94× the stock build's agent-mode upload, four:
-/// 0.97×, BENCHMARKS.md "Throughput, fourth round").
+/// Read-ahead covers this many spans of the reader's rate, a 200 ms pause
+/// of its leg (one span measured 0.91–0.95× the stock build's agent-mode
+/// upload, four 0.96–0.98×: BENCHMARKS.md, "Throughput, fourth round").
 pub(super) const SPANS_AHEAD: usize = 4;
 
 /// What each handed-over piece costs beyond its bytes, so that a flood of
