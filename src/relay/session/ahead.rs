@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use russh::{ChannelId, ChannelMsg, ChannelWriteHalf};
 use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 /// Read-ahead one channel may hold at most.
@@ -144,12 +145,17 @@ pub(super) struct Ahead<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static
     shared: Arc<Shared>,
     /// Started at the first lending.
     writer: Option<mpsc::UnboundedSender<Job>>,
+    /// Cancelled when the channel's reader is gone: whatever waits for its
+    /// window stops then (russh does not wake window waiters on close), so
+    /// what was lent always comes back.
+    gone: CancellationToken,
 }
 
 impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Ahead<S> {
-    pub(super) fn new(to: Arc<ChannelWriteHalf<S>>) -> Self {
+    pub(super) fn new(to: Arc<ChannelWriteHalf<S>>, gone: CancellationToken) -> Self {
         Self {
             to,
+            gone,
             shared: Arc::new(Shared {
                 rate: Mutex::new(Rate::new(Instant::now())),
                 held: AtomicUsize::new(0),
@@ -170,7 +176,7 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Ahead<S> {
             return false;
         }
         let n = data.len();
-        if send(&self.to, code, data).await.is_err() {
+        if !send_unless(&self.gone, &self.to, code, data).await {
             return false;
         }
         self.shared.record(n);
@@ -189,7 +195,13 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Ahead<S> {
             return true;
         }
         let (done, written) = oneshot::channel();
-        writer.send(Job::Flush(done)).is_ok() && written.await.is_ok()
+        if writer.send(Job::Flush(done)).is_err() {
+            return false;
+        }
+        tokio::select! {
+            written = written => written.is_ok(),
+            () = self.gone.cancelled() => false,
+        }
     }
 
     fn lend(&self, cost: usize) -> Option<Lent> {
@@ -219,25 +231,31 @@ impl<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static> Ahead<S> {
     fn writer(&mut self) -> &mpsc::UnboundedSender<Job> {
         self.writer.get_or_insert_with(|| {
             let (jobs, queue) = mpsc::unbounded_channel();
-            tokio::spawn(write_ahead(self.to.clone(), self.shared.clone(), queue));
+            tokio::spawn(write_ahead(
+                self.to.clone(),
+                self.shared.clone(),
+                queue,
+                self.gone.clone(),
+            ));
             jobs
         })
     }
 }
 
 /// Writes what was handed on, in order, until the sender is done or the
-/// channel is gone (then what is left is dropped, its read-ahead given
-/// back, and the next hand-over fails).
+/// channel or its reader is gone (then what is left is dropped, its
+/// read-ahead given back, and the next hand-over fails).
 async fn write_ahead<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
     to: Arc<ChannelWriteHalf<S>>,
     shared: Arc<Shared>,
     mut queue: mpsc::UnboundedReceiver<Job>,
+    gone: CancellationToken,
 ) {
     while let Some(job) = queue.recv().await {
         match job {
             Job::Data(code, data, lent) => {
                 let n = data.len();
-                if send(&to, code, data).await.is_err() {
+                if !send_unless(&gone, &to, code, data).await {
                     debug!("channel gone; dropping what was read ahead");
                     return;
                 }
@@ -248,6 +266,19 @@ async fn write_ahead<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
                 let _ = done.send(());
             }
         }
+    }
+}
+
+/// Sends unless the reader is gone first; false if it did not.
+async fn send_unless<S: From<(ChannelId, ChannelMsg)> + Send + Sync + 'static>(
+    gone: &CancellationToken,
+    to: &ChannelWriteHalf<S>,
+    code: Option<u32>,
+    data: Bytes,
+) -> bool {
+    tokio::select! {
+        sent = send(to, code, data) => sent.is_ok(),
+        () = gone.cancelled() => false,
     }
 }
 

@@ -78,6 +78,7 @@ pub(super) async fn box_to_client(
     ends: Ends,
     replies: PendingReplies,
     closed: CancellationToken,
+    box_gone: CancellationToken,
 ) {
     let inbox = Arc::new(Inbox::default());
     tokio::spawn(flow::intake(from_box, inbox.clone()));
@@ -88,7 +89,12 @@ pub(super) async fn box_to_client(
     let mut ended_by_box = false;
     // A box gone already shows as the channel's end below.
     credit.open().await;
-    let mut ahead = Ahead::new(ends.to_client.clone());
+    // The client's reading ends with `closed`, or with this task (which
+    // flushes first on every way out but the client's own close).
+    let reader_gone = closed.child_token();
+    let _reader_done = reader_gone.clone().drop_guard();
+    let mut ahead = Ahead::new(ends.to_client.clone(), reader_gone);
+    let _box_done = box_gone.drop_guard();
     loop {
         let waited = wait(&inbox, eof_held, &closed).await;
         // Whatever the box says besides data follows the data before it.

@@ -71,15 +71,19 @@ pub(super) async fn pump(
     // Cancelled when the client is done with the channel (its close, or
     // its connection gone); not when the box is, so its last words arrive.
     let closed = CancellationToken::new();
+    // Cancelled when the box side is over (the output task ends): the
+    // box's reading is then done, and what waits for its window stops.
+    let box_gone = CancellationToken::new();
     let output = box_to_client(
         from_box,
         to_box.clone(),
         ends,
         replies.clone(),
         closed.clone(),
+        box_gone.clone(),
     );
     tokio::spawn(output.instrument(span));
-    if credit.open().await && drain(&queue, &to_box, &mut credit, &replies, &conn).await {
+    if credit.open().await && drain(&queue, &to_box, box_gone, &mut credit, &replies, &conn).await {
         closed.cancel();
     }
 }
@@ -90,11 +94,12 @@ pub(super) async fn pump(
 async fn drain(
     queue: &Queue,
     to_box: &Arc<ChannelWriteHalf<client::Msg>>,
+    box_gone: CancellationToken,
     credit: &mut Credit,
     replies: &PendingReplies,
     conn: &Conn,
 ) -> bool {
-    let mut ahead = Ahead::new(to_box.clone());
+    let mut ahead = Ahead::new(to_box.clone(), box_gone);
     while let Some(item) = queue.next().await {
         let input = match item {
             Item::Data(code, data) => {
